@@ -1,0 +1,45 @@
+"""The composition root: config, store, templates, workflow, inbox, outbox
+and clock jobs built once and handed to the daemon and the CLI."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from .config import Config, read_secret
+from .imap import Inbox
+from .outbox import Outbox
+from .store import Store
+from .templates import Templates
+from .workflow import Workflow
+
+
+class App:
+    def __init__(self, cfg: Config, *, dry_run: bool = False, env=os.environ):
+        self.cfg = cfg
+        self.env = env
+        self.dry_run = dry_run or cfg.mailbox.read_only
+        self.store = Store(cfg.database_path)
+        self.templates = Templates(cfg.resolve(cfg.policy.templates) if cfg.policy.templates else None,
+                                   cfg.policy.language, cfg.tz)
+        self.workflow = Workflow(cfg, self.store, self.templates)
+        self.outbox = Outbox(cfg, self.store, password=self.smtp_password(),
+                             dry_run_dir=cfg.resolve(cfg.storage.dry_run_dir) if self.dry_run else None)
+        self.clock_jobs: list[Callable[[datetime], None]] = []
+
+    def imap_password(self) -> str | None:
+        return read_secret("mailbox", self.cfg.mailbox, self.env)
+
+    def smtp_password(self) -> str | None:
+        return read_secret("smtp", self.cfg.smtp, self.env)
+
+    def make_inbox(self) -> Inbox:
+        mailbox = self.cfg.mailbox
+        if self.dry_run and not mailbox.read_only:
+            from dataclasses import replace
+            mailbox = replace(mailbox, read_only=True)
+        return Inbox(mailbox, self.imap_password())
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,192 @@
+"""The support inbox over IMAP (imapclient): connect, wait (IDLE or poll),
+fetch in batches, and move handled mail out of the way.
+
+Reading uses BODY.PEEK[] so nothing is marked \\Seen; in read-only mode
+nothing is moved or flagged at all. Errors come out as three exception
+types the daemon knows how to handle.
+"""
+from __future__ import annotations
+
+import imaplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+BATCH = 100
+
+
+class MailboxError(Exception):
+    """The inbox cannot be used right now."""
+
+
+class LoginRefused(MailboxError):
+    pass
+
+
+class ConnectionLost(MailboxError):
+    pass
+
+
+class FolderMissing(MailboxError):
+    pass
+
+
+@dataclass(frozen=True)
+class Fetched:
+    uid: int
+    raw: bytes
+    arrived_at: datetime
+    size: int
+    truncated: bool = False
+
+
+NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, imaplib.IMAP4.abort, imaplib.IMAP4.error,
+                  IMAPClientError, EOFError)
+
+
+class Inbox:
+    def __init__(self, cfg, password: str | None, token_source: Callable[[], str] | None = None):
+        self.cfg = cfg  # MailboxConfig
+        self.password = password
+        self.token_source = token_source
+        self.client: imapclient.IMAPClient | None = None
+        self.can_idle = False
+        self.can_move = False
+        self.uidvalidity: int | None = None
+
+    # --- connection ------------------------------------------------------------
+    def connect(self) -> None:
+        c = self.cfg
+        try:
+            client = imapclient.IMAPClient(c.host, port=c.port, ssl=c.security == "ssl",
+                                           ssl_context=ssl.create_default_context(),
+                                           timeout=c.timeout_seconds)
+            if c.security == "starttls":
+                client.starttls(ssl.create_default_context())
+            client.normalise_times = False
+            if self.token_source is not None:
+                client.oauth2_login(c.username, self.token_source())
+            else:
+                client.login(c.username, self.password or "")
+        except LoginError as e:
+            raise LoginRefused(f"IMAP login refused for {c.username}: {_text(e)}") from None
+        except NETWORK_ERRORS as e:
+            raise ConnectionLost(f"cannot reach IMAP server {c.host}:{c.port}: {type(e).__name__}: {e}") from None
+        self.client = client
+        caps = {cap.upper() for cap in client.capabilities()}
+        self.can_idle = b"IDLE" in caps
+        self.can_move = b"MOVE" in caps
+        try:
+            if not c.read_only:
+                for folder in (c.processed_folder, c.quarantine_folder):
+                    if not client.folder_exists(folder):
+                        client.create_folder(folder)
+            info = client.select_folder(c.folder, readonly=c.read_only)
+        except NETWORK_ERRORS as e:
+            self.close()
+            raise FolderMissing(f"IMAP folder problem ({c.folder}): {_text(e)}") from None
+        self.uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.logout()
+            except Exception:  # the connection may already be gone; nothing to save
+                pass
+            self.client = None
+
+    def _call(self, fn, *args, **kwargs):
+        if self.client is None:
+            raise ConnectionLost("not connected")
+        try:
+            return fn(*args, **kwargs)
+        except NETWORK_ERRORS as e:
+            self.close()
+            raise ConnectionLost(f"IMAP connection lost: {type(e).__name__}: {e}") from None
+
+    # --- reading -----------------------------------------------------------------
+    def pending(self, after_uid: int = 0) -> list[int]:
+        """UIDs waiting in the folder (all of them: handled mail is moved away;
+        in read-only mode, those above the last one seen)."""
+        criteria = ["UID", f"{after_uid + 1}:*"] if after_uid else ["ALL"]
+        uids = self._call(self.client.search, criteria)
+        return sorted(u for u in uids if u > after_uid)
+
+    def fetch(self, uids: list[int], max_bytes: int) -> Iterator[Fetched]:
+        for start in range(0, len(uids), BATCH):
+            chunk = uids[start:start + BATCH]
+            sizes = self._call(self.client.fetch, chunk, ["RFC822.SIZE", "INTERNALDATE"])
+            small = [u for u in chunk if u in sizes and sizes[u].get(b"RFC822.SIZE", 0) <= max_bytes]
+            big = [u for u in chunk if u in sizes and u not in small]
+            bodies = self._call(self.client.fetch, small, ["BODY.PEEK[]"]) if small else {}
+            for uid in chunk:
+                if uid not in sizes:
+                    continue  # expunged meanwhile
+                meta = sizes[uid]
+                size = meta.get(b"RFC822.SIZE", 0)
+                arrived = meta.get(b"INTERNALDATE") or datetime.now(timezone.utc)
+                if arrived.tzinfo is None:
+                    arrived = arrived.astimezone()
+                if uid in bodies:
+                    raw = bodies[uid].get(b"BODY[]") or b""
+                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size)
+                elif uid in big:
+                    # too big to parse in memory: keep the original in the mailbox,
+                    # work from its first max_bytes
+                    part = self._call(self.client.fetch, [uid], [f"BODY.PEEK[]<0.{max_bytes}>"])
+                    raw = next(iter(part.get(uid, {}).values()), b"") if part.get(uid) else b""
+                    if not isinstance(raw, bytes):
+                        raw = b""
+                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size, truncated=True)
+
+    # --- moving ------------------------------------------------------------------
+    def move(self, uids: list[int], folder: str) -> None:
+        if not uids or self.cfg.read_only:
+            return
+        for start in range(0, len(uids), BATCH):
+            chunk = uids[start:start + BATCH]
+            if self.can_move:
+                self._call(self.client.move, chunk, folder)
+            else:
+                self._call(self.client.copy, chunk, folder)
+                self._call(self.client.delete_messages, chunk)
+                self._call(self.client.uid_expunge, chunk)
+
+    # --- waiting -----------------------------------------------------------------
+    def wait(self, timeout: float, stopping: Callable[[], bool]) -> bool:
+        """Block up to `timeout` s until new mail may be there; True if the server said so.
+
+        IDLE is re-issued at least every `idle_renew_seconds` (Gmail drops it
+        after ~10 min). Without IDLE this polls: sleep, then look again."""
+        if not (self.cfg.idle and self.can_idle):
+            deadline = time.monotonic() + min(timeout, self.cfg.poll_seconds)
+            while not stopping() and time.monotonic() < deadline:
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            return True
+        deadline = time.monotonic() + min(timeout, self.cfg.idle_renew_seconds)
+        self._call(self.client.idle)
+        news = False
+        try:
+            while not stopping() and time.monotonic() < deadline:
+                responses = self._call(self.client.idle_check, timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    news = True
+                    break
+        finally:
+            if self.client is not None:
+                self._call(self.client.idle_done)
+        return news
+
+    def noop(self) -> None:
+        self._call(self.client.noop)
+
+
+def _text(e: Exception) -> str:
+    text = str(e)
+    return text.decode(errors="replace") if isinstance(text, bytes) else text

@@ -1,0 +1,189 @@
+"""The persistent outbox: mail is written with the state change that caused
+it, then sent here over one reused SMTP connection.
+
+Each attempt ends as sent, a temporary failure (4xx, connection trouble:
+retried with back-off, never dropped) or a permanent failure (5xx:
+recorded on the complaint for staff to see). A row is marked sent right
+after the server accepts it; the only window for a duplicate is a crash
+between those two steps, and then the copy carries the same Message-ID.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import aiosmtplib
+
+from . import faults
+from .logs import event as log_event
+from .store import Store, iso
+
+MAX_BACKOFF = timedelta(hours=1)
+BATCH = 500
+
+
+@dataclass
+class FlushResult:
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    held: int = 0
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+class Outbox:
+    def __init__(self, cfg, store: Store, password: str | None = None, dry_run_dir: Path | None = None,
+                 token_source=None):
+        self.cfg = cfg
+        self.store = store
+        self.password = password
+        self.dry_run_dir = dry_run_dir
+        self.token_source = token_source  # OAuth2: callable returning a fresh access token
+
+    # --- what may go now -----------------------------------------------------
+    def sent_last_24h(self, now: datetime) -> int:
+        return self.store.scalar("SELECT count(*) FROM outbox WHERE sent_at >= ?", iso(now - timedelta(hours=24)))
+
+    def due(self, now: datetime) -> tuple[list, int]:
+        """Rows to send now, and how many were held back by the daily limit.
+
+        Near the limit, routine mail (status updates, digests) waits so that
+        acknowledgements and staff answers still go out (`[smtp] reserve`)."""
+        rows = self.store.all("SELECT id, message_id, complaint_id, kind, routine, mail_from, rcpt, raw, attempts "
+                              "FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? "
+                              "ORDER BY routine, id LIMIT ?", iso(now), BATCH)
+        limit = self.cfg.smtp_daily_limit
+        if not limit:
+            return rows, 0
+        room = limit - self.sent_last_24h(now)
+        allowed = []
+        for row in rows:
+            if room <= 0 or (row["routine"] and room <= self.cfg.smtp.reserve):
+                continue
+            allowed.append(row)
+            room -= 1
+        held = len(rows) - len(allowed)
+        if held:
+            log_event("sending_limit", level=30, held=held, limit=limit)
+        return allowed, held
+
+    def depth(self) -> int:
+        return self.store.scalar("SELECT count(*) FROM outbox WHERE status = 'queued'")
+
+    # --- sending ---------------------------------------------------------------
+    def flush(self, now: datetime) -> FlushResult:
+        rows, held = self.due(now)
+        result = FlushResult(held=held)
+        if not rows:
+            return result
+        if self.dry_run_dir is not None:
+            self._write_dry_run(rows, now, result)
+            return result
+        asyncio.run(self._send_all(rows, now, result))
+        return result
+
+    def _write_dry_run(self, rows, now: datetime, result: FlushResult) -> None:
+        self.dry_run_dir.mkdir(parents=True, exist_ok=True)
+        for row in rows:
+            name = f"{row['id']:06d}-{row['kind']}.eml"
+            (self.dry_run_dir / name).write_bytes(row["raw"])
+            self._mark(row, now, "dry-run", None)
+            result.sent += 1
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.cfg.smtp
+        return aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout_seconds,
+                               use_tls=s.security == "ssl", start_tls=(s.security == "starttls"),
+                               tls_context=ssl.create_default_context())
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        s = self.cfg.smtp
+        if self.token_source is not None:
+            await client.auth_xoauth2(s.username, self.token_source())
+        elif s.username:
+            await client.login(s.username, self.password or "")
+
+    async def _send_all(self, rows, now: datetime, result: FlushResult) -> None:
+        client = self._client()
+        try:
+            await client.connect()
+            await self._login(client)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+            code = getattr(e, "code", None)
+            for row in rows:
+                self._retry(row, now, f"connect: {type(e).__name__}: {e}", result, permanent=False)
+            log_event("smtp_unreachable", level=40, error=f"{type(e).__name__}", code=code)
+            return
+        try:
+            for row in rows:
+                faults.step("before_send")
+                try:
+                    await client.sendmail(row["mail_from"], json.loads(row["rcpt"]), row["raw"])
+                except aiosmtplib.SMTPRecipientsRefused as e:
+                    codes = [r.code for r in e.recipients]
+                    self._retry(row, now, f"recipients refused: {codes}", result,
+                                permanent=all(c >= 500 for c in codes))
+                except aiosmtplib.SMTPResponseException as e:
+                    self._retry(row, now, f"{e.code} {e.message}", result, permanent=e.code >= 500)
+                    if e.code == 421:
+                        break
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+                    self._retry(row, now, f"{type(e).__name__}: {e}", result, permanent=False)
+                    break
+                else:
+                    faults.step("after_send_before_mark")
+                    self._mark(row, now, "sent", None)
+                    result.sent += 1
+                    log_event("mail_sent", self._ref(row), kind=row["kind"], message_id=row["message_id"])
+        finally:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                client.close()
+        # rows we never reached after a broken connection stay queued for the next flush
+
+    def _ref(self, row) -> str | None:
+        if row["complaint_id"] is None:
+            return None
+        return self.store.scalar("SELECT ref FROM complaints WHERE id = ?", row["complaint_id"])
+
+    def _mark(self, row, now: datetime, status: str, error: str | None) -> None:
+        with self.store.transaction():
+            self.store.update("outbox", row["id"], {"status": status, "sent_at": iso(now),
+                                                    "attempts": row["attempts"] + 1, "last_error": error})
+
+    def _retry(self, row, now: datetime, error: str, result: FlushResult, permanent: bool) -> None:
+        attempts = row["attempts"] + 1
+        with self.store.transaction():
+            if permanent:
+                self.store.update("outbox", row["id"], {"status": "failed", "attempts": attempts,
+                                                        "last_error": error[:500]})
+                if row["complaint_id"] is not None:
+                    self.store.add_event(row["complaint_id"], now, "smtp", "send_failed",
+                                         mail=row["kind"], error=error[:300])
+            else:
+                self.store.update("outbox", row["id"], {"attempts": attempts, "last_error": error[:500],
+                                                        "next_attempt_at": iso(now + backoff(attempts))})
+        if permanent:
+            result.failed += 1
+            log_event("send_failed", self._ref(row), level=40, kind=row["kind"], error=error[:200])
+        else:
+            result.retry += 1
+            log_event("send_retry", self._ref(row), level=30, kind=row["kind"], attempts=attempts,
+                      error=error[:200])
+
+    def retry(self, now: datetime, row_id: int | None = None) -> int:
+        """Put failed (or waiting) mail back in line now: `maildesk outbox --retry`."""
+        with self.store.transaction():
+            where, params = ("id = ?", [row_id]) if row_id else ("status IN ('failed', 'queued')", [])
+            cur = self.store.conn.execute(
+                f"UPDATE outbox SET status = 'queued', next_attempt_at = ? WHERE {where} AND status != 'sent'",
+                [iso(now), *params])
+            return cur.rowcount

@@ -1,0 +1,268 @@
+"""The SQLite store: schema, numbered migrations and named queries.
+
+Times are stored as ISO-8601 UTC strings of one fixed shape
+(`2026-11-24T08:12:03+00:00`) so that string order is time order and the
+indexes on due times work. The policy lives elsewhere: this module only
+knows how to read and write rows.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+
+MIGRATIONS: list[str] = [
+    # 1: the walking skeleton
+    """
+    CREATE TABLE complaints (
+        id INTEGER PRIMARY KEY,
+        ref TEXT NOT NULL UNIQUE,
+        customer_addr TEXT NOT NULL,
+        customer_name TEXT NOT NULL DEFAULT '',
+        subject TEXT NOT NULL DEFAULT '',
+        lang TEXT NOT NULL DEFAULT 'fr',
+        order_number TEXT,
+        seller_id TEXT,
+        level INTEGER NOT NULL DEFAULT 1,
+        status TEXT NOT NULL DEFAULT 'open',
+        owner TEXT,
+        first_contact TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        acked_at TEXT,
+        first_staff_answer_at TEXT,
+        resolved_at TEXT,
+        closed_at TEXT,
+        last_customer_update_at TEXT,
+        findings_reminded_at TEXT,
+        target_warned_at TEXT,
+        target_missed_at TEXT,
+        satisfaction_asked_at TEXT,
+        satisfaction_reminded_at TEXT,
+        rating INTEGER,
+        rating_text TEXT,
+        rated_at TEXT,
+        next_due TEXT
+    );
+    CREATE INDEX complaints_next_due ON complaints(next_due) WHERE next_due IS NOT NULL;
+    CREATE INDEX complaints_customer ON complaints(customer_addr);
+    CREATE INDEX complaints_status_level ON complaints(status, level);
+
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        complaint_id INTEGER REFERENCES complaints(id),
+        message_id TEXT NOT NULL UNIQUE,
+        direction TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        from_addr TEXT,
+        to_addrs TEXT,
+        subject TEXT,
+        body TEXT,
+        reply_text TEXT,
+        raw BLOB
+    );
+    CREATE INDEX messages_complaint ON messages(complaint_id, at);
+
+    CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        message_row INTEGER NOT NULL REFERENCES messages(id),
+        filename TEXT NOT NULL,
+        content_type TEXT,
+        size INTEGER NOT NULL,
+        content BLOB
+    );
+    CREATE INDEX attachments_message ON attachments(message_row);
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        complaint_id INTEGER REFERENCES complaints(id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_complaint ON events(complaint_id, at);
+    CREATE INDEX events_kind ON events(kind, at);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE,
+        complaint_id INTEGER REFERENCES complaints(id),
+        kind TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        routine INTEGER NOT NULL DEFAULT 0,
+        mail_from TEXT NOT NULL,
+        rcpt TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
+    CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;
+
+    CREATE TABLE processed (
+        message_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        ref TEXT
+    );
+
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        message_id TEXT,
+        sha256 TEXT NOT NULL UNIQUE,
+        sender TEXT,
+        subject TEXT,
+        size INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'held'
+    );
+
+    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT);
+    """,
+]
+
+
+def iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime reached the store")
+    return dt.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class Store:
+    """One SQLite database; `transaction()` is the only way to write."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._depth = 0
+        self.migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; nested calls become savepoints so one
+        bad message can roll back alone inside a batch. IMMEDIATE (not
+        sqlite-utils' plain BEGIN) so a CLI write beside the daemon waits
+        for the lock instead of failing on upgrade."""
+        if self._depth == 0:
+            self.conn.execute("BEGIN IMMEDIATE")
+            name = None
+        else:
+            name = f"sp{self._depth}"
+            self.conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if name:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            else:
+                self.conn.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if name:
+            self.conn.execute(f"RELEASE {name}")
+        else:
+            self.conn.execute("COMMIT")
+
+    # --- generic helpers -------------------------------------------------
+    def one(self, sql: str, *params) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def all(self, sql: str, *params) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, *params):
+        row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def insert(self, table: str, values: dict) -> int:
+        # sqlite-utils nests inside our open transaction as a savepoint
+        return self.db[table].insert(values).last_pk
+
+    def update(self, table: str, row_id: int, values: dict) -> None:
+        if values:
+            self.db[table].update(row_id, values)
+
+    # --- state ---------------------------------------------------------------
+    def get_state(self, key: str) -> str | None:
+        return self.scalar("SELECT value FROM state WHERE key = ?", key)
+
+    def set_state(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO state(key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # --- complaints ----------------------------------------------------------
+    def complaint(self, ref: str) -> sqlite3.Row | None:
+        return self.one("SELECT * FROM complaints WHERE ref = ?", ref.upper())
+
+    def complaint_by_id(self, complaint_id: int) -> sqlite3.Row | None:
+        return self.one("SELECT * FROM complaints WHERE id = ?", complaint_id)
+
+    def complaints_for_message_ids(self, message_ids) -> list[sqlite3.Row]:
+        ids = list(dict.fromkeys(message_ids))[-50:]
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        return self.all(f"SELECT DISTINCT c.* FROM messages m JOIN complaints c ON c.id = m.complaint_id "
+                        f"WHERE m.message_id IN ({marks})", *ids)
+
+    def due_complaints(self, now: datetime, limit: int = 1000) -> list[sqlite3.Row]:
+        return self.all("SELECT * FROM complaints WHERE next_due IS NOT NULL AND next_due <= ? "
+                        "ORDER BY next_due LIMIT ?", iso(now), limit)
+
+    def seen(self, message_id: str) -> bool:
+        return self.one("SELECT 1 FROM processed WHERE message_id = ?", message_id) is not None
+
+    def add_event(self, complaint_id: int | None, at: datetime, actor: str, kind: str, **detail) -> None:
+        self.insert("events", {"complaint_id": complaint_id, "at": iso(at), "actor": actor,
+                               "kind": kind, "detail": json.dumps(detail, ensure_ascii=False, default=str)})
+
+    def timeline(self, complaint_id: int) -> list[sqlite3.Row]:
+        return self.all("SELECT * FROM events WHERE complaint_id = ? ORDER BY at, id", complaint_id)
+
+    def messages(self, complaint_id: int) -> list[sqlite3.Row]:
+        return self.all("SELECT id, message_id, direction, kind, at, from_addr, to_addrs, subject, body, reply_text "
+                        "FROM messages WHERE complaint_id = ? ORDER BY at, id", complaint_id)
+
+    def recent_auto_replies(self, address: str, since: datetime) -> int:
+        return self.scalar("SELECT count(*) FROM outbox WHERE rcpt = ? AND audience = 'customer' "
+                           "AND kind = 'ack' AND created_at >= ?", json.dumps([address]), iso(since))

@@ -1,0 +1,62 @@
+"""Jinja2 over `templates/<lang>/<name>.txt`.
+
+A template reads like the mail it makes: a `Subject:` line, a blank line,
+then the body. French is imolocale's language; a template missing in the
+customer's language falls back to the configured one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None = None
+
+
+def _date(value, tz=None, fmt="%d/%m/%Y %H:%M"):
+    if value is None:
+        return ""
+    return (value.astimezone(tz) if tz else value).strftime(fmt)
+
+
+class Templates:
+    def __init__(self, directory: Path | None = None, default_lang: str = "fr", tz=None):
+        self.directory = Path(directory or DEFAULT_DIR)
+        self.default_lang = default_lang
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.directory)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        )
+        self.env.filters["date"] = lambda v, fmt="%d/%m/%Y %H:%M": _date(v, tz, fmt)
+
+    def _get(self, name: str, lang: str, ext: str) -> jinja2.Template | None:
+        for candidate in dict.fromkeys((lang, self.default_lang, "fr", "en")):
+            try:
+                return self.env.get_template(f"{candidate}/{name}.{ext}")
+            except jinja2.TemplateNotFound:
+                continue
+        return None
+
+    def render(self, name: str, lang: str, **context) -> Rendered:
+        text_t = self._get(name, lang, "txt")
+        if text_t is None:
+            raise jinja2.TemplateNotFound(f"{lang}/{name}.txt")
+        rendered = text_t.render(lang=lang, **context)
+        head, _, body = rendered.partition("\n")
+        if not head.startswith("Subject:"):
+            raise ValueError(f"template {lang}/{name}.txt must start with a 'Subject:' line")
+        html_t = self._get(name, lang, "html")
+        html = html_t.render(lang=lang, **context) if html_t else None
+        return Rendered(head[len("Subject:"):].strip(), body.lstrip("\n"), html)

@@ -1,0 +1,39 @@
+"""Which complaint a mail belongs to.
+
+A reference tag or a reply header only counts when the sender is a party
+to that complaint: its customer (or staff, or its linked seller). A stranger
+quoting someone else's reference opens a complaint of their own and sees
+nothing of the other one (the zammad#5064 lesson).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from .classify import CUSTOMER, SELLER, STAFF
+
+
+def belongs(complaint: Mapping, sender: str, role: str, seller_address: str | None = None) -> bool:
+    if role == STAFF:
+        return True
+    if role == SELLER:
+        return bool(seller_address) and sender == seller_address
+    return sender == complaint["customer_addr"]
+
+
+def choose(sender: str, role: str, tagged: Sequence[Mapping], by_headers: Sequence[Mapping],
+           seller_addresses: Mapping[int, str] | None = None):
+    """The complaint (a row) this mail joins, or None; tags win over headers.
+
+    `seller_addresses` maps a complaint id to its linked seller's address.
+    """
+    sellers = seller_addresses or {}
+    for candidates in (tagged, by_headers):
+        for complaint in candidates:
+            if belongs(complaint, sender, role, sellers.get(complaint["id"])):
+                return complaint
+    return None
+
+
+def foreign_reference(sender: str, role: str, tagged: Sequence[Mapping]) -> bool:
+    """True when a customer carries another customer's reference (logged, never shown)."""
+    return role == CUSTOMER and any(c["customer_addr"] != sender for c in tagged)

@@ -1,0 +1,329 @@
+"""Carrying out decisions: one inbound mail or one clock tick becomes
+stored state, an audit trail and queued mail, in one transaction.
+
+The caller (daemon, CLI) opens the transaction; everything written here for
+one event commits or rolls back together, so a crash leaves either nothing
+or the whole event, never an acknowledgement without its complaint.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from . import classify, policy, refs, staff, threads
+from .config import Config
+from .logs import event as log_event
+from .mail import InboundMail, ParseError, parse
+from .outgoing import compose, new_message_id
+from .store import Store, from_iso, iso
+from .templates import Templates
+
+AUTO_SUBMITTED = {"ack": "auto-replied", "relay": None}  # everything else: auto-generated
+HISTORY = 5  # messages shown in staff notifications
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: str  # processed | duplicate | quarantine
+    ref: str | None = None
+    reason: str = ""
+    message_id: str | None = None
+
+
+def complaint_from_row(row) -> policy.Complaint:
+    values = {}
+    for f in fields(policy.Complaint):
+        value = row[f.name]
+        if f.name.endswith("_at") or f.name == "first_contact":
+            value = from_iso(value)
+        values[f.name] = value
+    return policy.Complaint(**values)
+
+
+class Workflow:
+    def __init__(self, cfg: Config, store: Store, templates: Templates):
+        self.cfg = cfg
+        self.store = store
+        self.templates = templates
+
+    # --- inbound -------------------------------------------------------------
+    def receive(self, raw: bytes, arrived_at: datetime, now: datetime) -> Outcome:
+        """Parse, classify, thread and apply one message. Call inside a transaction."""
+        try:
+            mail = parse(raw)
+        except ParseError as e:
+            return Outcome("quarantine", reason=e.reason)
+        if self.store.seen(mail.message_id):
+            return Outcome("duplicate", message_id=mail.message_id)
+        sender = classify.classify(mail, self.cfg, self.seller_addresses())
+        tagged = [c for r in refs.find_references(self.cfg.policy.reference_prefix, mail.subject)
+                  if (c := self.store.complaint(r))]
+        by_headers = self.store.complaints_for_message_ids([*mail.in_reply_to, *mail.references])
+        if sender.role == classify.ROBOT:
+            ref = self._robot(mail, raw, sender.reason, tagged, by_headers, arrived_at, now)
+        elif sender.role == classify.STAFF:
+            ref = self._staff(mail, raw, tagged, by_headers, arrived_at, now)
+        else:
+            ref = self._customer(mail, raw, sender.role, tagged, by_headers, arrived_at, now)
+        self.store.insert("processed", {"message_id": mail.message_id, "at": iso(now),
+                                        "outcome": sender.role, "ref": ref})
+        return Outcome("processed", ref=ref, message_id=mail.message_id)
+
+    def seller_addresses(self) -> frozenset[str]:
+        return frozenset()
+
+    def _customer(self, mail: InboundMail, raw: bytes, role: str, tagged, by_headers, arrived_at, now) -> str:
+        complaint = threads.choose(mail.from_addr, role, tagged, by_headers)
+        if threads.foreign_reference(mail.from_addr, role, tagged) and complaint is None:
+            log_event("foreign_reference", sender=mail.from_addr,
+                      claimed=",".join(c["ref"] for c in tagged))
+        if complaint is None:
+            return self._open(mail, raw, arrived_at, now)
+        self._store_message(complaint["id"], mail, raw, "customer", arrived_at)
+        state = complaint_from_row(complaint)
+        self._apply(complaint, policy.customer_message(state, now, self.cfg, mail.reply_text), now,
+                    actor=mail.from_addr)
+        log_event("customer_reply", complaint["ref"], sender=mail.from_addr)
+        return complaint["ref"]
+
+    def _open(self, mail: InboundMail, raw: bytes, arrived_at: datetime, now: datetime) -> str:
+        prefix = self.cfg.policy.reference_prefix.upper()
+        while True:
+            ref = refs.new_reference(prefix)
+            if self.store.complaint(ref) is None:
+                break
+        row_id = self.store.insert("complaints", {
+            "ref": ref, "customer_addr": mail.from_addr, "customer_name": mail.from_name,
+            "subject": mail.subject, "lang": mail.language, "order_number": mail.order_number,
+            "level": 1, "status": "open", "first_contact": iso(arrived_at), "opened_at": iso(now),
+        })
+        complaint = self.store.complaint_by_id(row_id)
+        self._store_message(row_id, mail, raw, "customer", arrived_at)
+        recent = self.store.recent_auto_replies(mail.from_addr, now - timedelta(hours=1))
+        send_ack = recent < self.cfg.policy.max_auto_replies_per_hour
+        decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=send_ack)
+        self._apply(complaint, decision, now, actor=mail.from_addr)
+        log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
+                  order=mail.order_number)
+        if not send_ack:
+            log_event("ack_suppressed", ref, level=30, customer=mail.from_addr, reason="flood")
+        return ref
+
+    def _robot(self, mail: InboundMail, raw: bytes, reason: str, tagged, by_headers, arrived_at, now) -> str | None:
+        candidates = [*self.store.complaints_for_message_ids(mail.bounce_of), *by_headers, *tagged]
+        if not candidates:
+            log_event("ignored_automatic", sender=mail.from_addr, reason=reason)
+            return None
+        complaint = candidates[0]
+        kind = "bounce" if mail.bounce_of or "delivery" in reason else "auto"
+        self._store_message(complaint["id"], mail, raw, kind, arrived_at)
+        self.store.add_event(complaint["id"], now, mail.from_addr, kind, reason=reason,
+                             subject=mail.subject[:120])
+        log_event("automatic_recorded", complaint["ref"], sender=mail.from_addr, reason=reason)
+        return complaint["ref"]
+
+    def _staff(self, mail: InboundMail, raw: bytes, tagged, by_headers, arrived_at, now) -> str | None:
+        """Staff answer from their own mail client: relay, note or command (issue 4)."""
+        complaint = threads.choose(mail.from_addr, classify.STAFF, tagged, by_headers)
+        if self.cfg.security.require_authenticated_staff:
+            trusted, why = staff.verify_sender(mail.auth_results, mail.from_addr, self.cfg.security.authserv_id)
+        else:
+            trusted, why = True, "authentication not required"
+        if not trusted:
+            return self._suspicious(mail, raw, complaint, why, arrived_at, now)
+        parsed = staff.parse_commands(mail.reply_text)
+        if complaint is None:
+            claimed = refs.tag_pattern(self.cfg.policy.reference_prefix).search(mail.subject)
+            if claimed or mail.in_reply_to:
+                self._command_error(None, mail, [f"no complaint {claimed.group(0) if claimed else 'matches this thread'}"], now)
+            log_event("staff_mail_unthreaded", sender=mail.from_addr)
+            return None
+        if parsed.errors:
+            self._store_message(complaint["id"], mail, raw, "staff_rejected", arrived_at)
+            self._command_error(complaint, mail, list(parsed.errors), now)
+            log_event("staff_command_rejected", complaint["ref"], staff=mail.from_addr, errors=len(parsed.errors))
+            return complaint["ref"]
+        names = [c.name for c in parsed.commands]
+        kind = "note" if "note" in names else "staff"
+        self._store_message(complaint["id"], mail, raw, kind, arrived_at)
+        self._obey(complaint, parsed, mail.from_addr, now)
+        log_event("staff_message", complaint["ref"], staff=mail.from_addr, commands=",".join(names) or None)
+        return complaint["ref"]
+
+    def _obey(self, complaint, parsed, actor: str, now: datetime) -> None:
+        names = [c.name for c in parsed.commands]
+        text = parsed.text
+        if "note" in names:
+            self.store.add_event(complaint["id"], now, actor, "note", text=text[:500])
+            return
+        for command in parsed.commands:
+            complaint = self.store.complaint_by_id(complaint["id"])
+            state = complaint_from_row(complaint)
+            if command.name == "resolve":
+                self._apply(complaint, policy.resolve(state, now, self.cfg, text, actor), now, actor)
+                text = ""
+            elif command.name == "ask":
+                self._apply(complaint, policy.staff_answer(state, now, self.cfg, text, actor, ask=True),
+                            now, actor, staff_name=self._staff_name(actor))
+                text = ""
+            elif command.name == "escalate":
+                self._apply(complaint, policy.move_to_level(state, now, self.cfg, min(state.level + 1, 3),
+                                                            actor, "staff"), now, actor)
+            elif command.name == "level":
+                self._apply(complaint, policy.move_to_level(state, now, self.cfg, int(command.arg), actor,
+                                                            "staff"), now, actor)
+            elif command.name == "assign":
+                self.store.update("complaints", complaint["id"], {"owner": command.arg.lower()})
+                self.store.add_event(complaint["id"], now, actor, "assigned", owner=command.arg.lower())
+            elif command.name == "reopen":
+                self._apply(complaint, policy.reopen(state, now, actor), now, actor)
+            else:
+                self.seller_command(complaint, command, actor, now)
+        if text:
+            complaint = self.store.complaint_by_id(complaint["id"])
+            decision = policy.staff_answer(complaint_from_row(complaint), now, self.cfg, text, actor)
+            self._apply(complaint, decision, now, actor, staff_name=self._staff_name(actor))
+
+    def seller_command(self, complaint, command, actor: str, now: datetime) -> None:
+        """Seller commands are carried out by the sellers module when it is installed."""
+        self.store.add_event(complaint["id"], now, actor, "command_ignored", command=command.name)
+
+    def _staff_name(self, address: str) -> str | None:
+        return self.cfg.staff_names.get(address) if self.cfg.security.expose_staff_address else None
+
+    def _command_error(self, complaint, mail: InboundMail, errors: list[str], now: datetime) -> None:
+        self.queue(complaint, policy.Mail("staff_command_error", (mail.from_addr,), "command_error", "staff",
+                                          context={"errors": errors, "commands": staff.help_text(),
+                                                   "original_subject": mail.subject[:150],
+                                                   "ref": complaint["ref"] if complaint else None}),
+                   now, in_reply_to=mail.message_id)
+
+    def _suspicious(self, mail: InboundMail, raw: bytes, complaint, why: str, arrived_at, now) -> str | None:
+        """A staff address that failed authentication: kept, obeyed in nothing, admins told."""
+        ref = complaint["ref"] if complaint else None
+        if complaint is not None:
+            self._store_message(complaint["id"], mail, raw, "suspicious", arrived_at)
+            self.store.add_event(complaint["id"], now, mail.from_addr, "suspicious", why=why)
+        else:
+            self.store.add_event(None, now, mail.from_addr, "suspicious", why=why, subject=mail.subject[:120])
+        self.queue(None, policy.Mail("admin_suspicious", tuple(self.cfg.teams.admins), "alert", "admin",
+                                     context={"claimed": mail.from_addr, "why": why, "ref": ref,
+                                              "original_subject": mail.subject[:150]}), now)
+        log_event("suspicious_staff_mail", ref, level=30, claimed=mail.from_addr, why=why)
+        return ref
+
+    def _store_message(self, complaint_id: int | None, mail: InboundMail, raw: bytes, kind: str,
+                       at: datetime) -> int:
+        row_id = self.store.insert("messages", {
+            "complaint_id": complaint_id, "message_id": mail.message_id, "direction": "in",
+            "kind": kind, "at": iso(at), "from_addr": mail.from_addr, "to_addrs": ", ".join(mail.to),
+            "subject": mail.subject, "body": mail.text, "reply_text": mail.reply_text, "raw": raw,
+        })
+        limit = int(self.cfg.storage.attachment_max_mb * 1024 * 1024)
+        for att in mail.attachments:
+            self.store.insert("attachments", {
+                "message_row": row_id, "filename": att.filename, "content_type": att.content_type,
+                "size": att.size, "content": att.payload if att.size <= limit else None})
+        return row_id
+
+    # --- the clock and commands ----------------------------------------------
+    def sweep(self, now: datetime, limit: int = 1000) -> int:
+        """Act on every complaint whose next due moment has come. Call inside a transaction."""
+        rows = self.store.due_complaints(now, limit)
+        for row in rows:
+            self._apply(row, policy.sweep(complaint_from_row(row), now, self.cfg), now, actor="maildesk")
+        return len(rows)
+
+    def resolve(self, ref: str, note: str, actor: str, now: datetime) -> policy.Decision:
+        row = self.store.complaint(ref)
+        if row is None:
+            raise KeyError(ref)
+        decision = policy.resolve(complaint_from_row(row), now, self.cfg, note, actor)
+        self._apply(row, decision, now, actor=actor)
+        return decision
+
+    # --- applying a decision -------------------------------------------------
+    def _apply(self, row, decision: policy.Decision, now: datetime, actor: str,
+               staff_name: str | None = None) -> None:
+        complaint_id = row["id"]
+        changes = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in decision.changes.items()}
+        state = policy.apply(complaint_from_row(row), decision.changes)
+        due = policy.next_due(state, self.cfg)
+        changes["next_due"] = iso(due) if due else None
+        self.store.update("complaints", complaint_id, changes)
+        for ev in decision.events:
+            self.store.add_event(complaint_id, now, actor, ev.kind, **ev.detail)
+            if ev.kind in ("escalated", "resolved", "closed", "reopened", "rated", "target_missed"):
+                log_event(ev.kind, row["ref"], **{k: v for k, v in ev.detail.items() if k != "due"})
+        if decision.mails:
+            fresh = self.store.complaint_by_id(complaint_id)
+            for mail in decision.mails:
+                self.queue(fresh, mail, now, staff_name=staff_name)
+
+    def queue(self, complaint, mail: policy.Mail, now: datetime, *, staff_name: str | None = None,
+              in_reply_to: str | None = None) -> str:
+        """Render a mail, and write it to the outbox and the complaint's messages."""
+        ref = complaint["ref"] if complaint else None
+        lang = complaint["lang"] if complaint and mail.audience == "customer" else self.cfg.policy.language
+        context = self._context(complaint, now)
+        context.update(mail.context)
+        context.setdefault("staff_name", staff_name)
+        rendered = self.templates.render(mail.template, lang, **context)
+        message_id = new_message_id(self.cfg.support_domain, ref)
+        parent, chain = self._threading(complaint, mail.audience) if complaint else (None, [])
+        raw = compose(
+            from_addr=self.cfg.smtp.from_address, from_name=self.cfg.smtp.from_name,
+            to=list(mail.to), subject=rendered.subject, text=rendered.text, html=rendered.html,
+            message_id=message_id, date=now, in_reply_to=in_reply_to or parent, references=chain,
+            auto_submitted=AUTO_SUBMITTED.get(mail.kind, "auto-generated"),
+            reply_to=self.cfg.smtp.from_address, reference=ref)
+        self.store.insert("outbox", {
+            "message_id": message_id, "complaint_id": complaint["id"] if complaint else None,
+            "kind": mail.kind, "audience": mail.audience, "routine": int(mail.routine),
+            "mail_from": self.cfg.smtp.from_address, "rcpt": json.dumps(list(mail.to)),
+            "subject": rendered.subject, "raw": raw, "status": "queued", "attempts": 0,
+            "next_attempt_at": iso(now), "created_at": iso(now)})
+        if complaint:
+            self.store.insert("messages", {
+                "complaint_id": complaint["id"], "message_id": message_id, "direction": "out",
+                "kind": f"{mail.audience}:{mail.kind}", "at": iso(now), "from_addr": self.cfg.support_address,
+                "to_addrs": ", ".join(mail.to), "subject": rendered.subject, "body": rendered.text})
+        log_event("mail_queued", ref, kind=mail.kind, audience=mail.audience, template=mail.template)
+        return message_id
+
+    def _threading(self, complaint, audience: str) -> tuple[str | None, list[str]]:
+        """In-Reply-To and References that keep a mail in its reader's conversation."""
+        if audience == "customer":
+            rows = self.store.all(
+                "SELECT message_id, direction FROM messages WHERE complaint_id = ? AND "
+                "(kind = 'customer' OR kind LIKE 'customer:%') ORDER BY at, id", complaint["id"])
+        else:
+            rows = self.store.all(
+                "SELECT message_id, direction FROM messages WHERE complaint_id = ? AND "
+                "kind LIKE ? ORDER BY at, id", complaint["id"], f"{audience}:%")
+        ids = [r["message_id"] for r in rows]
+        inbound = [r["message_id"] for r in rows if r["direction"] == "in"]
+        parent = inbound[-1] if inbound else (ids[-1] if ids else None)
+        chain = ids[:1] + ids[1:][-9:]
+        return parent, chain
+
+    def _context(self, complaint, now: datetime) -> dict:
+        ctx = {"now": now, "cfg": self.cfg, "support_address": self.cfg.smtp.from_address,
+               "brand": self.cfg.smtp.from_name}
+        if complaint is None:
+            return ctx
+        c = dict(complaint)
+        for key, value in list(c.items()):
+            if key.endswith("_at") or key in ("first_contact", "next_due"):
+                c[key] = from_iso(value)
+        history = self.store.all(
+            "SELECT direction, kind, at, from_addr, subject, reply_text, body FROM messages "
+            "WHERE complaint_id = ? AND (direction = 'in' OR kind LIKE 'customer:%') "
+            "ORDER BY at DESC, id DESC LIMIT ?", complaint["id"], HISTORY)
+        ctx.update(complaint=c, ref=complaint["ref"], tag=refs.tag(complaint["ref"]),
+                   subject=complaint["subject"] or "", level=complaint["level"],
+                   deadlines=policy.deadlines(c["first_contact"], self.cfg),
+                   history=[{**dict(h), "at": from_iso(h["at"])} for h in history],
+                   latest=dict(history[0]) if history else None)
+        return ctx

@@ -1,0 +1,90 @@
+"""Shared helpers for the tests: configs, raw mails, running the real CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from email.message import EmailMessage
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from pathlib import Path
+
+from maildesk.config import parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SUPPORT = "support@imolocale.test"
+TEAMS = {
+    "customer_service": ["cs@imolocale.test"],
+    "resolution": ["resolution@imolocale.test"],
+    "customer_experience": ["cx@imolocale.test"],
+    "admins": ["admin@imolocale.test"],
+}
+
+
+def config_dict(imap_port: int = 1, smtp_port: int = 1, **sections) -> dict:
+    data = {
+        "mailbox": {"host": "127.0.0.1", "port": imap_port, "security": "none", "username": SUPPORT,
+                    "password": "secret", "idle": True, "poll_seconds": 1},
+        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "from_address": SUPPORT,
+                 "from_name": "imolocale"},
+        "storage": {"database": "maildesk.db"},
+        "teams": dict(TEAMS),
+        "policy": {"reference_prefix": "IMO", "timezone": "Europe/Paris"},
+        "security": {"require_authenticated_staff": False},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+        data[name] = {k: v for k, v in data[name].items() if v is not None}  # None: leave the key out
+    return data
+
+
+def make_config(base_dir: Path = Path("/nonexistent"), **sections):
+    return parse_config(config_dict(**sections), base_dir)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(path: Path, data: dict) -> Path:
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def mail(sender: str = "camille@example.fr", subject: str = "Colis jamais reçu",
+         body: str = "Bonjour, ma commande n'est jamais arrivée. Pouvez-vous m'aider ?",
+         name: str = "Camille Martin", to: str = SUPPORT, message_id: str | None = None,
+         in_reply_to: str | None = None, references: str | None = None, headers: dict | None = None,
+         date: datetime | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{sender}>" if name else sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date or datetime.now(timezone.utc))
+    msg["Message-ID"] = message_id or f"<{os.urandom(8).hex()}@{sender.rpartition('@')[2]}>"
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    if references:
+        msg["References"] = references
+    for k, v in (headers or {}).items():
+        msg[k] = v
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def maildesk(config: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real CLI, as an admin runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "maildesk", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT))

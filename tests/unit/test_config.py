@@ -1,0 +1,93 @@
+"""A bad config stops startup with one sentence naming the key."""
+import pytest
+
+from maildesk.config import ConfigError, parse_config, read_secret
+from tests.support import config_dict, make_config, write_config, maildesk
+
+
+def error_for(**changes) -> str:
+    data = config_dict()
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition("__")
+        if value is None:
+            data[section].pop(key, None)
+        else:
+            data.setdefault(section, {})[key] = value
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, base_dir=__import__("pathlib").Path("/tmp"))
+    return str(e.value)
+
+
+def test_defaults_are_the_policy_values():
+    p = make_config().policy
+    assert (p.escalate_to_resolution_hours, p.findings_due_hours, p.escalate_to_experience_hours,
+            p.resolution_target_days, p.update_every_hours, p.satisfaction_wait_days) == (24, 48, 48, 5, 24, 3)
+    assert make_config().mailbox.folder == "INBOX"
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"mailbox__host": None}, "mailbox.host is required but missing"),
+    ({"mailbox__hots": "x"}, "mailbox.hots is not a known setting"),
+    ({"mailbox__port": "993"}, "mailbox.port must be a whole number"),
+    ({"mailbox__idle": "yes"}, "mailbox.idle must be true or false"),
+    ({"mailbox__security": "tls"}, 'mailbox.security must be "ssl", "starttls" or "none"'),
+    ({"teams__resolution": "x@y"}, "teams.resolution must be a list of strings"),
+    ({"teams__admins": ["not-an-address"]}, "teams.admins holds 'not-an-address'"),
+    ({"policy__timezone": "Mars/Olympus"}, "policy.timezone 'Mars/Olympus' is not a known time zone"),
+    ({"policy__language": "de"}, 'policy.language must be "fr" or "en"'),
+    ({"smtp__from_address": "nobody"}, "smtp.from_address must be an e-mail address"),
+    ({"mailbox__password_env": "X"}, "mailbox: set only one of password, password_env, password_file"),
+])
+def test_each_mistake_is_named(changes, expected):
+    data = config_dict()
+    if "mailbox__password_env" in changes:
+        cfg = make_config(mailbox={"password_env": "X"})
+        with pytest.raises(ConfigError, match=expected):
+            read_secret("mailbox", cfg.mailbox, {})
+        return
+    assert expected in error_for(**changes)
+
+
+def test_unknown_section_is_named():
+    data = config_dict()
+    data["mailboxx"] = {}
+    with pytest.raises(ConfigError, match=r"\[mailboxx\] is not a known section"):
+        parse_config(data, base_dir=__import__("pathlib").Path("/tmp"))
+
+
+def test_secret_from_env_and_file(tmp_path):
+    cfg = make_config(mailbox={"password": None, "password_env": "IMAP_PW"})
+    assert read_secret("mailbox", cfg.mailbox, {"IMAP_PW": "s3cret"}) == "s3cret"
+    with pytest.raises(ConfigError, match="IMAP_PW, which is not set"):
+        read_secret("mailbox", cfg.mailbox, {})
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    cfg = make_config(mailbox={"password": None, "password_file": str(secret)})
+    assert read_secret("mailbox", cfg.mailbox, {}) == "from-file"
+
+
+def test_relative_database_path_is_relative_to_the_config_file(tmp_path):
+    cfg = make_config(base_dir=tmp_path, storage={"database": "var/x.db"})
+    assert cfg.database_path == tmp_path / "var" / "x.db"
+
+
+def test_cli_stops_with_exit_2_and_one_line(tmp_path):
+    data = config_dict()
+    data["mailbox"]["port"] = "nine"
+    path = write_config(tmp_path / "maildesk.toml", data)
+    result = maildesk(path, "once")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "maildesk: config error: mailbox.port must be a whole number, got str 'nine'"]
+
+
+def test_cli_missing_config_file(tmp_path):
+    result = maildesk(tmp_path / "nope.toml", "once")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_the_shipped_config_is_valid(tmp_path):
+    from maildesk.config import load
+    from tests.support import ROOT
+    cfg = load(ROOT / "maildesk.toml")
+    assert cfg.mailbox.host == "imap.gmail.com" and cfg.smtp.port == 587

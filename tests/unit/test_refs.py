@@ -1,0 +1,36 @@
+import itertools
+
+from maildesk import refs
+
+
+def test_new_references_are_valid_and_not_sequential():
+    made = [refs.new_reference("IMO") for _ in range(2000)]
+    assert len(set(made)) == len(made)
+    assert all(refs.normalize(r.split("-")[1]) == r.split("-")[1] for r in made)
+    assert all(len(r) == len("IMO-4K7M2Q") for r in made)
+
+
+def test_every_single_substitution_and_adjacent_swap_is_caught():
+    ref = refs.new_reference("IMO").split("-")[1]
+    for i, c in itertools.product(range(6), refs.ALPHABET):
+        typo = ref[:i] + c + ref[i + 1:]
+        if typo != ref:
+            assert refs.normalize(typo) is None, typo
+    for i in range(5):
+        swapped = ref[:i] + ref[i + 1] + ref[i] + ref[i + 2:]
+        if swapped != ref:
+            assert refs.normalize(swapped) is None, swapped
+
+
+def test_find_references_in_subjects():
+    ref = refs.new_reference("IMO")
+    assert refs.find_references("IMO", f"Re: RE: [{ref}] Colis") == [ref]
+    assert refs.find_references("IMO", f"Re: [{ref.lower()}] Colis") == [ref]
+    assert refs.find_references("IMO", f"Re: [ {ref.replace('-', ' - ')} ] x") == [ref]
+    assert refs.find_references("IMO", "Re: [IMO-AAAAAA] x") == [] or refs.normalize("AAAAAA")
+    assert refs.find_references("IMO", "no tag here") == []
+
+
+def test_tagged_subject_keeps_one_tag_and_drops_reply_prefixes():
+    ref = refs.new_reference("IMO")
+    assert refs.tagged_subject(ref, f"Re: Tr: [{ref}] Colis") == f"[{ref}] Colis"
