@@ -252,7 +252,7 @@ class Store:
     def seen(self, message_id: str) -> bool:
         return self.one("SELECT 1 FROM processed WHERE message_id = ?", message_id) is not None
 
-    def add_event(self, complaint_id: int | None, at: datetime, actor: str, kind: str, **detail) -> None:
+    def add_event(self, complaint_id: int | None, at: datetime, actor: str, kind: str, /, **detail) -> None:
         self.insert("events", {"complaint_id": complaint_id, "at": iso(at), "actor": actor,
                                "kind": kind, "detail": json.dumps(detail, ensure_ascii=False, default=str)})
 

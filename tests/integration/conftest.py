@@ -65,7 +65,7 @@ class Desk:
 
 def body(msg) -> str:
     part = msg.get_body(preferencelist=("plain",))
-    return part.get_content() if part else ""
+    return part.get_content().replace("\r\n", "\n") if part else ""
 
 
 @pytest.fixture
