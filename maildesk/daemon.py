@@ -126,6 +126,24 @@ class Daemon:
                 self.store.set_state("last_poll", iso(utcnow()))
         return handled
 
+    def process_sent_folder(self) -> int:
+        """Shared-mailbox mode: what staff sent from the support account itself."""
+        folder = self.inbox.sent_folder_name()
+        if not folder:
+            return 0
+        key = f"last_uid:sent:{folder}"
+        seen = self.store.get_state(key)
+        validity, top, fetched = self.inbox.read_folder(
+            folder, int(seen.split(":")[1]) if seen else None, int(self.cfg.mailbox.max_message_mb * 1024 * 1024))
+        if seen and int(seen.split(":")[0]) != validity:  # folder rebuilt: start again from now
+            validity, top, fetched = validity, top, []
+        now = utcnow()
+        with self.store.transaction():
+            for item in fetched:
+                self.app.workflow.record_sent(item.raw, item.arrived_at, now)
+            self.store.set_state(key, f"{validity}:{top}")
+        return len(fetched)
+
     def _receive(self, fetched):
         now = utcnow()
         try:
@@ -175,7 +193,7 @@ class Daemon:
             job(now)
 
     def flush(self) -> None:
-        self.app.outbox.flush(utcnow())
+        self.app.outbox.flush(utcnow(), stopping=self.stop_event.is_set)
 
     # --- entry points --------------------------------------------------------------
     def once(self) -> int:
@@ -187,6 +205,7 @@ class Daemon:
             try:
                 self.inbox.connect()
                 self.process_inbox()
+                self.process_sent_folder()
             finally:
                 self.inbox.close()
             self.tick()
@@ -216,6 +235,7 @@ class Daemon:
                                   idle=self.inbox.can_idle and self.cfg.mailbox.idle)
                         delay = 1.0
                     self.process_inbox()
+                    self.process_sent_folder()
                     scheduler.run_pending()
                     self.flush()
                     if self.stop_event.is_set():

@@ -183,6 +183,33 @@ class Inbox:
                 self._call(self.client.idle_done)
         return news
 
+    def sent_folder_name(self) -> str | None:
+        """`[mailbox] sent_folder`: a name, or "auto" to find it by its \\Sent flag
+        (Gmail names it differently in every language)."""
+        name = self.cfg.sent_folder
+        if name and name.lower() in ("auto", "\\sent"):
+            from imapclient.imapclient import SENT
+            return self._call(self.client.find_special_folder, SENT)
+        return name
+
+    def read_folder(self, folder: str, after_uid: int | None, max_bytes: int) -> tuple[int, int, list[Fetched]]:
+        """New messages of another folder (e.g. Sent), read-only, then back to ours.
+
+        Returns (uidvalidity, highest uid seen, messages). With `after_uid`
+        None (first look) nothing old is returned: history is not replayed."""
+        info = self._call(self.client.select_folder, folder, readonly=True)
+        try:
+            validity = int(info.get(b"UIDVALIDITY", 0))
+            uids = self._call(self.client.search, ["ALL"])
+            top = max(uids, default=0)
+            if after_uid is None:
+                return validity, top, []
+            new = sorted(u for u in uids if u > after_uid)[:BATCH]
+            fetched = list(self.fetch(new, max_bytes))
+            return validity, max(new, default=after_uid), fetched
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
     def noop(self) -> None:
         self._call(self.client.noop)
 

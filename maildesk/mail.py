@@ -23,7 +23,6 @@ import email.parser
 import email.utils
 import hashlib
 import io
-import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -42,13 +41,13 @@ __all__ = [
     "find_order_number",
 ]
 
-log = logging.getLogger(__name__)
-
 MAX_SUBJECT = 500
 MAX_NAME = 200
 MAX_PARTS = 1000  # a MIME tree bigger than this is hostile; the rest is ignored
 MAX_REFERENCES = 200
+MAX_ADDRESS_HEADER = 16_000  # chars of an address header given to mail-parser
 MAX_HTML_TO_TEXT = 2_000_000  # chars of HTML converted; beyond that html2text gets slow
+MAX_HTML_NESTING_TAGS = 2000  # more quote/list tags than this and they are dropped
 MAX_SCAN = 200_000  # chars of text searched for order numbers / bounce ids
 
 
@@ -139,6 +138,8 @@ _CHARSET_ALIASES = {
     "default": None,
 }
 _FORBIDDEN_CODECS = {"undefined", "unicode_escape", "raw_unicode_escape", "idna", "punycode", "mbcs", "oem"}
+# Charsets whose ASCII-only bytes are not ASCII text (ISO-2022-JP is 7-bit).
+_SEVEN_BIT_CODECS = ("iso2022", "utf-7", "utf-16", "utf-32", "hz")
 _LATIN_CODECS = {"cp1252", "latin-1", "iso8859-1", "iso8859-15", "ascii"}
 
 _EXTENSIONS = {
@@ -212,9 +213,9 @@ def _decode_bytes(data: bytes, charset=None) -> str:
     """Bytes -> text whatever the declared charset says; never raises."""
     if not data:
         return ""
-    if data.isascii():
-        return data.decode("ascii")
     codec = _codec(charset)
+    if data.isascii() and (codec is None or not codec.startswith(_SEVEN_BIT_CODECS)):
+        return data.decode("ascii")
     if codec is None:
         return _guess_8bit(data)
     if codec in _LATIN_CODECS:
@@ -260,17 +261,23 @@ def _b64_segment(clean: bytes) -> bytes:
         return b""
 
 
-def _b64_salvage(data: bytes) -> bytes:
+def _b64_salvage(data: bytes | str) -> bytes:
     """Decode what can be decoded of broken base64 instead of dropping it.
 
     Handles junk characters, missing padding, a truncated last quantum and
     blocks that were padded and concatenated (binascii stops at the first '=').
+    The common, valid case is decoded straight from the parser's string,
+    without another copy of a large payload.
     """
-    if b"=" not in data.rstrip(b"= \t\r\n"):
+    pad = "=" if isinstance(data, str) else b"="
+    first_pad = data.find(pad)
+    if first_pad == -1 or not data[first_pad:].strip(pad + (" \t\r\n" if pad == "=" else b" \t\r\n")):
         try:
             return binascii.a2b_base64(data)
         except (binascii.Error, ValueError):
             pass
+    if isinstance(data, str):
+        data = data.encode("ascii", "ignore")
     clean = _B64_JUNK_KEEP_PAD.sub(b"", data)
     return b"".join(_b64_segment(seg) for seg in _B64_PAD_RUN.split(clean) if seg)
 
@@ -430,12 +437,13 @@ class _HTML2Text(html2text.HTML2Text):
         super().handle_data(data, True)
 
 
-_MD_LINK = re.compile(r"\[([^\[\]\n]*)\]\(([^()\s]+(?:\([^()\s]*\))?[^()\s]*)\)")
+_MD_LINK = re.compile(r"\[([^\[\]\n]*)\]\(((?:[^()\s]|\([^()\s]*\))+)\)")
 _AUTO_LINK = re.compile(r"<((?:https?|ftp)://[^<>\s]+)>")
 _MD_ESCAPE = re.compile(r"\\([()\[\]])")
 _MD_HEADING = re.compile(r"^#{1,6} ", re.M)
 _TRAILING_WS = re.compile(r"[ \t]+$", re.M)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+_NESTING_TAG = re.compile(r"(?i)</?(?:blockquote|ul|ol|dl|dd)\b[^>]{0,500}>")
 _CELL_END = re.compile(r"(?i)(</t[dh]\s*>)")
 _META_CHARSET = re.compile(rb"""(?i)<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""")
 
@@ -451,6 +459,10 @@ def _html_to_text(html: str) -> str:
     """Readable text from an HTML body: links kept, no Markdown noise, no wrapping."""
     if len(html) > MAX_HTML_TO_TEXT:
         html = html[:MAX_HTML_TO_TEXT]
+    if len(_NESTING_TAG.findall(html, 0, MAX_HTML_TO_TEXT)) > MAX_HTML_NESTING_TAGS:
+        # html2text indents every line by its quote/list depth: thousands of
+        # nested blockquotes would make the text quadratic in size.
+        html = _NESTING_TAG.sub(" ", html)
     h = _HTML2Text(bodywidth=0)
     h.ignore_images = True
     h.ignore_emphasis = True
@@ -503,6 +515,7 @@ _ATTR_START = re.compile(r"^\s*(?:on|le|am|el|il|op|em)\s", re.I)
 _ATTR_END = re.compile(
     r"(?:wrote|a\s+[ée]crit|schrieb|escribi[óo]|ha\s+scritto|schreef|escreveu)\s*:\s*$", re.I
 )
+_ATTR_WORD = re.compile(r"wrote|[ée]crit|schrieb|escribi|scritto|schreef|escreveu", re.I)
 _SEPARATOR = re.compile(
     r"^\s*[-_=*]{2,}\s*(?:original message|message d['’]origine|mail original|message original|"
     r"courriel original|forwarded message|message transf[ée]r[ée]|urspr[üu]ngliche nachricht|"
@@ -542,12 +555,10 @@ def _header_block(lines: list[str], i: int) -> bool:
 
 def _attribution(lines: list[str], i: int) -> int:
     """Length (1-3 lines) of an 'On ... wrote:' / 'Le ... a écrit :' line group at i, else 0."""
-    if len(lines[i]) > 500:
-        return 0
     starts = bool(_ATTR_START.match(lines[i]))
     joined = ""
     for k in range(3 if starts else 1):
-        if i + k >= len(lines) or not lines[i + k].strip() or _is_quoted(lines[i + k]):
+        if i + k >= len(lines) or not lines[i + k].strip() or _is_quoted(lines[i + k]) or len(lines[i + k]) > 500:
             return 0
         joined = f"{joined} {lines[i + k]}" if joined else lines[i + k]
         if _ATTR_END.search(joined):
@@ -571,6 +582,7 @@ def strip_quoted(text: str) -> str:
     n = len(lines)
     out: list[str] = []
     cut = False
+    may_attribute = _ATTR_WORD.search(text) is not None
     i = 0
     while i < n:
         line = lines[i]
@@ -580,7 +592,7 @@ def strip_quoted(text: str) -> str:
         if _SEPARATOR.match(line) or _FORWARD.match(line) or _header_block(lines, i):
             cut = True
             break
-        k = _attribution(lines, i)
+        k = _attribution(lines, i) if may_attribute else 0
         if k:
             j = i + k
             while j < n and not lines[j].strip():
@@ -643,14 +655,18 @@ def detect_language(text: str) -> str:
 
 _ID = r"(?P<id>[A-Z0-9](?:[A-Z0-9-]{2,38})[A-Z0-9])(?!\w)"
 _NUM = r"(?:n\s?[°º]|n[o°º]\.?|num(?:[ée]ro)?\.?|nr\.?|r[ée]f(?:[ée]rence)?\.?|#)"
+# Whitespace runs are bounded: "\s*\s*" around optional parts is quadratic on
+# hostile input, and real mail never puts more than a few spaces there.
+_S = r"\s{0,3}"
 _ORDER_PATTERNS = (
     re.compile(
-        rf"(?<!\w){_NUM}\s*(?:de\s+(?:la\s+)?|d['’]\s*)?commandes?(?!\w)\s*[:#]?\s*(?:{_NUM}\s*[:#]?\s*)?{_ID}",
+        rf"(?<!\w){_NUM}{_S}(?:de\s{{1,3}}(?:la\s{{1,3}})?|d['’]{_S})?commandes?(?!\w){_S}[:#]?{_S}"
+        rf"(?:{_NUM}{_S}[:#]?{_S})?{_ID}",
         re.I,
     ),
-    re.compile(rf"(?<!\w)commandes?(?!\w)\s*(?:{_NUM}\s*)?[:#]?\s*{_ID}", re.I),
+    re.compile(rf"(?<!\w)commandes?(?!\w){_S}(?:{_NUM}{_S})?[:#]?{_S}{_ID}", re.I),
     re.compile(
-        rf"(?<!\w)order(?!\w)\s*(?:number|num\.?|no\.?|nr\.?|n[°º]|#|id|ref(?:erence)?)?\s*[:#]?\s*{_ID}",
+        rf"(?<!\w)order(?!\w){_S}(?:number|num\.?|no\.?|nr\.?|n[°º]|#|id|ref(?:erence)?)?{_S}[:#]?{_S}{_ID}",
         re.I,
     ),
 )
@@ -778,7 +794,7 @@ def _part_bytes(part: email.message.Message) -> bytes:
     except Exception:
         cte = ""
     if cte == "base64" and isinstance(payload, str):
-        return _b64_salvage(payload.encode("ascii", "ignore"))
+        return _b64_salvage(payload)
     try:
         data = part.get_payload(decode=True)
     except Exception:
@@ -997,6 +1013,9 @@ def _mailparser_view(index: dict[str, list[str]], defects: set[str]):
     hm = email.message.Message()
     for name in ("from", "to", "cc", "reply-to", "date"):
         for value in index.get(name, ())[:1]:
+            if len(value) > MAX_ADDRESS_HEADER:  # thousands of recipients: keep the first ones
+                value = value[: value.rfind(",", 0, MAX_ADDRESS_HEADER) + 1 or MAX_ADDRESS_HEADER].rstrip(",")
+                defects.add("AddressHeaderTruncated")
             hm.set_raw(name.title(), value)
     hm.set_payload("")
     try:

@@ -78,7 +78,20 @@ class Outbox:
         return self.store.scalar("SELECT count(*) FROM outbox WHERE status = 'queued'")
 
     # --- sending ---------------------------------------------------------------
-    def flush(self, now: datetime) -> FlushResult:
+    def flush(self, now: datetime, stopping=None) -> FlushResult:
+        """Send everything due now, BATCH rows (one connection) at a time. Stops after a
+        batch that did not go through whole (server trouble, daily limit) or when
+        `stopping()` says so; what is left stays queued."""
+        total = FlushResult()
+        while True:
+            result = self._flush_batch(now)
+            for name in ("sent", "retry", "failed", "held"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+            full = result.sent + result.retry + result.failed == BATCH
+            if not (full and result.sent and not result.held) or (stopping and stopping()):
+                return total
+
+    def _flush_batch(self, now: datetime) -> FlushResult:
         rows, held = self.due(now)
         result = FlushResult(held=held)
         if not rows:

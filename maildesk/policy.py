@@ -188,6 +188,16 @@ def staff_answer(c: Complaint, now: datetime, cfg: Config, text: str, actor: str
     return d
 
 
+def staff_update_seen(c: Complaint, at: datetime, actor: str) -> Decision:
+    """Shared-mailbox mode: staff wrote to the customer from Gmail itself;
+    it counts as the customer's update (P4) though we did not send it."""
+    d = Decision()
+    d.changes["last_customer_update_at"] = max(at, c.last_customer_update_at or at)
+    d.changes["first_staff_answer_at"] = at
+    d.event("staff_answered", staff=actor, via="shared mailbox")
+    return d
+
+
 def move_to_level(c: Complaint, now: datetime, cfg: Config, level: int, actor: str, reason: str) -> Decision:
     """A staff decision to change level: the new team and the customer are told."""
     d = Decision()

@@ -227,6 +227,32 @@ class Workflow:
                 "size": att.size, "content": att.payload if att.size <= limit else None})
         return row_id
 
+    def record_sent(self, raw: bytes, sent_at: datetime, now: datetime) -> str | None:
+        """A message found in the Sent folder: if staff wrote it to a complaint's
+        customer from the shared mailbox (not sent by us), record it. Call inside a transaction."""
+        try:
+            mail = parse(raw)
+        except ParseError:
+            return None
+        if self.store.one("SELECT 1 FROM outbox WHERE message_id = ?", mail.message_id) or \
+                self.store.one("SELECT 1 FROM messages WHERE message_id = ?", mail.message_id):
+            return None  # ours (Gmail files what we send in Sent), or already recorded
+        tagged = [c for r in refs.find_references(self.cfg.policy.reference_prefix, mail.subject)
+                  if (c := self.store.complaint(r))]
+        by_headers = self.store.complaints_for_message_ids([*mail.in_reply_to, *mail.references])
+        recipients = {*mail.to, *mail.cc}
+        complaint = next((c for c in [*tagged, *by_headers] if c["customer_addr"] in recipients), None)
+        if complaint is None:
+            return None
+        row_id = self._store_message(complaint["id"], mail, raw, "customer:staff_sent", sent_at)
+        self.store.update("messages", row_id, {"direction": "out"})
+        decision = policy.staff_update_seen(complaint_from_row(complaint), sent_at, mail.from_addr)
+        if complaint["first_staff_answer_at"]:
+            decision.changes.pop("first_staff_answer_at")
+        self._apply(complaint, decision, now, actor=mail.from_addr)
+        log_event("staff_update_seen", complaint["ref"], via="sent folder")
+        return complaint["ref"]
+
     # --- the clock and commands ----------------------------------------------
     def sweep(self, now: datetime, limit: int = 1000) -> int:
         """Act on every complaint whose next due moment has come. Call inside a transaction."""

@@ -36,6 +36,15 @@ class Desk:
     def cli(self, *args: str, env: dict | None = None):
         return maildesk(self.config, *args, env=env)
 
+    def cli_here(self, *args: str) -> tuple[int, str]:
+        """The real CLI in this process, so freezegun's frozen time applies to it."""
+        import contextlib, io
+        from maildesk.cli import main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["--config", str(self.config), *args])
+        return code, out.getvalue()
+
     def once(self, env: dict | None = None):
         result = self.cli("once", env=env)
         assert result.returncode == 0, result.stderr

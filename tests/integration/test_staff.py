@@ -172,3 +172,24 @@ def test_staff_reply_to_a_complaint_that_does_not_exist(desk):
     [err] = desk.sent(to=CS)
     assert ghost in body(err)
     assert desk.rows("SELECT * FROM complaints") == []
+
+
+def test_shared_mailbox_reply_found_in_the_sent_folder(desk, opened):
+    ref, note = opened
+    desk.write_config(mailbox={"sent_folder": "auto"})
+    desk.once()  # first look at Sent: history is not replayed
+    ack_id = desk.rows("SELECT message_id FROM outbox WHERE kind = 'ack'")[0]["message_id"]
+    # Gmail files what maildesk sent through it in Sent too: that is not a staff reply
+    desk.deliver(mail(sender="support@imolocale.test", to="camille@example.fr", subject=f"[{ref}] Colis jamais reçu",
+                      message_id=ack_id, body="Nous avons bien reçu votre réclamation."), folder="Sent")
+    desk.deliver(mail(sender="support@imolocale.test", name="imolocale", to="Camille <camille@example.fr>",
+                      subject=f"Re: [{ref}] Colis jamais reçu", message_id="<from-gmail-web@imolocale.test>",
+                      body="Bonjour, votre colis est reparti ce matin. Julie"), folder="Sent")
+    desk.once()
+    rows = desk.rows("SELECT message_id, kind, direction FROM messages WHERE kind = 'customer:staff_sent'")
+    assert [(r["message_id"], r["direction"]) for r in rows] == [("<from-gmail-web@imolocale.test>", "out")]
+    row = complaint(desk, ref)
+    assert row["first_staff_answer_at"] is not None
+    assert desk.sent(to="camille@example.fr") == []  # recorded, not re-sent
+    desk.once()
+    assert len(desk.rows("SELECT * FROM messages WHERE kind = 'customer:staff_sent'")) == 1
