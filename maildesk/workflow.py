@@ -16,6 +16,7 @@ from .config import Config
 from .logs import event as log_event
 from .mail import InboundMail, ParseError, parse
 from .outgoing import compose, new_message_id
+from .seller_desk import SellerDesk
 from .store import Store, from_iso, iso
 from .templates import Templates
 
@@ -46,6 +47,8 @@ class Workflow:
         self.cfg = cfg
         self.store = store
         self.templates = templates
+        self.silent = False  # importing history (`import-mbox`): decide everything, send nothing
+        self.sellers = SellerDesk(self)  # P11-P13: registry, outreach, contact details, sanctions
 
     # --- inbound -------------------------------------------------------------
     def receive(self, raw: bytes, arrived_at: datetime, now: datetime) -> Outcome:
@@ -64,14 +67,17 @@ class Workflow:
             ref = self._robot(mail, raw, sender.reason, tagged, by_headers, arrived_at, now)
         elif sender.role == classify.STAFF:
             ref = self._staff(mail, raw, tagged, by_headers, arrived_at, now)
+        elif sender.role == classify.SELLER:
+            ref = self.sellers.receive(mail, raw, tagged, by_headers, arrived_at, now)
         else:
             ref = self._customer(mail, raw, sender.role, tagged, by_headers, arrived_at, now)
         self.store.insert("processed", {"message_id": mail.message_id, "at": iso(now),
                                         "outcome": sender.role, "ref": ref})
         return Outcome("processed", ref=ref, message_id=mail.message_id)
 
-    def seller_addresses(self) -> frozenset[str]:
-        return frozenset()
+    def seller_addresses(self):
+        """Registered seller addresses (a lookup that asks the database)."""
+        return self.sellers.addresses()
 
     def _customer(self, mail: InboundMail, raw: bytes, role: str, tagged, by_headers, arrived_at, now) -> str:
         complaint = threads.choose(mail.from_addr, role, tagged, by_headers)
@@ -82,8 +88,9 @@ class Workflow:
             return self._open(mail, raw, arrived_at, now)
         self._store_message(complaint["id"], mail, raw, "customer", arrived_at)
         state = complaint_from_row(complaint)
-        self._apply(complaint, policy.customer_message(state, now, self.cfg, mail.reply_text), now,
-                    actor=mail.from_addr)
+        decision = policy.customer_message(state, now, self.cfg, mail.reply_text)
+        self.sellers.on_customer_message(complaint, decision, mail.reply_text, now)  # P12 requests
+        self._apply(complaint, decision, now, actor=mail.from_addr)
         log_event("customer_reply", complaint["ref"], sender=mail.from_addr)
         return complaint["ref"]
 
@@ -102,7 +109,9 @@ class Workflow:
         self._store_message(row_id, mail, raw, "customer", arrived_at)
         recent = self.store.recent_auto_replies(mail.from_addr, now - timedelta(hours=1))
         send_ack = recent < self.cfg.policy.max_auto_replies_per_hour
-        decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=send_ack)
+        decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=send_ack,
+                                         seller_hint=self.sellers.hint(mail),
+                                         contact_request=self.sellers.asks_for_contact(mail))
         self._apply(complaint, decision, now, actor=mail.from_addr)
         log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
                   order=mail.order_number)
@@ -179,15 +188,17 @@ class Workflow:
             elif command.name == "reopen":
                 self._apply(complaint, policy.reopen(state, now, actor), now, actor)
             else:
-                self.seller_command(complaint, command, actor, now)
+                if self.seller_command(complaint, command, actor, now, text):
+                    text = ""  # facts for the seller or a reason: never relayed to the customer
         if text:
             complaint = self.store.complaint_by_id(complaint["id"])
             decision = policy.staff_answer(complaint_from_row(complaint), now, self.cfg, text, actor)
             self._apply(complaint, decision, now, actor, staff_name=self._staff_name(actor))
 
-    def seller_command(self, complaint, command, actor: str, now: datetime) -> None:
-        """Seller commands are carried out by the sellers module when it is installed."""
-        self.store.add_event(complaint["id"], now, actor, "command_ignored", command=command.name)
+    def seller_command(self, complaint, command, actor: str, now: datetime, text: str = "") -> bool:
+        """#seller, #contact-seller, #seller-failed, #uncooperative (seller_desk.py).
+        True when the staff text was used (facts, reason) and must not reach the customer."""
+        return self.sellers.command(complaint, command, actor, now, text)
 
     def _staff_name(self, address: str) -> str | None:
         return self.cfg.staff_names.get(address) if self.cfg.security.expose_staff_address else None
@@ -290,6 +301,11 @@ class Workflow:
     def queue(self, complaint, mail: policy.Mail, now: datetime, *, staff_name: str | None = None,
               in_reply_to: str | None = None) -> str:
         """Render a mail, and write it to the outbox and the complaint's messages."""
+        if self.silent:  # the timeline says what would have gone; nothing is queued
+            if complaint:
+                self.store.add_event(complaint["id"], now, "maildesk", "not_sent", mail=mail.kind,
+                                     audience=mail.audience, why="imported history")
+            return ""
         ref = complaint["ref"] if complaint else None
         lang = complaint["lang"] if complaint and mail.audience == "customer" else self.cfg.policy.language
         context = self._context(complaint, now)
@@ -347,9 +363,12 @@ class Workflow:
             "SELECT direction, kind, at, from_addr, subject, reply_text, body FROM messages "
             "WHERE complaint_id = ? AND (direction = 'in' OR kind LIKE 'customer:%') "
             "ORDER BY at DESC, id DESC LIMIT ?", complaint["id"], HISTORY)
+        items = [{**dict(h), "at": from_iso(h["at"])} for h in history]
+        first = self.store.one("SELECT reply_text, body FROM messages WHERE complaint_id = ? AND direction = 'in' "
+                               "AND kind = 'customer' ORDER BY at, id LIMIT 1", complaint["id"])
         ctx.update(complaint=c, ref=complaint["ref"], tag=refs.tag(complaint["ref"]),
                    subject=complaint["subject"] or "", level=complaint["level"],
                    deadlines=policy.deadlines(c["first_contact"], self.cfg),
-                   history=[{**dict(h), "at": from_iso(h["at"])} for h in history],
-                   latest=dict(history[0]) if history else None)
+                   history=items, latest=next((h for h in items if h["kind"] == "customer"), None),
+                   first_message=dict(first) if first else None)
         return ctx
