@@ -7,7 +7,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from . import oauth2
 from .config import Config, read_secret
+from .digest import DigestJob
 from .imap import Inbox
 from .outbox import Outbox
 from .store import Store
@@ -24,9 +26,13 @@ class App:
         self.templates = Templates(cfg.resolve(cfg.policy.templates) if cfg.policy.templates else None,
                                    cfg.policy.language, cfg.tz)
         self.workflow = Workflow(cfg, self.store, self.templates)
+        self.token_source = oauth2.token_source(cfg, env)  # None: passwords ([oauth2] absent)
         self.outbox = Outbox(cfg, self.store, password=self.smtp_password(),
-                             dry_run_dir=cfg.resolve(cfg.storage.dry_run_dir) if self.dry_run else None)
+                             dry_run_dir=cfg.resolve(cfg.storage.dry_run_dir) if self.dry_run else None,
+                             token_source=self.token_source)
         self.clock_jobs: list[Callable[[datetime], None]] = []
+        self.clock_jobs += self.workflow.sellers.clock_jobs()  # outreach deadlines, decision web hooks
+        self.clock_jobs.append(DigestJob(self))  # the admins' daily digest, once a day after [digest] send_at
 
     def imap_password(self) -> str | None:
         return read_secret("mailbox", self.cfg.mailbox, self.env)
@@ -39,7 +45,7 @@ class App:
         if self.dry_run and not mailbox.read_only:
             from dataclasses import replace
             mailbox = replace(mailbox, read_only=True)
-        return Inbox(mailbox, self.imap_password())
+        return Inbox(mailbox, self.imap_password(), token_source=self.token_source)
 
     def close(self) -> None:
         self.store.close()

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import logs, report
+from . import logs, report, seller_cli
 from .config import ConfigError, load
 
 
@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--note", default="", help="text for the customer, in the resolution mail")
     resolve.add_argument("--by", default="cli", help="who resolved it (for the audit trail)")
 
+    auth = sub.add_parser("auth", help="sign in to Gmail with OAuth2 once and print the refresh token")
+    auth.add_argument("provider", choices=("gmail",))
+    auth.add_argument("--redirect-uri", default=None, help="loopback address registered for the OAuth2 client")
+
+    imp = sub.add_parser("import-mbox", help="load an existing mailbox (mbox, e.g. Google Takeout) as history; sends nothing")
+    imp.add_argument("file")
+
     lst = sub.add_parser("list", help="complaints, newest first")
     lst.add_argument("--level", type=int, choices=(1, 2, 3))
     lst.add_argument("--status", choices=("open", "waiting_customer", "resolved", "closed"))
@@ -58,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--customer")
     lst.add_argument("--limit", type=int, default=200)
     lst.add_argument("--json", action="store_true")
+    seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     return p
 
 
@@ -75,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maildesk: config error: {e}", file=sys.stderr)
         return 2
     logs.configure(cfg)
+    if args.command == "auth":  # before App: the refresh token it needs does not exist yet
+        import os
+        from . import oauth2
+        return oauth2.authorize(cfg, os.environ, sys.stdin, sys.stdout, sys.stderr,
+                                args.redirect_uri or oauth2.REDIRECT_URI)
     from .app import App
     try:
         app = App(cfg, dry_run=getattr(args, "dry_run", False))
@@ -151,7 +164,21 @@ def cmd_list(app, args) -> int:
     return 0
 
 
+def cmd_import_mbox(app, args) -> int:
+    from .importer import import_mbox
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"maildesk: {path} is not a file", file=sys.stderr)
+        return 1
+    r = import_mbox(app, path, progress=sys.stderr.isatty())
+    print(f"{r.messages} message(s) read: {r.complaints} complaint(s) created, {r.duplicates} already known, "
+          f"{r.skipped} skipped (see the log). Nothing was sent.")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "once": cmd_once, "show": cmd_show, "resolve": cmd_resolve, "list": cmd_list}
+COMMANDS["import-mbox"] = cmd_import_mbox
+COMMANDS.update(seller_cli.COMMANDS)
 
 if __name__ == "__main__":
     sys.exit(main())

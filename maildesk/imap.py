@@ -44,6 +44,7 @@ class Fetched:
     arrived_at: datetime
     size: int
     truncated: bool = False
+    thread_id: int | None = None  # Gmail's X-GM-THRID, when the server offers X-GM-EXT-1
 
 
 NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, imaplib.IMAP4.abort, imaplib.IMAP4.error,
@@ -58,11 +59,13 @@ class Inbox:
         self.client: imapclient.IMAPClient | None = None
         self.can_idle = False
         self.can_move = False
+        self.gmail = False  # X-GM-EXT-1: Gmail's thread ids can be fetched
         self.uidvalidity: int | None = None
 
     # --- connection ------------------------------------------------------------
     def connect(self) -> None:
         c = self.cfg
+        token = self.token_source() if self.token_source is not None else None  # TokenError: LoginRefused
         try:
             client = imapclient.IMAPClient(c.host, port=c.port, ssl=c.security == "ssl",
                                            ssl_context=ssl.create_default_context(),
@@ -70,18 +73,23 @@ class Inbox:
             if c.security == "starttls":
                 client.starttls(ssl.create_default_context())
             client.normalise_times = False
-            if self.token_source is not None:
-                client.oauth2_login(c.username, self.token_source())
+            if token is not None:
+                client.oauth2_login(c.username, token)
             else:
                 client.login(c.username, self.password or "")
         except LoginError as e:
             raise LoginRefused(f"IMAP login refused for {c.username}: {_text(e)}") from None
+        except ssl.SSLCertVerificationError as e:
+            raise ConnectionLost(f"the TLS certificate of IMAP server {c.host}:{c.port} cannot be verified "
+                                 f"({e.verify_message}); maildesk never connects without verifying it: "
+                                 "check the host name, or give the server a valid certificate") from None
         except NETWORK_ERRORS as e:
             raise ConnectionLost(f"cannot reach IMAP server {c.host}:{c.port}: {type(e).__name__}: {e}") from None
         self.client = client
         caps = {cap.upper() for cap in client.capabilities()}
         self.can_idle = b"IDLE" in caps
         self.can_move = b"MOVE" in caps
+        self.gmail = b"X-GM-EXT-1" in caps
         try:
             if not c.read_only:
                 for folder in (c.processed_folder, c.quarantine_folder):
@@ -121,7 +129,8 @@ class Inbox:
     def fetch(self, uids: list[int], max_bytes: int) -> Iterator[Fetched]:
         for start in range(0, len(uids), BATCH):
             chunk = uids[start:start + BATCH]
-            sizes = self._call(self.client.fetch, chunk, ["RFC822.SIZE", "INTERNALDATE"])
+            sizes = self._call(self.client.fetch, chunk,
+                               ["RFC822.SIZE", "INTERNALDATE", *(["X-GM-THRID"] if self.gmail else [])])
             small = [u for u in chunk if u in sizes and sizes[u].get(b"RFC822.SIZE", 0) <= max_bytes]
             big = [u for u in chunk if u in sizes and u not in small]
             bodies = self._call(self.client.fetch, small, ["BODY.PEEK[]"]) if small else {}
@@ -135,7 +144,8 @@ class Inbox:
                     arrived = arrived.astimezone()
                 if uid in bodies:
                     raw = bodies[uid].get(b"BODY[]") or b""
-                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size)
+                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size,
+                                  thread_id=meta.get(b"X-GM-THRID"))
                 elif uid in big:
                     # too big to parse in memory: keep the original in the mailbox,
                     # work from its first max_bytes
@@ -143,7 +153,8 @@ class Inbox:
                     raw = next(iter(part.get(uid, {}).values()), b"") if part.get(uid) else b""
                     if not isinstance(raw, bytes):
                         raw = b""
-                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size, truncated=True)
+                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size, truncated=True,
+                                  thread_id=meta.get(b"X-GM-THRID"))
 
     # --- moving ------------------------------------------------------------------
     def move(self, uids: list[int], folder: str) -> None:
@@ -169,19 +180,32 @@ class Inbox:
             while not stopping() and time.monotonic() < deadline:
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
             return True
-        deadline = time.monotonic() + min(timeout, self.cfg.idle_renew_seconds)
+        end = time.monotonic() + timeout
+        while not stopping() and time.monotonic() < end:
+            if self._idle_until(min(end, time.monotonic() + self.cfg.idle_renew_seconds), stopping):
+                return True
+        return False
+
+    def _idle_until(self, deadline: float, stopping: Callable[[], bool]) -> bool:
+        """One IDLE command, ended with DONE by `deadline`; True on news (also news that came with DONE)."""
         self._call(self.client.idle)
         news = False
         try:
             while not stopping() and time.monotonic() < deadline:
                 responses = self._call(self.client.idle_check, timeout=min(1.0, max(0.05, deadline - time.monotonic())))
-                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                if _news(responses):
                     news = True
                     break
         finally:
             if self.client is not None:
-                self._call(self.client.idle_done)
+                _text_, late = self._call(self.client.idle_done)
+                news = news or _news(late)
         return news
+
+    def find_special(self, flag: bytes | str) -> str | None:
+        """The folder with a special-use flag (\\Sent, \\All, \\Trash): Gmail's names
+        ("[Gmail]/Sent Mail", "[Gmail]/Messages envoyés") depend on the account's language."""
+        return self._call(self.client.find_special_folder, flag.encode() if isinstance(flag, str) else flag)
 
     def sent_folder_name(self) -> str | None:
         """`[mailbox] sent_folder`: a name, or "auto" to find it by its \\Sent flag
@@ -212,6 +236,10 @@ class Inbox:
 
     def noop(self) -> None:
         self._call(self.client.noop)
+
+
+def _news(responses) -> bool:
+    return any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
 
 
 def _text(e: Exception) -> str:

@@ -20,6 +20,7 @@ import aiosmtplib
 
 from . import faults
 from .logs import event as log_event
+from .oauth2 import TokenError
 from .store import Store, iso
 
 MAX_BACKOFF = timedelta(hours=1)
@@ -74,6 +75,26 @@ class Outbox:
             log_event("sending_limit", level=30, held=held, limit=limit)
         return allowed, held
 
+    def sending_status(self, now: datetime) -> dict:
+        """The daily limit as the digest and `status` show it: what went out in
+        the last 24 h and how much due mail the limit holds back right now."""
+        limit = self.cfg.smtp_daily_limit
+        sent = self.sent_last_24h(now)
+        counts = dict(self.store.all("SELECT routine, count(*) FROM outbox WHERE status = 'queued' "
+                                     "AND next_attempt_at <= ? GROUP BY routine", iso(now)))
+        urgent, routine = counts.get(0, 0), counts.get(1, 0)
+        held = 0
+        if limit:
+            room = max(limit - sent, 0)
+            urgent_go = min(urgent, room)
+            routine_go = min(routine, max(room - urgent_go - self.cfg.smtp.reserve, 0))
+            held = urgent + routine - urgent_go - routine_go
+        return {"limit": limit, "reserve": self.cfg.smtp.reserve, "sent_last_24h": sent, "held": held}
+
+    def is_ours(self, message_id: str) -> bool:
+        """Did maildesk send this? Gmail files what we send through it in Sent too."""
+        return self.store.one("SELECT 1 FROM outbox WHERE message_id = ?", message_id) is not None
+
     def depth(self) -> int:
         return self.store.scalar("SELECT count(*) FROM outbox WHERE status = 'queued'")
 
@@ -119,7 +140,7 @@ class Outbox:
     async def _login(self, client: aiosmtplib.SMTP) -> None:
         s = self.cfg.smtp
         if self.token_source is not None:
-            await client.auth_xoauth2(s.username, self.token_source())
+            await client.auth_xoauth2(s.username or self.cfg.mailbox.username, self.token_source())
         elif s.username:
             await client.login(s.username, self.password or "")
 
@@ -128,7 +149,7 @@ class Outbox:
         try:
             await client.connect()
             await self._login(client)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, TokenError) as e:
             code = getattr(e, "code", None)
             for row in rows:
                 self._retry(row, now, f"connect: {type(e).__name__}: {e}", result, permanent=False)
@@ -144,8 +165,9 @@ class Outbox:
                     self._retry(row, now, f"recipients refused: {codes}", result,
                                 permanent=all(c >= 500 for c in codes))
                 except aiosmtplib.SMTPResponseException as e:
-                    self._retry(row, now, f"{e.code} {e.message}", result, permanent=e.code >= 500)
-                    if e.code == 421:
+                    quota = "5.4.5" in e.message  # Gmail's daily sending limit: wait, never fail the mail
+                    self._retry(row, now, f"{e.code} {e.message}", result, permanent=e.code >= 500 and not quota)
+                    if e.code == 421 or quota:
                         break
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
                     self._retry(row, now, f"{type(e).__name__}: {e}", result, permanent=False)

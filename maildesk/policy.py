@@ -108,16 +108,21 @@ def apply(c: Complaint, changes: dict) -> Complaint:
 # --- events ------------------------------------------------------------------
 
 def open_complaint(c: Complaint, now: datetime, cfg: Config, *, send_ack: bool = True,
-                   seller_hint: str | None = None) -> Decision:
-    """P1-P3, P6: a new complaint is acknowledged with its reference and sent to level 1."""
+                   seller_hint: str | None = None, contact_request: bool = False) -> Decision:
+    """P1-P3, P6: a new complaint is acknowledged with its reference and sent to level 1.
+    A first message asking for the seller's details (P12) is answered in the
+    acknowledgement: imolocale contacts the seller first (P11); staff see it too."""
     d = Decision()
     d.event("opened", level=1, customer=c.customer_addr)
+    if contact_request:
+        d.event("seller_contact_requested", seller=None, outcome="explain")
     if send_ack:
-        d.tell_customer(c, "ack", "ack", now, deadlines=deadlines(c.first_contact, cfg))
+        d.tell_customer(c, "ack", "ack", now, deadlines=deadlines(c.first_contact, cfg),
+                        contact_request=contact_request)
         d.changes["acked_at"] = now
     else:
         d.event("ack_suppressed", reason="too many automatic replies to this address in the last hour")
-    d.tell_staff(handlers(c, cfg), "staff_new", "notify", seller_hint=seller_hint)
+    d.tell_staff(handlers(c, cfg), "staff_new", "notify", seller_hint=seller_hint, contact_request=contact_request)
     return d
 
 

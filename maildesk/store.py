@@ -132,6 +132,86 @@ MIGRATIONS: list[str] = [
 
     CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT);
     """,
+    # 2: the flood cap (recent_auto_replies) looked at every outbox row for every new complaint
+    """
+    CREATE INDEX outbox_rcpt ON outbox(rcpt, created_at);
+    """,
+    # sellers (issue 5): registry and history, outreach with due times, strikes, decision web hooks
+    """
+    CREATE TABLE sellers (
+        id TEXT PRIMARY KEY,
+        shop_name TEXT NOT NULL,
+        address TEXT NOT NULL UNIQUE,
+        phone TEXT,
+        status TEXT NOT NULL DEFAULT 'active',
+        status_reason TEXT,
+        status_by TEXT,
+        status_at TEXT,
+        strikes_cleared_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX sellers_status ON sellers(status);
+
+    CREATE TABLE seller_events (
+        id INTEGER PRIMARY KEY,
+        seller_id TEXT NOT NULL REFERENCES sellers(id),
+        complaint_id INTEGER REFERENCES complaints(id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX seller_events_seller ON seller_events(seller_id, at);
+
+    CREATE TABLE seller_strikes (
+        id INTEGER PRIMARY KEY,
+        seller_id TEXT NOT NULL REFERENCES sellers(id),
+        complaint_id INTEGER REFERENCES complaints(id),
+        outreach_id INTEGER,
+        kind TEXT NOT NULL,
+        reason TEXT,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX seller_strikes_seller ON seller_strikes(seller_id, at);
+
+    CREATE TABLE outreach (
+        id INTEGER PRIMARY KEY,
+        complaint_id INTEGER NOT NULL REFERENCES complaints(id),
+        seller_id TEXT NOT NULL REFERENCES sellers(id),
+        status TEXT NOT NULL DEFAULT 'waiting',
+        actor TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        remind_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        reminded_at TEXT,
+        answered_at TEXT,
+        failed_at TEXT,
+        failed_reason TEXT,
+        next_due TEXT
+    );
+    CREATE INDEX outreach_next_due ON outreach(next_due) WHERE next_due IS NOT NULL;
+    CREATE INDEX outreach_complaint ON outreach(complaint_id, seller_id, status);
+
+    CREATE TABLE seller_webhooks (
+        id INTEGER PRIMARY KEY,
+        delivery_id TEXT NOT NULL UNIQUE,
+        seller_id TEXT NOT NULL REFERENCES sellers(id),
+        event TEXT NOT NULL,
+        url TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT
+    );
+    CREATE INDEX seller_webhooks_pending ON seller_webhooks(status, next_attempt_at);
+
+    CREATE INDEX complaints_seller ON complaints(seller_id);
+    """,
 ]
 
 

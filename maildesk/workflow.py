@@ -20,7 +20,7 @@ from .seller_desk import SellerDesk
 from .store import Store, from_iso, iso
 from .templates import Templates
 
-AUTO_SUBMITTED = {"ack": "auto-replied", "relay": None}  # everything else: auto-generated
+AUTO_SUBMITTED = {"ack": "auto-replied", "relay": None, "outreach": None}  # everything else: auto-generated
 HISTORY = 5  # messages shown in staff notifications
 
 

@@ -1,0 +1,602 @@
+#!/usr/bin/env python3
+"""maildesk under load, on this machine, against the same local stack as the tests.
+
+    .venv/bin/python bench/bench.py [--n 1000] [--json out.json] [--only backlog,latency,...]
+
+Starts a throwaway Dovecot and an aiosmtpd sink on loopback (maildesk.localstack) and measures:
+
+  backlog    N new complaints waiting in the inbox, handled by Daemon.once() until every
+             acknowledgement is accepted by SMTP (messages/s); then N customer replies to
+             those complaints (messages/s until every staff notification is accepted)
+  latency    APPEND -> acknowledgement accepted by SMTP with `maildesk run` (IDLE) as a
+             subprocess: median and 95th percentile over 50 messages
+  sweep      one timer sweep over 100,000 and 1,000,000 open complaints with 1% due
+  memory     peak resident memory (ru_maxrss of a child process) for one 25 MB message,
+             and after 1,000 vs 10,000 messages (growth)
+  floor      the bare steps on the same machine: stdlib parse, one SQLite commit per
+             message, one SMTP send per message over a reused connection, IMAP FETCH
+
+Prints a table and, with --json, writes every figure to a file. Not part of the test run.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pickle
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from maildesk.localstack import Dovecot, SmtpSink  # noqa: E402
+
+SUPPORT = "support@imolocale.test"
+PYTHON = sys.executable
+
+GOALS = {
+    "backlog_new_per_s": (">=", 200),
+    "latency_median_s": ("<=", 1.0),
+    "sweep_1000000_due_query_ms": ("<", 100),
+    "memory_25mb_mb": ("<", 150),
+}
+
+SUBJECTS = ["Colis jamais reçu", "Article endommagé", "Remboursement en attente", "Wrong item delivered",
+            "Commande incomplète", "Retour refusé par le vendeur", "Late delivery", "Produit non conforme"]
+BODIES = [
+    "Bonjour,\n\nJ'ai commandé une lampe le 12 novembre (commande n° {order}) et je n'ai toujours rien reçu.\n"
+    "Le suivi indique « livré » mais le colis n'est pas arrivé.\n\nMerci de votre aide,\n{name}",
+    "Hello,\n\nI ordered a blue teapot (order number {order}) but the seller sent a red one.\n"
+    "I would like a replacement or a refund.\n\nThanks,\n{name}",
+    "Bonjour,\n\nLe vendeur m'a promis un remboursement il y a trois semaines et rien depuis.\n"
+    "Pouvez-vous intervenir ? Ma commande : {order}.\n\nCordialement,\n{name}",
+]
+
+
+# --- the stack ----------------------------------------------------------------------------------
+
+class ChildSink:
+    """The SMTP sink in its own process, so that it does not share maildesk's CPU and GIL.
+    Driven over its stdin/stdout, one command a line: count, clear, dump PATH."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.proc = subprocess.Popen([PYTHON, str(Path(__file__).resolve()), "--serve-sink"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline())
+
+    def _ask(self, line: str) -> str:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def count(self) -> int:
+        return int(self._ask("count"))
+
+    def clear(self) -> None:
+        self._ask("clear")
+
+    def received(self) -> list[tuple[float, bytes]]:
+        """(time accepted, raw) for every message so far."""
+        path = self.workdir / "sink.pickle"
+        self._ask(f"dump {path}")
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def serve_sink() -> None:
+    sink = SmtpSink()
+    sink.start()
+    print(sink.port, flush=True)
+    for line in sys.stdin:  # until the parent closes our stdin
+        command, _, arg = line.strip().partition(" ")
+        if command == "count":
+            print(len(sink.messages), flush=True)
+        elif command == "clear":
+            sink.clear()
+            print("ok", flush=True)
+        elif command == "dump":
+            with open(arg, "wb") as f:
+                pickle.dump([(m.received_at, m.data) for m in sink.messages], f)
+            print("ok", flush=True)
+    sink.stop()
+
+
+class Stack:
+    """Dovecot + sink + a config and database in one temporary folder."""
+
+    def __init__(self, **overrides):
+        self.dir = Path(tempfile.mkdtemp(prefix="maildesk-bench-"))
+        self.dir.chmod(0o755)
+        self.dovecot = Dovecot(self.dir / "dovecot")
+        self.dovecot.start()
+        self.sink = ChildSink(self.dir)
+        self.config = self.dir / "maildesk.toml"
+        self.write_config(**overrides)
+        self.dovecot.count("INBOX")  # first login creates the maildir
+        self.maildir = self.dovecot.root / "mail" / SUPPORT
+        st = self.maildir.stat()
+        self.uid, self.gid = st.st_uid, st.st_gid
+        self._seq = 0
+
+    def write_config(self, **overrides) -> None:
+        sections = {
+            "mailbox": {"host": "127.0.0.1", "port": self.dovecot.port, "security": "none",
+                        "username": SUPPORT, "password": "secret", "idle": True, "poll_seconds": 1},
+            "smtp": {"host": "127.0.0.1", "port": self.sink.port, "security": "none",
+                     "from_address": SUPPORT, "from_name": "imolocale"},
+            "storage": {"database": "maildesk.db"},
+            "teams": {"customer_service": ["cs@imolocale.test"], "resolution": ["resolution@imolocale.test"],
+                      "customer_experience": ["cx@imolocale.test"], "admins": ["admin@imolocale.test"]},
+            "policy": {"reference_prefix": "IMO", "timezone": "Europe/Paris"},
+            "security": {"require_authenticated_staff": False},
+            "logging": {"level": "WARNING"},
+        }
+        for name, values in overrides.items():
+            sections.setdefault(name, {}).update(values)
+        lines = []
+        for name, values in sections.items():
+            lines.append(f"[{name}]")
+            for k, v in values.items():
+                lines.append(f"{k} = {json.dumps(v)}")  # JSON scalars and lists are valid TOML here
+            lines.append("")
+        self.config.write_text("\n".join(lines))
+
+    def drop(self, raws, folder: str = "") -> None:
+        """Put messages straight into the maildir (what an MDA does): much faster than APPEND.
+        Dovecot picks them up from new/ at the next SELECT."""
+        drop_into(self.maildir, self.uid, self.gid, raws, folder)
+
+    def app(self):
+        from maildesk.app import App
+        from maildesk.config import load
+        return App(load(self.config))
+
+    def close(self) -> None:
+        self.sink.stop()
+        self.dovecot.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_seq = 0
+
+
+def drop_into(maildir: Path, uid: int, gid: int, raws, folder: str = "") -> None:
+    global _seq
+    target = (maildir / f".{folder}" if folder else maildir) / "new"
+    tmp = target.parent / "tmp"
+    now = time.time()
+    for raw in raws:
+        _seq += 1
+        name = f"{int(now)}.M{_seq}P{os.getpid()}.bench,S={len(raw)}"
+        path = tmp / name
+        path.write_bytes(raw)
+        os.chown(path, uid, gid)
+        os.rename(path, target / name)
+
+
+def complaint(i: int, *, size_pad: int = 0, subject: str | None = None, in_reply_to: str | None = None,
+              sender: str | None = None) -> bytes:
+    rnd = random.Random(i)
+    name = f"Client {i}"
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{sender or f'client{i}@example.fr'}>"
+    msg["To"] = SUPPORT
+    msg["Subject"] = subject or SUBJECTS[i % len(SUBJECTS)]
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Message-ID"] = f"<bench-{i}-{os.urandom(4).hex()}@example.fr>"
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    body = rnd.choice(BODIES).format(order=rnd.randint(100000, 999999), name=name)
+    msg.set_content(body + ("\n" + "x" * size_pad if size_pad else ""))
+    return msg.as_bytes()
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- 1. backlog -----------------------------------------------------------------------------------
+
+def _to(raw: bytes) -> str:
+    return str(message_from_bytes(raw)["To"] or "")
+
+
+def _drain(app, max_runs: int = 100) -> int:
+    """Daemon.once() until nothing is queued: what cron would do. Returns how many runs."""
+    from maildesk.daemon import Daemon
+    runs = 0
+    while runs < max_runs:
+        Daemon(app).once()
+        runs += 1
+        if not app.outbox.depth():
+            break
+    return runs
+
+
+def bench_backlog(n: int) -> dict:
+    stack = Stack()
+    try:
+        stack.drop(complaint(i) for i in range(n))
+        app = stack.app()
+        t0 = time.perf_counter()
+        runs = _drain(app)
+        elapsed = time.perf_counter() - t0
+        sent = stack.sink.received()
+        acks = [raw for _, raw in sent if "cs@imolocale.test" not in _to(raw)]
+        assert len(acks) == n, f"{len(acks)} acknowledgements for {n} complaints"
+        assert app.store.scalar("SELECT count(*) FROM complaints") == n
+        out = {"backlog_n": n, "backlog_new_s": elapsed, "backlog_new_per_s": n / elapsed,
+               "backlog_new_once_runs": runs, "backlog_new_mails_sent": len(sent)}
+
+        refs = [r["ref"] for r in app.store.all("SELECT ref FROM complaints ORDER BY id")]
+        stack.sink.clear()
+        stack.drop(complaint(i, subject=f"Re: [{ref}] {SUBJECTS[i % len(SUBJECTS)]}")
+                   for i, ref in enumerate(refs))
+        t0 = time.perf_counter()
+        runs = _drain(app)
+        elapsed = time.perf_counter() - t0
+        assert stack.sink.count() == n, f"{stack.sink.count()} notifications for {n} replies"
+        assert app.store.scalar("SELECT count(*) FROM complaints") == n
+        out.update(backlog_reply_s=elapsed, backlog_reply_per_s=n / elapsed, backlog_reply_once_runs=runs)
+        app.close()
+        return out
+    finally:
+        stack.close()
+
+
+# --- 2. latency under IDLE -------------------------------------------------------------------------
+
+def bench_latency(count: int = 50) -> dict:
+    stack = Stack()
+    proc = None
+    try:
+        log = open(stack.dir / "run.log", "w")
+        proc = subprocess.Popen([PYTHON, "-m", "maildesk", "--config", str(stack.config), "run"],
+                                cwd=str(ROOT), stdout=log, stderr=log)
+        # wait until it is IDLE-ing: one message through first (not counted)
+        client = stack.dovecot.client()
+        latencies = []
+        for i in range(count + 1):
+            want = stack.sink.count() + 2  # the acknowledgement and the staff notification
+            raw = complaint(100_000 + i)
+            t0 = time.time()
+            client.append("INBOX", raw)
+            deadline = time.monotonic() + (60 if i == 0 else 20)
+            while time.monotonic() < deadline:
+                if stack.sink.count() >= want or proc.poll() is not None:
+                    break
+                time.sleep(0.002)
+            assert proc.poll() is None, (stack.dir / "run.log").read_text()[-2000:]
+            got = [(at, r) for at, r in stack.sink.received() if b"client%d@" % (100_000 + i) in r]
+            assert got, f"no acknowledgement for message {i} within the deadline"
+            if i:
+                latencies.append(got[0][0] - t0)
+            time.sleep(0.05)  # the daemon is back in IDLE
+        client.logout()
+        latencies.sort()
+        return {"latency_n": count, "latency_median_s": statistics.median(latencies),
+                "latency_p95_s": latencies[int(round(0.95 * (len(latencies) - 1)))],
+                "latency_max_s": latencies[-1]}
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stack.close()
+
+
+# --- 3. the sweep ----------------------------------------------------------------------------------
+
+def build_complaints(path: Path, total: int, due_share: float, now: datetime) -> None:
+    """`total` open complaints at level 1, `due_share` of them past their 24 h deadline, in bulk."""
+    from maildesk.store import Store, iso
+    Store(path).close()  # the schema
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    due_every = round(1 / due_share)
+    fresh_contact = now - timedelta(hours=1)
+    old_contact = now - timedelta(hours=25)
+
+    def rows():
+        for i in range(total):
+            due = i % due_every == 0
+            first = old_contact if due else fresh_contact
+            yield (f"B{i:09d}", f"client{i}@example.fr", f"Client {i}", "Colis jamais reçu", "fr", 1, "open",
+                   iso(first), iso(first), iso(first), iso(first + timedelta(hours=24)))
+    with conn:
+        conn.executemany(
+            "INSERT INTO complaints (ref, customer_addr, customer_name, subject, lang, level, status, "
+            "first_contact, opened_at, acked_at, next_due) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows())
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def bench_sweep(sizes=(100_000, 1_000_000), due_share: float = 0.01) -> dict:
+    from maildesk.daemon import Daemon
+    out = {}
+    stack = Stack()
+    try:
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        for total in sizes:
+            db = stack.dir / f"sweep-{total}.db"
+            t0 = time.perf_counter()
+            build_complaints(db, total, due_share, now)
+            out[f"sweep_{total}_build_s"] = time.perf_counter() - t0
+            stack.write_config(storage={"database": db.name})
+            app = stack.app()
+            store, wf = app.store, app.workflow
+            # the due query alone (first chunk), best of 5
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                rows = store.due_complaints(now, 1000)
+                times.append(time.perf_counter() - t0)
+            assert len(rows) == 1000
+            out[f"sweep_{total}_due_query_ms"] = min(times) * 1000
+            # a quiet tick (nothing due yet, the usual case every sweep_seconds), best of 5
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                with store.transaction():
+                    n = wf.sweep(now - timedelta(hours=2))
+                times.append(time.perf_counter() - t0)
+            assert n == 0
+            out[f"sweep_{total}_quiet_ms"] = min(times) * 1000
+            # one whole timer sweep: every due complaint escalated, its mails queued
+            due = store.scalar("SELECT count(*) FROM complaints WHERE next_due <= ?", now.isoformat())
+            daemon = Daemon(app)
+            from unittest import mock
+            with mock.patch("maildesk.daemon.utcnow", return_value=now):
+                t0 = time.perf_counter()
+                daemon.tick()
+                elapsed = time.perf_counter() - t0
+            queued = store.scalar("SELECT count(*) FROM outbox")
+            assert store.scalar("SELECT count(*) FROM complaints WHERE level = 2") == due
+            out.update({f"sweep_{total}_due": due, f"sweep_{total}_full_s": elapsed,
+                        f"sweep_{total}_per_due_ms": elapsed / due * 1000, f"sweep_{total}_mails_queued": queued})
+            app.close()
+            db.unlink()
+    finally:
+        stack.close()
+    return out
+
+
+# --- 4. memory -------------------------------------------------------------------------------------
+
+def big_complaint(size: int) -> bytes:
+    """A complaint with a photo attachment, `size` bytes in all (base64 grows it by 4/3)."""
+    msg = EmailMessage()
+    msg["From"] = "Grosse Pièce <big@example.fr>"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "Photos du colis abîmé"
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Message-ID"] = f"<big-{os.urandom(4).hex()}@example.fr>"
+    msg.set_content("Bonjour,\n\nvoici les photos du colis abîmé (commande n° 784512).\n\nGrosse Pièce")
+    payload = int((size - 2000) * 0.75 * 76 / 77)
+    msg.add_attachment(random.Random(1).randbytes(payload), maintype="image", subtype="jpeg", filename="colis.jpg")
+    raw = msg.as_bytes()
+    assert abs(len(raw) - size) < 50_000, len(raw)
+    return raw
+
+
+def memory_child(config: str, maildir: str, mode: str) -> None:
+    """Runs in a child process; prints JSON with ru_maxrss figures."""
+    from maildesk.app import App
+    from maildesk.config import load
+    from maildesk.daemon import Daemon
+    st = Path(maildir).stat()
+    app = App(load(config))
+    Daemon(app)  # imports done
+    result = {"baseline_mb": rss_mb()}
+    if mode == "big":
+        raw = big_complaint(25_000_000)
+        drop_into(Path(maildir), st.st_uid, st.st_gid, [raw])
+        del raw
+        result["before_mb"] = rss_mb()
+        Daemon(app).once()
+        result["after_mb"] = rss_mb()
+        result["stored"] = app.store.scalar("SELECT count(*) FROM complaints")
+        result["truncated"] = app.store.scalar("SELECT count(*) FROM events WHERE kind = 'truncated'")
+    else:
+        marks = {}
+        for r in range(10):
+            drop_into(Path(maildir), st.st_uid, st.st_gid, (complaint(r * 1000 + i) for i in range(1000)))
+            Daemon(app).once()
+            marks[(r + 1) * 1000] = rss_mb()
+        result["marks_mb"] = marks
+        result["stored"] = app.store.scalar("SELECT count(*) FROM complaints")
+    print(json.dumps(result))
+
+
+def bench_memory() -> dict:
+    out = {}
+    for mode in ("big", "many"):
+        stack = Stack()
+        try:
+            res = subprocess.run([PYTHON, str(Path(__file__).resolve()), "--memory-child", mode,
+                                  str(stack.config), str(stack.maildir)],
+                                 capture_output=True, text=True, timeout=1800)
+            assert res.returncode == 0, res.stderr[-3000:]
+            doc = json.loads(res.stdout.strip().splitlines()[-1])
+        finally:
+            stack.close()
+        if mode == "big":
+            assert doc["stored"] == 1
+            out.update(memory_baseline_mb=doc["baseline_mb"], memory_25mb_mb=doc["after_mb"],
+                       memory_25mb_extra_mb=doc["after_mb"] - doc["before_mb"])
+        else:
+            assert doc["stored"] == 10_000
+            marks = doc["marks_mb"]
+            out.update(memory_after_1000_mb=marks["1000"], memory_after_10000_mb=marks["10000"],
+                       memory_growth_1000_to_10000_mb=marks["10000"] - marks["1000"])
+    return out
+
+
+# --- 5. the floor ----------------------------------------------------------------------------------
+
+def bench_floor(n: int) -> dict:
+    """The bare steps on this machine, per message: what maildesk's figures are a ratio of."""
+    from email import policy as email_policy
+    from email.parser import BytesParser
+    import aiosmtplib
+    raws = [complaint(i) for i in range(n)]
+    out = {}
+    parser = BytesParser(policy=email_policy.default)
+    t0 = time.perf_counter()
+    for raw in raws:
+        msg = parser.parsebytes(raw)
+        body = msg.get_body(preferencelist=("plain",))
+        body.get_content() if body else None
+        str(msg["From"]), str(msg["Subject"])
+    out["floor_parse_ms"] = (time.perf_counter() - t0) / n * 1000
+
+    stack = Stack()
+    try:
+        db = stack.dir / "floor.db"
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # as maildesk.store
+        conn.execute("CREATE TABLE m (id INTEGER PRIMARY KEY, raw BLOB)")
+        t0 = time.perf_counter()
+        for raw in raws:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO m (raw) VALUES (?)", (raw,))
+            conn.execute("COMMIT")
+        out["floor_sqlite_commit_ms"] = (time.perf_counter() - t0) / n * 1000
+        conn.close()
+
+        async def send_all():
+            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.sink.port)
+            await client.connect()
+            for raw in raws:
+                await client.sendmail("support@imolocale.test", ["x@example.fr"], raw)
+            await client.quit()
+        t0 = time.perf_counter()
+        asyncio.run(send_all())
+        out["floor_smtp_send_ms"] = (time.perf_counter() - t0) / n * 1000
+        assert stack.sink.count() == n
+
+        stack.drop(raws)
+        with stack.dovecot.client() as c:
+            c.select_folder("INBOX")
+            uids = c.search("ALL")
+            t0 = time.perf_counter()
+            for i in range(0, len(uids), 100):
+                c.fetch(uids[i:i + 100], ["BODY.PEEK[]", "INTERNALDATE"])
+            out["floor_imap_fetch_ms"] = (time.perf_counter() - t0) / n * 1000
+    finally:
+        stack.close()
+    # a new complaint: fetch + parse + one commit (the daemon commits per 100) + two mails out
+    per_new = (out["floor_imap_fetch_ms"] + out["floor_parse_ms"] + out["floor_sqlite_commit_ms"]
+               + 2 * out["floor_smtp_send_ms"])
+    out["floor_new_per_s"] = 1000 / per_new
+    out["floor_reply_per_s"] = 1000 / (per_new - out["floor_smtp_send_ms"])
+    return out
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+ROWS = [
+    # (label, key, unit, floor key for a ratio)
+    ("backlog: new complaints", "backlog_new_per_s", "msg/s", "floor_new_per_s"),
+    ("backlog: customer replies", "backlog_reply_per_s", "msg/s", "floor_reply_per_s"),
+    ("latency APPEND->ack (IDLE), median", "latency_median_s", "s", None),
+    ("latency APPEND->ack (IDLE), p95", "latency_p95_s", "s", None),
+    ("sweep 100k (1% due): due query", "sweep_100000_due_query_ms", "ms", None),
+    ("sweep 100k: quiet tick (none due)", "sweep_100000_quiet_ms", "ms", None),
+    ("sweep 100k: whole sweep, 1,000 due", "sweep_100000_full_s", "s", None),
+    ("sweep 1M (1% due): due query", "sweep_1000000_due_query_ms", "ms", None),
+    ("sweep 1M: quiet tick (none due)", "sweep_1000000_quiet_ms", "ms", None),
+    ("sweep 1M: whole sweep, 10,000 due", "sweep_1000000_full_s", "s", None),
+    ("sweep: per due complaint", "sweep_1000000_per_due_ms", "ms", None),
+    ("memory: baseline (imports, app)", "memory_baseline_mb", "MB", None),
+    ("memory: peak with a 25 MB message", "memory_25mb_mb", "MB", None),
+    ("memory: peak after 1,000 messages", "memory_after_1000_mb", "MB", None),
+    ("memory: peak after 10,000 messages", "memory_after_10000_mb", "MB", None),
+    ("floor: stdlib parse", "floor_parse_ms", "ms/msg", None),
+    ("floor: one SQLite commit (WAL, FULL)", "floor_sqlite_commit_ms", "ms/msg", None),
+    ("floor: one SMTP send (reused conn.)", "floor_smtp_send_ms", "ms/msg", None),
+    ("floor: IMAP FETCH (100 a time)", "floor_imap_fetch_ms", "ms/msg", None),
+    ("floor: new complaints, bare steps", "floor_new_per_s", "msg/s", None),
+    ("floor: replies, bare steps", "floor_reply_per_s", "msg/s", None),
+]
+
+
+def table(results: dict) -> str:
+    lines = [f"{'figure':<40} {'value':>10} {'unit':<7} {'goal':<8} {'vs floor':>8}",
+             "-" * 79]
+    for label, key, unit, floor in ROWS:
+        if key not in results:
+            continue
+        value = results[key]
+        goal = ""
+        if key in GOALS:
+            op, target = GOALS[key]
+            ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+            goal = f"{op}{target} {'ok' if ok else 'MISS'}"
+        ratio = f"{value / results[floor]:.0%}" if floor and floor in results else ""
+        lines.append(f"{label:<40} {value:>10.3f} {unit:<7} {goal:<8} {ratio:>8}")
+    return "\n".join(lines)
+
+
+PARTS = {"floor": bench_floor, "backlog": bench_backlog, "latency": bench_latency,
+         "sweep": bench_sweep, "memory": bench_memory}
+
+
+def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--serve-sink":
+        serve_sink()
+        return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
+        memory_child(sys.argv[3], sys.argv[4], sys.argv[2])
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1000, help="backlog size (1 to 100000; default 1000)")
+    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--only", help="comma-separated parts among: " + ",".join(PARTS))
+    args = p.parse_args(argv)
+    if not 1 <= args.n <= 100_000:
+        p.error("--n must be between 1 and 100000")
+    parts = args.only.split(",") if args.only else list(PARTS)
+    unknown = [x for x in parts if x not in PARTS]
+    if unknown:
+        p.error(f"unknown part(s): {', '.join(unknown)}")
+    results = {"machine_cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    for part in parts:
+        t0 = time.perf_counter()
+        if part in ("floor", "backlog"):
+            results.update(PARTS[part](args.n))
+        else:
+            results.update(PARTS[part]())
+        print(f"[{part} done in {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+    print(table(results))
+    print(json.dumps(results, indent=2, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The admins' daily digest: what happened in the last 24 h and what needs
+attention, computed from the store as of `now` (so any date can be shown
+again) and queued like any other mail, text and HTML in one message.
+
+`DigestJob` is the clock job: once local time passes `[digest] send_at`, it
+queues today's digest unless the state key `digest_last_sent` already holds
+today's date. The check and the queued mail commit together, so a digest
+missed while the daemon was down goes out once when it starts, and never
+twice in a day, across restarts.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import date, datetime, time, timedelta, timezone
+
+from . import history, policy
+from .logs import event as log_event
+from .store import Store, from_iso, iso
+
+STATE_KEY = "digest_last_sent"
+TREND_DAYS = 14
+LIST_LIMIT = 25
+DAY = timedelta(days=1)
+AGES = (("lt24h", timedelta(hours=24)), ("24to48h", timedelta(hours=48)),
+        ("2to5d", timedelta(days=5)), ("gt5d", None))
+SUSPICIOUS_KINDS = ("suspicious",)
+
+
+# --- when ---------------------------------------------------------------------
+
+def send_time(cfg) -> time:
+    hh, _, mm = cfg.digest.send_at.partition(":")
+    return time(int(hh), int(mm))
+
+
+def moment_for(cfg, day: date) -> datetime:
+    """The digest's moment for a local date: `send_at` that day, in UTC."""
+    return datetime.combine(day, send_time(cfg), tzinfo=cfg.tz).astimezone(timezone.utc)
+
+
+def recipients(cfg) -> tuple[str, ...]:
+    return tuple(cfg.digest.to or cfg.teams.admins)
+
+
+# --- the numbers --------------------------------------------------------------
+
+def one_line(text: str | None, limit: int = 70) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def build(store: Store, cfg, now: datetime) -> dict:
+    """Every number and list the digest shows, as plain values."""
+    since = now - DAY
+    pasts = history.load(store, now - TREND_DAYS * DAY, now)
+    open_now = history.open_at(pasts, now)
+    opened_day = store.all("SELECT id FROM complaints WHERE first_contact > ? AND first_contact <= ?",
+                           iso(since), iso(now))
+    open_ids = {row["id"] for row, _level in open_now}
+    opened_total = store.scalar("SELECT count(*) FROM complaints WHERE first_contact <= ?", iso(now))
+    counts = {
+        "opened": {"day": len(opened_day), "total": opened_total},
+        "resolved": {"day": store.scalar(
+            "SELECT count(DISTINCT complaint_id) FROM events WHERE kind = 'resolved' AND at > ? AND at <= ?",
+            iso(since), iso(now)), "total": opened_total - len(open_now)},
+        "open": {"day": sum(1 for r in opened_day if r["id"] in open_ids), "total": len(open_now)},
+    }
+    return {
+        "date": now.astimezone(cfg.tz).date().isoformat(),
+        "now": now, "since": since,
+        "counts": counts,
+        "open_by_level": history.backlog(pasts, now),
+        "open_by_age": _by_age(open_now, now),
+        "missed": _missed(store, since, now),
+        "due_soon": _due_soon(open_now, cfg, now),
+        "medians": _medians(store, now),
+        "ratings": _ratings(store, cfg, since, now),
+        "sellers": _sellers(store),
+        "outbox": _outbox(store),
+        "quarantine": _quarantine(store, since),
+        "suspicious": _suspicious(store, since, now),
+        "trend": [{"date": (now - k * DAY).astimezone(cfg.tz).date().isoformat(),
+                   "levels": history.backlog(pasts, now - k * DAY)} for k in range(TREND_DAYS - 1, -1, -1)],
+    }
+
+
+def _by_age(open_now, now: datetime) -> dict[str, dict[int, int]]:
+    table = {name: {1: 0, 2: 0, 3: 0} for name, _limit in AGES}
+    for row, level in open_now:
+        age = now - from_iso(row["first_contact"])
+        name = next(n for n, limit in AGES if limit is None or age < limit)
+        table[name][level] += 1
+    return table
+
+
+def _missed(store: Store, since: datetime, now: datetime) -> list[dict]:
+    """Deadlines the clock found missed in the window: 24 h and 48 h escalations, the 5-day target."""
+    out = []
+    for ev in store.all("SELECT e.at, e.kind, e.detail, c.ref, c.subject, c.level FROM events e "
+                        "JOIN complaints c ON c.id = e.complaint_id "
+                        "WHERE e.kind IN ('escalated', 'target_missed') AND e.at > ? AND e.at <= ? "
+                        "ORDER BY e.at, e.id", iso(since), iso(now)):
+        detail = json.loads(ev["detail"] or "{}")
+        if ev["kind"] == "target_missed":
+            deadline = "5d"
+        elif detail.get("reason") in ("24h", "48h"):
+            deadline = detail["reason"]
+        else:
+            continue  # a staff or dissatisfied-customer escalation is not a missed deadline
+        due = detail.get("due")
+        out.append({"deadline": deadline, "ref": ev["ref"], "subject": one_line(ev["subject"]),
+                    "due": datetime.fromisoformat(due) if due else from_iso(ev["at"]),
+                    "at": from_iso(ev["at"])})
+    return out
+
+
+def _due_soon(open_now, cfg, now: datetime) -> list[dict]:
+    """Deadlines falling in the next 24 h for complaints open now."""
+    out = []
+    for row, level in open_now:
+        due = policy.deadlines(from_iso(row["first_contact"]), cfg)
+        for name, key, applies in (("24h", "resolution_team", level < 2),
+                                   ("48h", "experience_team", level < 3),
+                                   ("5d", "target", True)):
+            if applies and now < due[key] <= now + DAY:
+                out.append({"deadline": name, "ref": row["ref"], "subject": one_line(row["subject"]),
+                            "level": level, "due": due[key]})
+    return sorted(out, key=lambda d: (d["due"], d["ref"]))
+
+
+def _median(pairs) -> dict:
+    seconds = [(end - start).total_seconds() for start, end in pairs if start and end]
+    return {"seconds": statistics.median(seconds) if seconds else None, "n": len(seconds)}
+
+
+def _medians(store: Store, now: datetime) -> dict:
+    """Median time from first contact to acknowledgement, first staff answer and resolution,
+    over what happened in the last 7 and 30 days."""
+    out = {}
+    for days in (7, 30):
+        since = iso(now - timedelta(days=days))
+        acks = store.all("SELECT first_contact AS a, acked_at AS b FROM complaints "
+                         "WHERE acked_at > ? AND acked_at <= ?", since, iso(now))
+        answers = store.all("SELECT c.first_contact AS a, min(e.at) AS b FROM events e "
+                            "JOIN complaints c ON c.id = e.complaint_id "
+                            "WHERE e.kind IN ('staff_answered', 'staff_asked') AND e.at <= ? "
+                            "GROUP BY e.complaint_id HAVING min(e.at) > ?", iso(now), since)
+        resolved = store.all("SELECT c.first_contact AS a, e.at AS b FROM events e "
+                             "JOIN complaints c ON c.id = e.complaint_id "
+                             "WHERE e.kind = 'resolved' AND e.at > ? AND e.at <= ?", since, iso(now))
+        for name, rows in (("ack", acks), ("first_answer", answers), ("resolution", resolved)):
+            out.setdefault(name, {})[days] = _median((from_iso(r["a"]), from_iso(r["b"])) for r in rows)
+    return out
+
+
+def _ratings(store: Store, cfg, since: datetime, now: datetime) -> dict:
+    recent = [{"ref": r["ref"], "rating": r["rating"], "subject": one_line(r["subject"]),
+               "at": from_iso(r["rated_at"]), "low": r["rating"] <= cfg.policy.low_rating}
+              for r in store.all("SELECT ref, subject, rating, rated_at FROM complaints "
+                                 "WHERE rating IS NOT NULL AND rated_at > ? AND rated_at <= ? "
+                                 "ORDER BY rated_at", iso(since), iso(now))]
+    average = {}
+    for days in (1, 7, 30):
+        row = store.one("SELECT avg(rating) AS avg, count(*) AS n FROM complaints "
+                        "WHERE rating IS NOT NULL AND rated_at > ? AND rated_at <= ?",
+                        iso(now - timedelta(days=days)), iso(now))
+        average[days] = {"average": round(row["avg"], 2) if row["avg"] is not None else None, "n": row["n"]}
+    return {"recent": recent, "average": average}
+
+
+def _table_exists(store: Store, name: str) -> bool:
+    return bool(store.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name))
+
+
+def _sellers(store: Store) -> list[dict] | None:
+    """Sellers flagged and awaiting an admin decision (P13); None without the sellers tables."""
+    if not _table_exists(store, "sellers"):
+        return None
+    strikes = ("(SELECT count(*) FROM seller_strikes k WHERE k.seller_id = s.id "
+               "AND k.at > COALESCE(s.strikes_cleared_at, ''))" if _table_exists(store, "seller_strikes") else "NULL")
+    rows = store.all(f"SELECT s.id, s.shop_name, s.status_reason, s.status_at, {strikes} AS strikes "
+                     "FROM sellers s WHERE s.status = 'flagged' ORDER BY s.status_at, s.id LIMIT ?", LIST_LIMIT)
+    return [{"id": r["id"], "shop": r["shop_name"], "reason": one_line(r["status_reason"], 80),
+             "since": from_iso(r["status_at"]), "strikes": r["strikes"]} for r in rows]
+
+
+def _outbox(store: Store) -> dict:
+    def rows(where: str) -> list[dict]:
+        return [{"id": r["id"], "kind": r["kind"], "to": ", ".join(json.loads(r["rcpt"])),
+                 "subject": one_line(r["subject"], 60), "attempts": r["attempts"],
+                 "error": one_line(r["last_error"], 110), "ref": r["ref"]}
+                for r in store.all("SELECT o.id, o.kind, o.rcpt, o.subject, o.attempts, o.last_error, c.ref "
+                                   "FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id "
+                                   f"WHERE {where} ORDER BY o.id DESC LIMIT ?", LIST_LIMIT)]
+    return {"failed": rows("o.status = 'failed'"),
+            "failed_count": store.scalar("SELECT count(*) FROM outbox WHERE status = 'failed'"),
+            "retrying": rows("o.status = 'queued' AND o.attempts > 0"),
+            "retrying_count": store.scalar("SELECT count(*) FROM outbox WHERE status = 'queued' AND attempts > 0")}
+
+
+def _quarantine(store: Store, since: datetime) -> dict:
+    held = [{"id": r["id"], "at": from_iso(r["at"]), "sender": r["sender"] or "?",
+             "subject": one_line(r["subject"], 60), "reason": one_line(r["reason"], 80)}
+            for r in store.all("SELECT * FROM quarantine WHERE status = 'held' ORDER BY at DESC LIMIT ?",
+                               LIST_LIMIT)]
+    return {"held": held,
+            "held_count": store.scalar("SELECT count(*) FROM quarantine WHERE status = 'held'"),
+            "new": store.scalar("SELECT count(*) FROM quarantine WHERE at > ?", iso(since))}
+
+
+def _suspicious(store: Store, since: datetime, now: datetime) -> list[dict]:
+    out = []
+    for ev in store.all("SELECT e.at, e.actor, e.detail, c.ref FROM events e "
+                        "LEFT JOIN complaints c ON c.id = e.complaint_id "
+                        "WHERE e.kind = 'suspicious' AND e.at > ? AND e.at <= ? ORDER BY e.at LIMIT ?",
+                        iso(since), iso(now), LIST_LIMIT):
+        detail = json.loads(ev["detail"] or "{}")
+        out.append({"at": from_iso(ev["at"]), "claimed": ev["actor"], "why": one_line(detail.get("why"), 80),
+                    "ref": ev["ref"], "subject": one_line(detail.get("subject"), 60)})
+    return out
+
+
+# --- presenting ---------------------------------------------------------------
+
+def duration(seconds: float | None, lang: str = "fr") -> str:
+    """42 min, 5 h 07, 2 j 04 h: short enough for a table cell."""
+    if seconds is None:
+        return "—"
+    minutes = int(round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d}"
+    days, hours = divmod(hours, 24)
+    return f"{days} {'j' if lang == 'fr' else 'd'} {hours:02d} h"
+
+
+def bar_widths(levels: dict[int, int], biggest: int, width: int, least: int = 1) -> dict[int, int]:
+    """Widths of a stacked bar's parts; a level with anything in it stays visible."""
+    return {level: max(least, round(n / biggest * width)) if n else 0 for level, n in levels.items()}
+
+
+def context(doc: dict, cfg, lang: str) -> dict:
+    """What the digest templates see: the numbers plus a few helpers."""
+    biggest = max([sum(day["levels"].values()) for day in doc["trend"]] + [1])
+    trend = [{**day, "day": date.fromisoformat(day["date"]), "total": sum(day["levels"].values()),
+              "px": bar_widths(day["levels"], biggest, 300, least=3), "chars": bar_widths(day["levels"], biggest, 30)}
+             for day in doc["trend"]]
+    return {"d": doc, "day": date.fromisoformat(doc["date"]), "trend": trend,
+            "duration": lambda s: duration(s, lang), "low_rating": cfg.policy.low_rating,
+            "missed_count": len(doc["missed"])}
+
+
+def render(templates, cfg, doc: dict, lang: str | None = None):
+    lang = lang or cfg.policy.language
+    return templates.render("digest", lang, now=doc["now"], cfg=cfg, **context(doc, cfg, lang))
+
+
+def queue(workflow, cfg, now: datetime) -> str | None:
+    """Queue the digest as of `now` for `[digest] to`; returns its Message-ID. Call inside a transaction."""
+    to = recipients(cfg)
+    if not to:
+        log_event("digest_skipped", level=30, reason="no recipients: set [digest] to or [teams] admins")
+        return None
+    doc = build(workflow.store, cfg, now)
+    mail = policy.Mail("digest", to, "digest", "admin", routine=True,
+                       context=context(doc, cfg, cfg.policy.language))
+    message_id = workflow.queue(None, mail, now)
+    log_event("digest_queued", date=doc["date"], to=len(to), open=doc["counts"]["open"]["total"],
+              missed=len(doc["missed"]))
+    return message_id
+
+
+class DigestJob:
+    """Clock job (App.clock_jobs): today's digest, once, after `send_at` local time."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, now: datetime) -> bool:
+        cfg, store = self.app.cfg, self.app.store
+        if not cfg.digest.enabled:
+            return False
+        local = now.astimezone(cfg.tz)
+        if local.time() < send_time(cfg):
+            return False
+        today = local.date().isoformat()
+        if store.get_state(STATE_KEY) == today:
+            return False
+        with store.transaction():  # re-read under the write lock: one digest even with a CLI beside us
+            if store.get_state(STATE_KEY) == today:
+                return False
+            queue(self.app.workflow, cfg, now)
+            store.set_state(STATE_KEY, today)
+        return True

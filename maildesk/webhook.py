@@ -1,0 +1,85 @@
+"""Admin decisions about sellers, POSTed as JSON to `[sellers] webhook_url`.
+
+A decision is stored as a pending row in the same transaction that records
+it; a clock job delivers it and retries with back-off until the receiver
+answers 2xx. No write transaction is held while waiting on the network.
+Each payload carries a unique `id` so a receiver can drop the rare
+duplicate (a crash between its 2xx and our commit).
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime
+
+from . import sellers
+from .logs import event as log_event
+from .store import Store, from_iso, iso
+
+TIMEOUT = 10
+PER_TICK = 20  # a dead receiver must not stall the daemon's loop for long
+
+
+def enqueue(store: Store, url: str, seller_id: str, event: str, payload: dict, now: datetime) -> str:
+    """Store a pending delivery. Call inside the transaction that records the decision."""
+    delivery_id = str(uuid.uuid4())
+    body = {"id": delivery_id, "event": event, **payload}
+    store.insert("seller_webhooks", {
+        "delivery_id": delivery_id, "seller_id": seller_id, "event": event, "url": url,
+        "payload": json.dumps(body, ensure_ascii=False, default=str), "status": "pending", "attempts": 0,
+        "next_attempt_at": iso(now), "created_at": iso(now)})
+    return delivery_id
+
+
+def post(url: str, payload: str, delivery_id: str) -> tuple[bool, str]:
+    """(accepted?, what happened) for one POST."""
+    request = urllib.request.Request(url, data=payload.encode(), method="POST", headers={
+        "Content-Type": "application/json; charset=utf-8", "User-Agent": "maildesk",
+        "X-Maildesk-Delivery": delivery_id})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return 200 <= response.status < 300, f"HTTP {response.status}"
+    except urllib.error.HTTPError as e:
+        return False, f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return False, f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300]
+
+
+def pending(store: Store, seller_id: str | None = None) -> list:
+    """Deliveries not yet accepted (for the digest and `seller show`)."""
+    sql = "SELECT * FROM seller_webhooks WHERE status = 'pending'"
+    if seller_id:
+        return store.all(sql + " AND seller_id = ? ORDER BY id", seller_id)
+    return store.all(sql + " ORDER BY id")
+
+
+def deliver_due(store: Store, now: datetime, send=post) -> int:
+    """The clock job: try every delivery that is due. Returns how many were accepted."""
+    rows = store.all("SELECT * FROM seller_webhooks WHERE status = 'pending' AND next_attempt_at <= ? "
+                     "ORDER BY next_attempt_at LIMIT ?", iso(now), PER_TICK)
+    accepted = 0
+    for row in rows:
+        ok, what = send(row["url"], row["payload"], row["delivery_id"])
+        attempts = row["attempts"] + 1
+        with store.transaction():
+            if ok:
+                store.update("seller_webhooks", row["id"], {"status": "delivered", "attempts": attempts,
+                                                            "delivered_at": iso(now), "last_error": None})
+                accepted += 1
+            else:
+                retry = now + sellers.webhook_backoff(attempts)
+                store.update("seller_webhooks", row["id"], {"attempts": attempts, "last_error": what,
+                                                            "next_attempt_at": iso(retry)})
+        log_event("webhook_delivered" if ok else "webhook_failed", level=20 if ok else 30,
+                  seller=row["seller_id"], event=row["event"], attempt=attempts, result=what,
+                  retry_at=None if ok else iso(retry))
+    return accepted
+
+
+def describe(row) -> str:
+    when = from_iso(row["next_attempt_at"])
+    return (f"{row['event']} (created {row['created_at'][:16]}, {row['attempts']} attempt(s)"
+            + (f", last: {row['last_error']}" if row["last_error"] else "")
+            + f", next {iso(when)[:16]})")
