@@ -290,8 +290,12 @@ def _satisfaction(c: Complaint, now: datetime, cfg: Config, d: Decision) -> None
         d.event("closed", reason="no satisfaction answer")
 
 
-def next_due(c: Complaint, cfg: Config) -> datetime | None:
-    """The earliest moment `sweep` would do something for this complaint."""
+def next_due(c: Complaint, cfg: Config, after: datetime | None = None) -> datetime | None:
+    """The earliest moment `sweep` may do something for this complaint.
+
+    Right after a sweep at `after`, moments not later than it were already
+    acted on or are no-ops for this state, so they are skipped: the sweep
+    never reads the same complaint twice for nothing."""
     moments: list[datetime] = []
     if c.status in OPEN_STATUSES:
         due = deadlines(c.first_contact, cfg)
@@ -308,6 +312,8 @@ def next_due(c: Complaint, cfg: Config) -> datetime | None:
     elif c.status == "resolved" and c.satisfaction_asked_at:
         wait = timedelta(days=cfg.policy.satisfaction_wait_days)
         moments.append((c.satisfaction_reminded_at or c.satisfaction_asked_at) + wait)
+    if after is not None:
+        moments = [m for m in moments if m > after]
     return min(moments) if moments else None
 
 

@@ -73,6 +73,8 @@ class Workflow:
             ref = self._customer(mail, raw, sender.role, tagged, by_headers, arrived_at, now)
         self.store.insert("processed", {"message_id": mail.message_id, "at": iso(now),
                                         "outcome": sender.role, "ref": ref})
+        log_event("received", ref, sender=mail.from_addr, role=sender.role, size=len(raw),
+                  message_id=mail.message_id)
         return Outcome("processed", ref=ref, message_id=mail.message_id)
 
     def seller_addresses(self):
@@ -109,6 +111,10 @@ class Workflow:
         self._store_message(row_id, mail, raw, "customer", arrived_at)
         recent = self.store.recent_auto_replies(mail.from_addr, now - timedelta(hours=1))
         send_ack = recent < self.cfg.policy.max_auto_replies_per_hour
+        # the first acknowledgement held back this hour for this address: admins hear of it, once
+        flood_starts = not send_ack and self.store.one(
+            "SELECT 1 FROM events WHERE kind = 'ack_suppressed' AND actor = ? AND at >= ? LIMIT 1",
+            mail.from_addr, iso(now - timedelta(hours=1))) is None
         decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=send_ack,
                                          seller_hint=self.sellers.hint(mail),
                                          contact_request=self.sellers.asks_for_contact(mail))
@@ -117,6 +123,14 @@ class Workflow:
                   order=mail.order_number)
         if not send_ack:
             log_event("ack_suppressed", ref, level=30, customer=mail.from_addr, reason="flood")
+        if flood_starts:
+            opened = self.store.scalar("SELECT count(*) FROM complaints WHERE customer_addr = ? AND opened_at >= ?",
+                                       mail.from_addr, iso(now - timedelta(hours=1)))
+            self.queue(None, policy.Mail("admin_flood", tuple(self.cfg.teams.admins), "alert", "admin",
+                                         context={"address": mail.from_addr, "opened": opened, "ref": ref,
+                                                  "cap": self.cfg.policy.max_auto_replies_per_hour,
+                                                  "original_subject": mail.subject[:150]}), now)
+            log_event("flood_reported", ref, level=30, customer=mail.from_addr, opened=opened)
         return ref
 
     def _robot(self, mail: InboundMail, raw: bytes, reason: str, tagged, by_headers, arrived_at, now) -> str | None:
@@ -269,7 +283,8 @@ class Workflow:
         """Act on every complaint whose next due moment has come. Call inside a transaction."""
         rows = self.store.due_complaints(now, limit)
         for row in rows:
-            self._apply(row, policy.sweep(complaint_from_row(row), now, self.cfg), now, actor="maildesk")
+            self._apply(row, policy.sweep(complaint_from_row(row), now, self.cfg), now, actor="maildesk",
+                        swept=True)
         return len(rows)
 
     def resolve(self, ref: str, note: str, actor: str, now: datetime) -> policy.Decision:
@@ -282,11 +297,11 @@ class Workflow:
 
     # --- applying a decision -------------------------------------------------
     def _apply(self, row, decision: policy.Decision, now: datetime, actor: str,
-               staff_name: str | None = None) -> None:
+               staff_name: str | None = None, swept: bool = False) -> None:
         complaint_id = row["id"]
         changes = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in decision.changes.items()}
         state = policy.apply(complaint_from_row(row), decision.changes)
-        due = policy.next_due(state, self.cfg)
+        due = policy.next_due(state, self.cfg, after=now if swept else None)
         changes["next_due"] = iso(due) if due else None
         self.store.update("complaints", complaint_id, changes)
         for ev in decision.events:

@@ -185,3 +185,31 @@ def test_reading_satisfaction_answers(text, expected):
 
 def test_next_due_is_the_first_escalation_for_a_new_complaint():
     assert policy.next_due(new(), CFG) == T0 + 24 * H
+
+
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    esc2=st.integers(1, 60), esc3_extra=st.integers(1, 60), findings=st.integers(1, 120),
+    reminder=st.integers(0, 30), target_days=st.integers(1, 8), warning=st.integers(0, 48),
+    update=st.integers(1, 72), steps=st.lists(st.integers(0, 40 * 60), min_size=1, max_size=25),
+)
+def test_after_a_sweep_nothing_is_left_due_for_any_settings(esc2, esc3_extra, findings, reminder, target_days,
+                                                            warning, update, steps):
+    """Whatever the settings, a sweep leaves the complaint's next due moment in the
+    future: the sweep never spins on a complaint it cannot act on."""
+    cfg = make_config(policy={
+        "escalate_to_resolution_hours": esc2, "escalate_to_experience_hours": esc2 + esc3_extra,
+        "findings_due_hours": findings, "findings_reminder_hours_before": reminder,
+        "resolution_target_days": target_days, "target_warning_hours": warning, "update_every_hours": update})
+    c, now = new(), T0
+    for minutes in steps:
+        now += timedelta(minutes=minutes)
+        d = policy.sweep(c, now, cfg)
+        c = policy.apply(c, d.changes)
+        due = policy.next_due(c, cfg, after=now)
+        assert due is None or due > now
+        again = policy.sweep(c, now, cfg)
+        assert again.mails == [] and again.changes == {}
