@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from maildesk import digest  # noqa: E402
+from maildesk import digest, refs  # noqa: E402
 from maildesk.app import App  # noqa: E402
 from maildesk.config import parse_config  # noqa: E402
 from maildesk.store import iso  # noqa: E402
@@ -183,6 +183,12 @@ def screenshot(html: Path, png: Path, height: int) -> None:
                         html.resolve().as_uri()], check=True, capture_output=True, timeout=120)
 
 
+def repeatable_references(seed: int) -> None:
+    """Same references on every run, so the committed example only changes when the digest does."""
+    rng = random.Random(seed)
+    refs.secrets = type("Seeded", (), {"choice": staticmethod(rng.choice)})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs"), help="where to write digest-example.*")
@@ -191,6 +197,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     random.seed(24)
+    repeatable_references(24)
     with tempfile.TemporaryDirectory() as tmp:
         app = App(config(Path(tmp)))
         try:

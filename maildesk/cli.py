@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import logs, report, seller_cli
+from . import admin, logs, report, seller_cli
 from .config import ConfigError, load
 
 
@@ -60,12 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="complaints, newest first")
     lst.add_argument("--level", type=int, choices=(1, 2, 3))
     lst.add_argument("--status", choices=("open", "waiting_customer", "resolved", "closed"))
-    lst.add_argument("--overdue", action="store_true", help="open complaints past a deadline")
+    lst.add_argument("--overdue", action="store_true", help="open and past a policy deadline (24 h, 48 h, 5 days) not met")
     lst.add_argument("--seller")
     lst.add_argument("--customer")
     lst.add_argument("--limit", type=int, default=200)
     lst.add_argument("--json", action="store_true")
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
+    admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
     return p
 
 
@@ -77,12 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo-send":
         from .demo import demo_send
         return demo_send(Path(args.dir), args.sender, args.subject, args.text, args.name)
+    if args.command == "init":  # writes the config, so it cannot need one
+        return admin.init(args)
     try:
         cfg = load(args.config)
     except ConfigError as e:
         print(f"maildesk: config error: {e}", file=sys.stderr)
         return 2
     logs.configure(cfg)
+    if args.command in admin.WITHOUT_APP:  # status, check: report missing secrets instead of stopping on them
+        return admin.WITHOUT_APP[args.command](cfg, args)
     if args.command == "auth":  # before App: the refresh token it needs does not exist yet
         import os
         from . import oauth2
@@ -120,6 +126,10 @@ def cmd_once(app, args) -> int:
     except MailboxError as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
+    except sqlite3.OperationalError as e:  # locked, full: nothing was half-done, mail waits in the inbox
+        print(f"maildesk: database problem ({app.cfg.database_path}): {e}; run again when it is fixed",
+              file=sys.stderr)
+        return 1
 
 
 def cmd_show(app, args) -> int:
@@ -153,13 +163,14 @@ def cmd_resolve(app, args) -> int:
 def cmd_list(app, args) -> int:
     rows = report.list_complaints(app.store, level=args.level, status=args.status,
                                   overdue_at=utcnow() if args.overdue else None, seller=args.seller,
-                                  customer=args.customer, limit=args.limit)
+                                  customer=args.customer, limit=args.limit, cfg=app.cfg)
     if args.json:
         _print_json(rows)
         return 0
     for r in rows:
         print(f"{r['ref']:<11} L{r['level']} {r['status']:<16} {r['first_contact'][:16]}  "
-              f"{r['customer_addr']:<30} {r['subject'][:50]}")
+              f"{r['customer_addr']:<30} {r['subject'][:50]}"
+              + (f"  missed: {', '.join(r['missed'])}" if r.get("missed") else ""))
     print(f"{len(rows)} complaint(s)")
     return 0
 
@@ -179,6 +190,7 @@ def cmd_import_mbox(app, args) -> int:
 COMMANDS = {"run": cmd_run, "once": cmd_once, "show": cmd_show, "resolve": cmd_resolve, "list": cmd_list}
 COMMANDS["import-mbox"] = cmd_import_mbox
 COMMANDS.update(seller_cli.COMMANDS)
+COMMANDS.update(admin.COMMANDS)
 
 if __name__ == "__main__":
     sys.exit(main())

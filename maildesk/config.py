@@ -292,6 +292,14 @@ def _validate(cfg: Config) -> None:
         for addr in getattr(cfg.teams, team):
             if "@" not in addr:
                 raise ConfigError(f"teams.{team} holds {addr!r}, which is not an e-mail address")
+    s = cfg.sellers
+    for key in ("seller_response_hours", "window_days"):
+        if getattr(s, key) <= 0:
+            raise ConfigError(f"sellers.{key} must be more than 0")
+    if s.flag_after < 0:
+        raise ConfigError("sellers.flag_after must be 0 (never flag) or more")
+    if s.webhook_url and not s.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(f"sellers.webhook_url must start with http:// or https://, got {s.webhook_url!r}")
 
 
 def _staff(raw: dict, teams: TeamsConfig) -> tuple[dict[str, str], dict[str, str]]:

@@ -44,6 +44,14 @@ class AlreadyRunning(Exception):
     pass
 
 
+def store_trouble(e: BaseException) -> bool:
+    """A database or disk problem (locked, full, corrupt, I/O error): no fault of the message,
+    which must stay in the inbox rather than go to quarantine."""
+    if isinstance(e, (sqlite3.IntegrityError, sqlite3.DataError)):
+        return False  # this message's own data broke a constraint or a size limit
+    return isinstance(e, (sqlite3.Error, OSError))
+
+
 class InstanceLock:
     """One daemon per database: an exclusive flock beside the database file."""
 
@@ -152,9 +160,9 @@ class Daemon:
                 if fetched.truncated and outcome.ref:
                     self.store.add_event(self.store.complaint(outcome.ref)["id"], now, "maildesk", "truncated",
                                          size=fetched.size, note="original kept in the mailbox")
-        except (sqlite3.OperationalError, OSError):
-            raise  # the store is unwell, not the message: leave it in the inbox for later
         except Exception as e:  # a message that breaks processing is set aside, never lost
+            if store_trouble(e):
+                raise  # the store is unwell, not the message: leave it in the inbox for later
             log_event("processing_error", level=40, uid=fetched.uid, exc_info=True)
             outcome = Outcome("quarantine", reason=f"processing failed: {type(e).__name__}: {e}")
         if outcome.action == "quarantine":

@@ -11,11 +11,14 @@ twice in a day, across restarts.
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import statistics
 from datetime import date, datetime, time, timedelta, timezone
 
 from . import history, policy
 from .logs import event as log_event
+from .outbox import Outbox
 from .store import Store, from_iso, iso
 
 STATE_KEY = "digest_last_sent"
@@ -78,6 +81,7 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "ratings": _ratings(store, cfg, since, now),
         "sellers": _sellers(store),
         "outbox": _outbox(store),
+        "sending": Outbox(cfg, store).sending_status(now),
         "quarantine": _quarantine(store, since),
         "suspicious": _suspicious(store, since, now),
         "trend": [{"date": (now - k * DAY).astimezone(cfg.tz).date().isoformat(),
@@ -278,6 +282,7 @@ class DigestJob:
 
     def __init__(self, app):
         self.app = app
+        self.broken_on: str | None = None  # a digest that cannot be built is logged once a day, not every tick
 
     def __call__(self, now: datetime) -> bool:
         cfg, store = self.app.cfg, self.app.store
@@ -287,11 +292,18 @@ class DigestJob:
         if local.time() < send_time(cfg):
             return False
         today = local.date().isoformat()
-        if store.get_state(STATE_KEY) == today:
+        if today == self.broken_on or store.get_state(STATE_KEY) == today:
             return False
-        with store.transaction():  # re-read under the write lock: one digest even with a CLI beside us
-            if store.get_state(STATE_KEY) == today:
-                return False
-            queue(self.app.workflow, cfg, now)
-            store.set_state(STATE_KEY, today)
+        try:
+            with store.transaction():  # re-read under the write lock: one digest even with a CLI beside us
+                if store.get_state(STATE_KEY) == today:
+                    return False
+                queue(self.app.workflow, cfg, now)
+                store.set_state(STATE_KEY, today)
+        except sqlite3.OperationalError:
+            raise  # the database is busy or unwell: the daemon backs off, the next tick tries again
+        except Exception:  # a template or data problem must not stop the helpdesk
+            self.broken_on = today
+            log_event("digest_failed", level=logging.ERROR, exc_info=True, date=today)
+            return False
         return True

@@ -33,18 +33,18 @@ def load(store: Store, since: datetime, until: datetime) -> list[Past]:
 
     A complaint resolved or closed before `since` and still so is left out:
     its last change (resolved_at / closed_at) is its last state change."""
-    rows = store.all(
-        "SELECT id, ref, subject, first_contact, status, level, resolved_at, closed_at FROM complaints "
-        "WHERE first_contact <= ? AND (status IN ('open', 'waiting_customer') "
-        "OR COALESCE(closed_at, resolved_at, first_contact) >= ?)",
-        iso(until), iso(since))
+    maybe_open = ("FROM complaints WHERE first_contact <= ? AND (status IN ('open', 'waiting_customer') "
+                  "OR COALESCE(closed_at, resolved_at, first_contact) >= ?)")
+    rows = store.all("SELECT id, ref, subject, first_contact, status, level, resolved_at, closed_at "
+                     + maybe_open, iso(until), iso(since))
     if not rows:
         return []
     changes: dict[int, list] = {}
     kinds = (*CLOSING, "reopened", *LEVEL_KINDS)
     marks = ", ".join("?" for _ in kinds)
     for ev in store.all(f"SELECT complaint_id, at, kind, detail FROM events WHERE kind IN ({marks}) "
-                        f"AND complaint_id IS NOT NULL AND at <= ? ORDER BY at, id", *kinds, iso(until)):
+                        f"AND at <= ? AND complaint_id IN (SELECT id {maybe_open}) ORDER BY at, id",
+                        *kinds, iso(until), iso(until), iso(since)):
         changes.setdefault(ev["complaint_id"], []).append(ev)
     return [_replay(dict(r), changes.get(r["id"], [])) for r in rows]
 

@@ -123,6 +123,10 @@ class Inbox:
         """UIDs waiting in the folder (all of them: handled mail is moved away;
         in read-only mode, those above the last one seen)."""
         criteria = ["UID", f"{after_uid + 1}:*"] if after_uid else ["ALL"]
+        # NOOP first: a server answers SEARCH from its last view of the folder and only then
+        # announces mail that came meanwhile (Dovecot does); that news would be lost before IDLE
+        # and the mail left waiting for the next wake-up, up to a minute later
+        self._call(self.client.noop)
         uids = self._call(self.client.search, criteria)
         return sorted(u for u in uids if u > after_uid)
 
@@ -183,6 +187,9 @@ class Inbox:
         end = time.monotonic() + timeout
         while not stopping() and time.monotonic() < end:
             if self._idle_until(min(end, time.monotonic() + self.cfg.idle_renew_seconds), stopping):
+                return True
+            # IDLE only reports what changes after it starts: NOOP picks up mail that came in between
+            if time.monotonic() < end and _news(self._call(self.client.noop)[1]):
                 return True
         return False
 

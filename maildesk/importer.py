@@ -5,8 +5,8 @@ Each message goes through the same `Workflow.receive` as live mail, in
 arrival order and at its own time, so complaints, threads and the audit
 trail come out as they would have; with `workflow.silent` nothing is
 queued (the timeline records `not_sent` instead). Imported complaints get
-no clock (`next_due` cleared): deadlines long past must not fire
-escalations or reminders now. Message-IDs are remembered, so importing
+no clock (`next_due` cleared, also on seller outreach they opened):
+deadlines long past must not fire escalations, reminders or strikes now. Message-IDs are remembered, so importing
 twice, or reading the same mail from the live inbox later, changes nothing.
 """
 from __future__ import annotations
@@ -51,6 +51,7 @@ def import_mbox(app, path: Path, progress: bool = False) -> ImportResult:
     now = datetime.now(timezone.utc)
     order = sorted((arrival(box.get_bytes(key), now), n, key) for n, key in enumerate(box.iterkeys()))
     first_new = (store.scalar("SELECT max(id) FROM complaints") or 0) + 1
+    first_outreach = (store.scalar("SELECT max(id) FROM outreach") or 0) + 1
     max_bytes = int(app.cfg.mailbox.max_message_mb * 1024 * 1024)
     result = ImportResult()
     bar = _bar(len(order), progress)
@@ -62,6 +63,8 @@ def import_mbox(app, path: Path, progress: bool = False) -> ImportResult:
         with store.transaction():
             result.complaints = store.scalar("SELECT count(*) FROM complaints WHERE id >= ?", first_new)
             store.conn.execute("UPDATE complaints SET next_due = NULL WHERE id >= ?", (first_new,))
+            # seller outreach opened by old mail: no reminders or strikes for deadlines long gone
+            store.conn.execute("UPDATE outreach SET next_due = NULL WHERE id >= ?", (first_outreach,))
             for (cid,) in store.all("SELECT id FROM complaints WHERE id >= ?", first_new):
                 store.add_event(cid, now, "maildesk", "imported", source=path.name)
     finally:

@@ -55,7 +55,15 @@ class JsonFormatter(TextFormatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+SECRET_WORDS = ("password", "token", "secret", "authorization")
+
+
 def event(name: str, ref: str | None = None, level: int = logging.INFO, exc_info=None, **facts) -> None:
+    if level < logging.DEBUG:  # a complaint's level (1-3) passed as a fact, e.g. escalated level=2
+        facts, level = {"level": level, **facts}, logging.INFO
+    # a last guard: a fact named like a secret is never written, whatever a caller passes
+    facts = {k: ("[redacted]" if any(w in k.lower() for w in SECRET_WORDS) and v is not None else v)
+             for k, v in facts.items()}
     LOGGER.log(level, name, extra={"event": name, "ref": ref, "facts": facts}, exc_info=exc_info)
 
 

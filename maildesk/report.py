@@ -94,7 +94,9 @@ def format_show(doc: dict, cfg) -> str:
 
 
 def list_complaints(store: Store, *, level=None, status=None, overdue_at=None, seller=None, customer=None,
-                    limit: int = 200) -> list[dict]:
+                    limit: int = 200, cfg=None) -> list[dict]:
+    """Newest first. `overdue_at`: only complaints open at that moment and past at least one
+    policy deadline (24 h, 48 h, 5 days) they have not met; each says which in `missed`."""
     where, params = [], []
     if level:
         where.append("level = ?"); params.append(level)
@@ -105,7 +107,18 @@ def list_complaints(store: Store, *, level=None, status=None, overdue_at=None, s
     if customer:
         where.append("customer_addr = ?"); params.append(customer.lower())
     if overdue_at is not None:
-        where.append("status IN ('open', 'waiting_customer') AND next_due <= ?"); params.append(iso(overdue_at))
+        earliest = min(policy.deadlines(overdue_at, cfg).values()) - overdue_at  # no deadline comes sooner
+        where.append("status IN ('open', 'waiting_customer') AND first_contact <= ?")
+        params.append(iso(overdue_at - earliest))
     sql = "SELECT * FROM complaints" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY first_contact DESC LIMIT ?"
-    return [complaint_summary(r) for r in store.all(sql, *params, limit)]
+    sql += " ORDER BY first_contact DESC"
+    if overdue_at is None:
+        return [complaint_summary(r) for r in store.all(sql + " LIMIT ?", *params, limit)]
+    out = []
+    for r in store.all(sql, *params):
+        missed = [d["deadline"] for d in deadline_states(r, cfg, overdue_at) if d["state"] == "missed"]
+        if missed:
+            out.append({**complaint_summary(r), "missed": missed})
+            if len(out) >= limit:
+                break
+    return out

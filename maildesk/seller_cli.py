@@ -125,8 +125,8 @@ def format_seller(doc: dict, tz) -> str:
         lines += [f"  {webhook.describe(w)}" for w in doc["webhooks_pending"]]
     lines += ["", "History:"]
     for e in doc["history"]:
-        facts = " ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, ""))
-        lines.append(f"  {local(e['at'])}  {e['kind']:<16} {e['actor']:<22} {e['ref'] or '':<11} {facts}".rstrip())
+        facts = " ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "") and k != "ref")
+        lines.append(f"  {local(e['at'])}  {e['kind']:<17} {e['ref'] or '-':<11} {e['actor']:<20} {facts}".rstrip())
     return "\n".join(lines)
 
 

@@ -116,7 +116,8 @@ class SellerDesk:
         d = Decision()
         d.event("seller_answered", seller=seller["id"], late=late or None)
         d.tell_staff(policy.handlers(self._state(complaint), self.cfg), "staff_seller_reply", "notify",
-                     seller=sellers.seller_card(seller), late=late)
+                     seller=sellers.seller_card(seller), late=late,
+                     text=(mail.reply_text or mail.text or "").strip()[:5000])
         self.wf._apply(complaint, d, now, actor=mail.from_addr)
         self.registry.event(seller["id"], now, mail.from_addr, "answered", complaint_id=complaint["id"],
                             ref=complaint["ref"], late=late or None)
@@ -298,7 +299,7 @@ class SellerDesk:
             return
         seller = self.registry.get(complaint["seller_id"])
         failed = bool(seller) and self.registry.failed(complaint["id"], seller["id"])
-        extra = sellers.answer_contact_request(self._state(complaint), self.cfg, seller, failed, now)
+        extra = sellers.answer_contact_request(self._state(complaint), self.cfg, seller, failed, now, text)
         if any(m.template == "staff_seller_contact_request" for m in extra.mails):
             decision.mails[:] = [m for m in decision.mails if m.template != "staff_reply"]
         decision.changes.update(extra.changes)

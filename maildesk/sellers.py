@@ -150,14 +150,17 @@ def mentioned(text: str, names: Mapping[str, str], addresses: Iterable[str]) -> 
     `names` maps a normalised shop name to anything; a shop name only
     counts as whole words, and one shorter than 3 letters never does."""
     found: list[str] = []
-    words = _WORDS.findall(plain(text))
+    words = _WORDS.findall(plain(_EMAIL.sub(" ", text or "")))  # addresses are matched whole, below
     for size in range(min(MAX_NAME_WORDS, len(words)), 0, -1):
         for i in range(len(words) - size + 1):
             key = " ".join(words[i:i + size])
             if len(key) >= 3 and key in names and key not in found:
                 found.append(key)
-    lowered = (text or "").lower()
-    found += [a for a in addresses if a in lowered and a not in found]
+    known = addresses if isinstance(addresses, (set, frozenset, dict)) else set(addresses)
+    for m in _EMAIL.finditer(text or ""):
+        address = m.group(0).lower()
+        if address in known and address not in found:
+            found.append(address)
     return found
 
 
@@ -248,7 +251,8 @@ def disclose(d: Decision, c: Complaint, seller: Mapping, now: datetime, trigger:
     d.event("seller_details_disclosed", seller=seller["id"], trigger=trigger)
 
 
-def answer_contact_request(c: Complaint, cfg, seller: Mapping | None, failed: bool, now: datetime) -> Decision:
+def answer_contact_request(c: Complaint, cfg, seller: Mapping | None, failed: bool, now: datetime,
+                           text: str = "") -> Decision:
     """A customer asks for the seller's details: given once outreach failed,
     otherwise the customer hears what imolocale does first and staff are told."""
     d = Decision()
@@ -259,5 +263,6 @@ def answer_contact_request(c: Complaint, cfg, seller: Mapping | None, failed: bo
     else:
         card = seller_card(seller) if seller else None
         d.tell_customer(c, "seller_contact_pending", "update", now, linked=seller is not None)
-        d.tell_staff(handlers(c, cfg), "staff_seller_contact_request", "notify", seller=card)
+        d.tell_staff(handlers(c, cfg), "staff_seller_contact_request", "notify", seller=card,
+                     text=text.strip()[:5000])
     return d

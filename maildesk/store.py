@@ -215,6 +215,13 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# Tables keyed by `id INTEGER PRIMARY KEY` that Store.insert/update write with plain SQL when
+# every value is a plain SQLite value; anything else goes through sqlite-utils as before.
+_PLAIN_TABLES = frozenset({"complaints", "messages", "attachments", "events", "outbox"})
+_PLAIN = frozenset({str, int, float, bytes, type(None)})
+_INSERTS: dict[tuple, str] = {}
+
+
 def iso(dt: datetime) -> str:
     if dt.tzinfo is None:
         raise ValueError("naive datetime reached the store")
@@ -271,6 +278,8 @@ class Store:
             yield
         except BaseException:
             self._depth -= 1
+            if not self.conn.in_transaction:
+                raise  # SQLite rolled back by itself (disk full, I/O error): keep the real error
             if name:
                 self.conn.execute(f"ROLLBACK TO {name}")
                 self.conn.execute(f"RELEASE {name}")
@@ -295,12 +304,26 @@ class Store:
         return row[0] if row else None
 
     def insert(self, table: str, values: dict) -> int:
+        if table in _PLAIN_TABLES and all(type(v) in _PLAIN for v in values.values()):
+            # the hot path (8 inserts per new complaint): plain SQL, 7x cheaper than sqlite-utils
+            sql = _INSERTS.get((table, tuple(values)))
+            if sql is None:
+                sql = _INSERTS[(table, tuple(values))] = (
+                    f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})")
+            return self.conn.execute(sql, tuple(values.values())).lastrowid
         # sqlite-utils nests inside our open transaction as a savepoint
         return self.db[table].insert(values).last_pk
 
     def update(self, table: str, row_id: int, values: dict) -> None:
-        if values:
-            self.db[table].update(row_id, values)
+        if not values:
+            return
+        if table in _PLAIN_TABLES and all(type(v) in _PLAIN for v in values.values()):
+            sets = ", ".join(f"{k} = ?" for k in values)
+            cur = self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values.values(), row_id))
+            if cur.rowcount == 0:
+                raise sqlite_utils.db.NotFoundError(f"{table} {row_id}")
+            return
+        self.db[table].update(row_id, values)
 
     # --- state ---------------------------------------------------------------
     def get_state(self, key: str) -> str | None:

@@ -31,6 +31,7 @@ def config_dict(imap_port: int = 1, smtp_port: int = 1, **sections) -> dict:
         "teams": dict(TEAMS),
         "policy": {"reference_prefix": "IMO", "timezone": "Europe/Paris"},
         "security": {"require_authenticated_staff": False},
+        "digest": {"enabled": False},  # tests that move the clock past 08:00 would get one; test_admin turns it on
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

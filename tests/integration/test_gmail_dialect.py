@@ -66,13 +66,14 @@ class IdleCounter:
         self.real_wait = 0.0  # >0: really wait this long in idle_check (to catch a server push)
         self._idle, self._check, self._done = client.idle, client.idle_check, client.idle_done
         client.idle, client.idle_check, client.idle_done = self.idle, self.idle_check, self.idle_done
-        self.on_idle = None
+        self.on_idle = self.on_done = None
 
     def idle(self):
         self.idles.append(time.monotonic())
+        started = self._idle()
         if self.on_idle:
             self.on_idle(len(self.idles))
-        return self._idle()
+        return started
 
     def idle_check(self, timeout=None):
         responses = self._check(timeout=self.real_wait)
@@ -81,7 +82,10 @@ class IdleCounter:
 
     def idle_done(self):
         self.dones += 1
-        return self._done()
+        done = self._done()
+        if self.on_done:
+            self.on_done(self.dones)
+        return done
 
 
 def test_a_long_wait_reissues_idle_every_idle_renew_seconds(dovecot):
@@ -111,6 +115,19 @@ def test_mail_arriving_after_a_renewal_ends_the_wait(dovecot):
             counter.on_idle = deliver_on_second_idle
             assert inbox.wait(30 * 60, lambda: False) is True
         assert len(counter.idles) == 2
+        assert len(inbox.pending()) == 1
+    finally:
+        inbox.close()
+
+
+def test_mail_arriving_between_two_idles_is_not_missed(dovecot):
+    inbox = inbox_on(dovecot, idle_renew_seconds=60)
+    try:
+        with freeze_time("2026-11-24 08:00:00") as frozen:
+            counter = IdleCounter(inbox.client, frozen)
+            counter.on_done = lambda n: n == 1 and dovecot.append(mail(subject="entre deux IDLE"))
+            assert inbox.wait(30 * 60, lambda: False) is True
+        assert len(counter.idles) == 1  # found by the NOOP before IDLE was re-issued
         assert len(inbox.pending()) == 1
     finally:
         inbox.close()

@@ -2,7 +2,6 @@
 SMTP server that checks XOAUTH2; `maildesk auth gmail` end to end."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import logging
@@ -19,7 +18,7 @@ from freezegun import freeze_time
 
 from maildesk import oauth2
 from maildesk.app import App
-from maildesk.config import ConfigError, load
+from maildesk.config import ConfigError
 from maildesk.imap import LoginRefused
 from maildesk.localstack import free_port
 from tests.oauth_stub import TokenServer
@@ -160,9 +159,9 @@ def test_outbox_signs_in_to_smtp_with_xoauth2(tmp_path, tokens):
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, auth_require_tls=False)
     controller.start()
+    cfg = make_config(tmp_path, smtp_port=port, smtp={"username": SUPPORT}, oauth2=oauth_section(tokens))
+    app = App(cfg, env=ENV)
     try:
-        cfg = make_config(tmp_path, smtp_port=port, smtp={"username": SUPPORT}, oauth2=oauth_section(tokens))
-        app = App(cfg, env=ENV)
         queue_mail(app)
         result = app.outbox.flush(datetime.now(timezone.utc))
         assert result.sent == 1 and len(handler.messages) == 1
@@ -176,8 +175,8 @@ def test_outbox_signs_in_to_smtp_with_xoauth2(tmp_path, tokens):
         assert result.retry == 1 and result.sent == 0  # kept, retried later, never dropped
         [row] = app.store.all("SELECT status, last_error FROM outbox WHERE status = 'queued'")
         assert "maildesk auth gmail" in row["last_error"]
-        app.close()
     finally:
+        app.close()
         controller.stop()
 
 

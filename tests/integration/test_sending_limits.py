@@ -1,0 +1,151 @@
+"""Gmail's sending limits and answers, against the real aiosmtpd sink, with
+time moved by freezegun: routine mail waits near the daily limit while
+acknowledgements still go, nothing queued is lost, temporary refusals are
+retried with back-off and permanent ones are recorded on the complaint."""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from freezegun import freeze_time
+
+from tests.integration.conftest import body
+from tests.outbox_rows import queue_mail
+from tests.support import mail
+
+T0 = "2026-11-24 08:00:00"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@pytest.fixture
+def app(desk):
+    desk.write_config(smtp={"daily_limit": 10, "reserve": 3})
+    application = desk.app()
+    yield application
+    application.close()
+
+
+def statuses(app) -> dict[str, int]:
+    return dict(app.store.all("SELECT status, count(*) FROM outbox GROUP BY status"))
+
+
+@pytest.fixture
+def events():
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logger = logging.getLogger("maildesk")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield seen
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+def test_daily_limit_holds_routine_mail_for_the_reserve_and_loses_nothing(app, desk, events):
+    with freeze_time(T0, real_asyncio=True) as frozen:
+        queue_mail(app, 8, routine=True)
+        result = app.outbox.flush(now())
+        assert (result.sent, result.held) == (7, 1)  # 10 - 7 = 3 left: the reserve, not for routine mail
+        assert app.outbox.sending_status(now()) == {"limit": 10, "reserve": 3, "sent_last_24h": 7, "held": 1}
+
+        queue_mail(app, 3, kind="ack")  # acknowledgements may use the reserve
+        result = app.outbox.flush(now())
+        assert (result.sent, result.held) == (3, 1)
+        queue_mail(app, 1, kind="ack")  # the limit itself is never crossed
+        assert app.outbox.flush(now()).sent == 0
+        assert len(desk.sink.messages) == 10
+        assert statuses(app) == {"sent": 10, "queued": 2}
+        assert app.outbox.sending_status(now())["held"] == 2
+        assert any(getattr(r, "event", "") == "sending_limit" and r.levelno == logging.WARNING for r in events)
+
+        frozen.tick(timedelta(hours=23, minutes=59))
+        assert app.outbox.flush(now()).sent == 0  # still inside the 24 h window
+        frozen.tick(timedelta(minutes=1, seconds=1))
+        result = app.outbox.flush(now())
+        assert (result.sent, result.held) == (2, 0)
+    assert statuses(app) == {"sent": 12}
+    assert len(desk.sink.messages) == 12
+    kind_of = {r["message_id"]: r["kind"] for r in app.store.all("SELECT message_id, kind FROM outbox")}
+    last_two = [kind_of[m["Message-ID"]] for m in desk.sent()[-2:]]
+    assert last_two == ["ack", "update"]  # after the wait, the acknowledgement first
+
+
+def test_gmail_temporary_refusal_is_retried_with_backoff(app, desk):
+    desk.sink.fail_next(2, code=454, message="4.7.0 Try again later")
+    with freeze_time(T0, real_asyncio=True) as frozen:
+        queue_mail(app)
+        assert app.outbox.flush(now()).retry == 1
+        [row] = app.store.all("SELECT status, attempts, next_attempt_at, last_error FROM outbox")
+        assert (row["status"], row["attempts"]) == ("queued", 1) and "454 4.7.0 Try again later" in row["last_error"]
+        assert row["next_attempt_at"] == "2026-11-24T08:00:30+00:00"
+        assert app.outbox.flush(now()).retry == 0  # not due yet
+        frozen.tick(30)
+        assert app.outbox.flush(now()).retry == 1
+        [row] = app.store.all("SELECT attempts, next_attempt_at FROM outbox")
+        assert row["next_attempt_at"] == "2026-11-24T08:01:30+00:00"  # 60 s: backing off
+        frozen.tick(60)
+        assert app.outbox.flush(now()).sent == 1
+    assert len(desk.sink.messages) == 1 and statuses(app) == {"sent": 1}
+
+
+def test_421_stops_the_batch_and_keeps_the_rest_queued(app, desk):
+    desk.sink.fail_next(1, code=421, message="4.7.0 Temporary System Problem. Try again later")
+    with freeze_time(T0, real_asyncio=True) as frozen:
+        queue_mail(app, 3)
+        result = app.outbox.flush(now())
+        assert result.sent == 0 and result.retry == 1
+        assert [r["attempts"] for r in app.store.all("SELECT attempts FROM outbox ORDER BY id")] == [1, 0, 0]
+        frozen.tick(30)
+        assert app.outbox.flush(now()).sent == 3
+    assert len(desk.sink.messages) == 3
+
+
+def test_gmail_daily_quota_answer_is_waited_out_not_failed(app, desk):
+    desk.sink.fail_next(1, code=550, message="5.4.5 Daily user sending limit exceeded.")
+    with freeze_time(T0, real_asyncio=True) as frozen:
+        queue_mail(app, 2)
+        result = app.outbox.flush(now())
+        assert result.failed == 0 and result.retry == 1
+        assert statuses(app) == {"queued": 2}
+        frozen.tick(30)
+        assert app.outbox.flush(now()).sent == 2
+
+
+def test_permanent_refusal_is_recorded_on_the_complaint(desk):
+    desk.sink.refuse_all(550, "5.1.1 The email account that you tried to reach does not exist.")
+    desk.deliver(mail(sender="nobody@example.fr", message_id="<lost@example.fr>"))
+    desk.once()
+    rows = desk.rows("SELECT kind, status, last_error FROM outbox ORDER BY id")
+    assert rows and all(r["status"] == "failed" for r in rows)
+    assert "550" in rows[0]["last_error"] and "5.1.1" in rows[0]["last_error"]
+    [complaint] = desk.rows("SELECT id, ref FROM complaints")
+    failures = desk.rows("SELECT detail FROM events WHERE complaint_id = ? AND kind = 'send_failed'", complaint["id"])
+    assert len(failures) == len([r for r in rows])
+    shown = desk.cli("show", complaint["ref"])
+    assert shown.returncode == 0 and "send_failed" in shown.stdout
+    desk.sink.accept_all()
+    desk.once()
+    assert desk.sink.messages == []  # failed stays failed until an admin retries; no surprise resend
+
+
+def test_permanent_refusal_then_acknowledgement_text_is_intact(desk):
+    """A refused mail keeps its full text for an admin's retry."""
+    desk.sink.refuse_all(550)
+    desk.deliver(mail(subject="Colis abîmé"))
+    desk.once()
+    desk.sink.accept_all()
+    app = desk.app()
+    try:
+        assert app.outbox.retry(now()) >= 1
+        app.outbox.flush(now())
+    finally:
+        app.close()
+    [ack] = desk.sent(to="camille@example.fr")
+    assert re.search(r"\[IMO-[0-9A-Z]{6}\] Colis abîmé", str(ack["Subject"])) and body(ack)

@@ -1,0 +1,83 @@
+"""Log lines an admin can tail and grep: time, level, event, reference, facts;
+JSON that parses; the level and size-based rotation from [logging]."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+import pytest
+
+from maildesk import logs
+from tests.support import make_config
+
+LINE = re.compile(r'^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d) (?P<level>DEBUG|INFO|WARNING|ERROR) '
+                  r'(?P<event>[a-z_]+)(?: (?P<ref>[A-Z0-9]+-[0-9A-Z]{6}))?'
+                  r'(?P<facts>(?: [a-z_]+=(?:"(?:[^"\\]|\\.)*"|\S+))*)$')
+
+
+@pytest.fixture(autouse=True)
+def reset():
+    yield
+    logs.configure(None, stream=io.StringIO())
+
+
+def lines(stream: io.StringIO) -> list[str]:
+    return stream.getvalue().splitlines()
+
+
+def test_text_lines_have_time_level_event_reference_and_facts(tmp_path):
+    out = io.StringIO()
+    logs.configure(make_config(tmp_path), stream=out)
+    logs.event("escalated", "IMO-4K7M2Q", level=2, reason="24h")
+    logs.event("started", pid=42, mode=None)
+    logs.event("send_retry", "IMO-4K7M2Q", level=logging.WARNING, error="451 try again\nlater", attempts=2)
+    first, second, third = lines(out)
+    m = LINE.match(first)
+    assert m and m["level"] == "INFO" and m["event"] == "escalated" and m["ref"] == "IMO-4K7M2Q"
+    assert m["time"].endswith(("+01:00", "+02:00"))  # local time of [policy] timezone, with its offset
+    assert first.endswith(" escalated IMO-4K7M2Q level=2 reason=24h")
+    assert LINE.match(second) and second.endswith(" INFO started pid=42")  # no ref, None facts left out
+    m = LINE.match(third)
+    assert m and m["level"] == "WARNING" and 'error="451 try again later"' in third  # one line, always
+
+
+def test_json_lines_parse(tmp_path):
+    out = io.StringIO()
+    logs.configure(make_config(tmp_path, logging={"format": "json"}), stream=out)
+    logs.event("complaint_opened", "IMO-4K7M2Q", customer="camille@example.fr", lang="fr")
+    logs.event("quarantined", level=logging.WARNING, uid=7, reason='bad "From"')
+    docs = [json.loads(line) for line in lines(out)]
+    assert docs[0]["event"] == "complaint_opened" and docs[0]["ref"] == "IMO-4K7M2Q" and docs[0]["level"] == "INFO"
+    assert docs[1] == {"time": docs[1]["time"], "level": "WARNING", "event": "quarantined", "uid": "7",
+                       "reason": 'bad "From"'}
+
+
+def test_facts_named_like_secrets_are_never_written(tmp_path):
+    out = io.StringIO()
+    logs.configure(make_config(tmp_path), stream=out)
+    logs.event("oops", password="hunter2", access_token="ya29.x", client_secret="s3", user="u")
+    [line] = lines(out)
+    assert "hunter2" not in line and "ya29" not in line and "s3" not in line
+    assert "password=[redacted]" in line and "user=u" in line
+
+
+def test_level_setting_hides_chatter(tmp_path):
+    out = io.StringIO()
+    logs.configure(make_config(tmp_path, logging={"level": "WARNING"}), stream=out)
+    logs.event("mail_sent", kind="ack")
+    logs.event("smtp_unreachable", level=logging.ERROR, error="refused")
+    assert [LINE.match(line)["event"] for line in lines(out)] == ["smtp_unreachable"]
+
+
+def test_log_file_rotates_by_size(tmp_path):
+    cfg = make_config(tmp_path, logging={"file": "var/maildesk.log", "max_bytes": 2000, "backup_count": 2})
+    logs.configure(cfg, stream=io.StringIO())
+    for i in range(200):
+        logs.event("mail_sent", f"IMO-{i:06d}", kind="ack")
+    log_dir = tmp_path / "var"
+    assert sorted(p.name for p in log_dir.iterdir()) == ["maildesk.log", "maildesk.log.1", "maildesk.log.2"]
+    for path in log_dir.iterdir():
+        assert path.stat().st_size <= 2000
+        assert all(LINE.match(line) for line in path.read_text().splitlines())

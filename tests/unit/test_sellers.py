@@ -1,0 +1,232 @@
+"""The pure seller rules: registry rows, contact requests (FR/EN), hints,
+the outreach clock, the cooperation count and admin decisions."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from maildesk import policy, sellers
+from maildesk.seller_desk import leaks
+from maildesk.seller_import import read_rows
+from maildesk.outgoing import compose
+from tests.support import make_config
+
+CFG = make_config()
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+H = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+# --- import rows ------------------------------------------------------------------
+
+def test_a_good_row_is_normalised():
+    row, why = sellers.validate_row({" ID ": "S-1042", "Shop": "  Boutique   Lumière ", "E-mail": "Contact@Lumiere.Example",
+                                     "telephone": "+33 1 42 68 53 00", "comment": "ignored"})
+    assert why is None
+    assert row == sellers.Row("S-1042", "Boutique Lumière", "contact@lumiere.example", "+33 1 42 68 53 00")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ({"shop_name": "X", "address": "a@b.example"}, "id is missing"),
+    ({"id": "S 1", "shop_name": "X", "address": "a@b.example"}, "id 'S 1' must be"),
+    ({"id": "S1", "address": "a@b.example"}, "shop_name is missing"),
+    ({"id": "S1", "shop_name": "X" * 201, "address": "a@b.example"}, "longer than 200"),
+    ({"id": "S1", "shop_name": "X"}, "address is missing"),
+    ({"id": "S1", "shop_name": "X", "address": "nobody"}, "'nobody' is not an e-mail address"),
+    ({"id": "S1", "shop_name": "X", "address": "a@b"}, "is not an e-mail address"),
+    ({"id": "S1", "shop_name": "X", "address": "a@b.example", "phone": "call me"}, "is not a phone number"),
+    ({"id": "S1", "shop_name": "X", "address": "a@b.example", "phone": "12"}, "is not a phone number"),
+])
+def test_bad_rows_are_rejected_with_a_reason(raw, reason):
+    row, why = sellers.validate_row(raw)
+    assert row is None and reason in why
+
+
+def test_empty_phone_is_no_phone_and_changes_are_detected():
+    row, _ = sellers.validate_row({"id": "S1", "shop_name": "X", "address": "a@b.example", "phone": " "})
+    assert row.phone is None
+    existing = {"shop_name": "X", "address": "a@b.example", "phone": ""}
+    assert sellers.row_changes(existing, row) == {}
+    assert sellers.row_changes(existing, sellers.Row("S1", "Y", "a@b.example", "0612345678")) == {
+        "shop_name": "Y", "phone": "0612345678"}
+
+
+def test_read_rows_csv_with_semicolons_and_bom_and_json(tmp_path):
+    csv_file = tmp_path / "s.csv"
+    csv_file.write_text("\ufeffid;shop_name;address\nS1;Café, Thé & Co;a@b.example\n", encoding="utf-8")
+    [(where, row)] = read_rows(csv_file)
+    assert where == "line 2" and row["shop_name"] == "Café, Thé & Co"
+    json_file = tmp_path / "s.json"
+    json_file.write_text('[{"id": "S1", "shop_name": "X", "address": "a@b.example"}]')
+    assert read_rows(json_file)[0][1]["id"] == "S1"
+
+
+# --- contact requests ------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "Pouvez-vous me donner les coordonnées du vendeur ?",
+    "Bonjour, je voudrais les COORDONNEES DU VENDEUR svp",
+    "Je souhaite contacter le vendeur directement.",
+    "Puis-je contacter directement le vendeur ?",
+    "Comment puis-je joindre ce vendeur ?",
+    "Quel est le numéro de téléphone du vendeur ?",
+    "Donnez-moi l'adresse e-mail de la boutique.",
+    "Could you send me the seller's contact details?",
+    "I would like to contact the seller directly.",
+    "Can I contact the seller myself?",
+    "What is the seller’s email address?",
+    "Please give me the contact details of the seller.",
+    "How can I reach the vendor?",
+])
+def test_contact_requests_are_recognised(text):
+    assert sellers.asks_for_contact(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Ma commande n'est jamais arrivée.",
+    "J'ai essayé de contacter le vendeur directement, sans réponse.",
+    "J'ai déjà contacté le vendeur.",
+    "Le vendeur ne répond pas à mes messages.",
+    "I already tried to contact the seller directly, no answer.",
+    "I have contacted the seller twice.",
+    "The seller sent the wrong item.",
+    "The shop details page was wrong.",
+    "",
+])
+def test_other_texts_are_not_contact_requests(text):
+    assert not sellers.asks_for_contact(text)
+
+
+def test_contact_request_outcome_and_decisions():
+    assert sellers.contact_request_outcome(linked=False, failed=False) == "explain"
+    assert sellers.contact_request_outcome(linked=True, failed=False) == "explain"
+    assert sellers.contact_request_outcome(linked=True, failed=True) == "disclose"
+    c = policy.Complaint(ref="IMO-ABCDE2", customer_addr="camille@example.fr", lang="fr", level=1,
+                         status="open", first_contact=T0)
+    seller = {"id": "S1", "shop_name": "X", "address": "x@shop.example", "phone": None, "status": "active"}
+    d = sellers.answer_contact_request(c, CFG, seller, failed=False, now=T0)
+    assert [(m.audience, m.template) for m in d.mails] == [("customer", "seller_contact_pending"),
+                                                          ("staff", "staff_seller_contact_request")]
+    d = sellers.answer_contact_request(c, CFG, seller, failed=True, now=T0)
+    assert [(m.audience, m.template) for m in d.mails] == [("customer", "seller_contact_details")]
+    assert [e.kind for e in d.events] == ["seller_contact_requested", "seller_details_disclosed"]
+    assert d.changes["last_customer_update_at"] == T0
+
+
+# --- hints and secrecy ------------------------------------------------------------
+
+def test_shop_names_and_addresses_are_found_as_whole_words():
+    names = {sellers.name_key("Boutique Lumière"): "S1", sellers.name_key("Zen"): "S2", "ab": "S3"}
+    found = sellers.mentioned("Ma lampe de chez BOUTIQUE LUMIERE, vendue par sav@zen.example", names,
+                              ["sav@zen.example"])
+    assert found == ["boutique lumiere", "sav@zen.example"]
+    assert sellers.mentioned("zenith et abc", names, []) == []
+    assert sellers.mentioned("Zen", names, []) == ["zen"]
+
+
+def test_redact_and_leak_check():
+    text = sellers.redact("Cliente : Camille@Example.FR (camille@example.fr)", "camille@example.fr", "[x]")
+    assert text == "Cliente : [x] ([x])"
+    raw = compose(from_addr="support@imolocale.test", from_name="imolocale", to=["x@shop.example"],
+                  subject="Réclamation", text="é" * 80 + " camille@example.fr", message_id="<m@imolocale.test>",
+                  date=T0)
+    assert leaks(raw, "Camille@example.fr")
+    clean = compose(from_addr="support@imolocale.test", from_name="imolocale", to=["x@shop.example"],
+                    subject="Réclamation", text="rien", message_id="<m@imolocale.test>", date=T0)
+    assert not leaks(clean, "camille@example.fr")
+
+
+# --- the outreach clock -----------------------------------------------------------
+
+def test_reminder_halfway_failure_at_the_deadline_once():
+    remind, due = sellers.outreach_times(T0, 48)
+    assert (remind, due) == (T0 + 24 * H, T0 + 48 * H)
+    step = lambda now, reminded=None, status="waiting": sellers.outreach_step(status, reminded, remind, due, now)
+    assert step(T0 + 23 * H) is None
+    assert step(T0 + 24 * H) == "remind"
+    assert step(T0 + 30 * H, reminded=T0 + 24 * H) is None
+    assert step(T0 + 48 * H, reminded=T0 + 24 * H) == "fail"
+    assert step(T0 + 72 * H) == "fail"  # down through both moments: no late reminder
+    assert step(T0 + 72 * H, status="answered") is None
+    assert sellers.outreach_next_due("waiting", None, remind, due) == remind
+    assert sellers.outreach_next_due("waiting", T0 + 24 * H, remind, due) == due
+    assert sellers.outreach_next_due("failed", None, remind, due) is None
+
+
+# --- cooperation --------------------------------------------------------------------
+
+def test_the_cooperation_count_keeps_to_the_window_and_to_the_last_reinstatement():
+    now = T0 + 100 * DAY
+    strikes = [now - 95 * DAY, now - 80 * DAY, now - 10 * DAY, now - DAY, now + DAY]
+    assert sellers.cooperation_count(strikes, now, 90) == 3
+    assert sellers.cooperation_count(strikes, now, 30) == 2
+    assert sellers.cooperation_count(strikes, now, 90, since=now - 5 * DAY) == 1
+    assert sellers.cooperation_count([], now, 90) == 0
+
+
+def test_only_active_sellers_past_the_threshold_are_flagged():
+    assert sellers.should_flag("active", 3, 3)
+    assert not sellers.should_flag("active", 2, 3)
+    assert not sellers.should_flag("flagged", 5, 3)
+    assert not sellers.should_flag("restricted", 5, 3)
+    assert not sellers.should_flag("active", 5, 0)  # 0 turns flagging off
+
+
+def test_admin_decisions():
+    assert sellers.decide("flagged", "restrict") == "restricted"
+    assert sellers.decide("restricted", "terminate") == "terminated"
+    assert sellers.decide("terminated", "reinstate") == "active"
+    assert sellers.decide("flagged", "reinstate") == "active"
+    with pytest.raises(sellers.DecisionError, match="already active"):
+        sellers.decide("active", "reinstate")
+    with pytest.raises(sellers.DecisionError, match="already restricted"):
+        sellers.decide("restricted", "restrict")
+    with pytest.raises(sellers.DecisionError, match="unknown decision"):
+        sellers.decide("active", "ban")
+
+
+def test_webhook_backoff_grows_and_is_capped():
+    assert [sellers.webhook_backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
+    assert sellers.webhook_backoff(20) == timedelta(hours=1)
+
+
+# --- templates ------------------------------------------------------------------------
+
+SELLER = {"id": "S1", "shop_name": "Boutique Lumière", "address": "x@shop.example", "phone": "0612345678",
+          "status": "active"}
+COMPLAINT = {"ref": "IMO-ABCDE2", "customer_addr": "camille@example.fr", "customer_name": "Camille Martin",
+             "status": "open", "order_number": "784512", "owner": None, "first_contact": T0, "subject": "Colis"}
+TEMPLATES = {
+    "seller_outreach": ("seller", {"facts": "Commande 784512.", "due": T0 + 48 * H, "hours": 48.0, "followup": False}),
+    "seller_reminder": ("seller", {"due": T0 + 48 * H}),
+    "seller_decision": ("seller", {"decision": "terminate", "reason": "fraude", "ref": None}),
+    "staff_seller_reply": ("staff", {"late": True, "text": "Renvoyé."}),
+    "staff_seller_failed": ("staff", {"reason": "deadline", "disclosed": True}),
+    "staff_seller_contact_request": ("staff", {"text": "Coordonnées ?"}),
+    "staff_seller_unthreaded": ("staff", {"claimed": ["IMO-ABCDE2"], "original_subject": "Re", "text": "?"}),
+    "admin_seller_flagged": ("admin", {"count": 3, "window_days": 90.0, "flag_after": 3,
+                                       "strikes": [{"at": "2026-11-23T09:00:00+00:00", "kind": "late",
+                                                    "ref": "IMO-ABCDE2", "reason": None}]}),
+    "seller_contact_pending": ("customer", {"linked": True}),
+    "seller_contact_details": ("customer", {}),
+}
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_seller_templates_render_with_a_clean_subject_and_no_customer_address_for_sellers(name, lang):
+    from maildesk.templates import Templates
+    audience, extra = TEMPLATES[name]
+    context = {"now": T0, "cfg": CFG, "support_address": "support@imolocale.test", "brand": "imolocale",
+               "complaint": COMPLAINT, "ref": "IMO-ABCDE2", "tag": "[IMO-ABCDE2]", "subject": "Colis", "level": 1,
+               "deadlines": policy.deadlines(T0, CFG), "history": [], "latest": None, "first_message": None,
+               "seller": SELLER, "staff_name": None, **extra}
+    rendered = Templates(None, "fr", CFG.tz).render(name, lang, **context)
+    assert rendered.subject and "\n" not in rendered.subject
+    assert not any(word in rendered.subject for word in ("Bonjour", "Hello"))
+    assert rendered.text.strip()
+    if audience == "seller":
+        assert "camille" not in (rendered.subject + rendered.text).lower()
+    if name == "seller_contact_details":
+        assert "x@shop.example" in rendered.text and "0612345678" in rendered.text
