@@ -39,6 +39,7 @@ class Complaint:
     satisfaction_asked_at: datetime | None = None
     satisfaction_reminded_at: datetime | None = None
     resolved_at: datetime | None = None
+    first_staff_answer_at: datetime | None = None
     rating: int | None = None
 
 
@@ -183,7 +184,8 @@ def staff_answer(c: Complaint, now: datetime, cfg: Config, text: str, actor: str
     d = Decision()
     kind = "ask" if ask else "relay"
     d.tell_customer(c, "relay", kind, now, text=text, ask=ask)
-    d.changes["first_staff_answer_at"] = now
+    if c.first_staff_answer_at is None:
+        d.changes["first_staff_answer_at"] = now
     if ask:
         d.changes["status"] = "waiting_customer"
     elif c.status in ("resolved", "closed"):
@@ -198,7 +200,8 @@ def staff_update_seen(c: Complaint, at: datetime, actor: str) -> Decision:
     it counts as the customer's update (P4) though we did not send it."""
     d = Decision()
     d.changes["last_customer_update_at"] = max(at, c.last_customer_update_at or at)
-    d.changes["first_staff_answer_at"] = at
+    if c.first_staff_answer_at is None or at < c.first_staff_answer_at:
+        d.changes["first_staff_answer_at"] = at
     d.event("staff_answered", staff=actor, via="shared mailbox")
     return d
 

@@ -272,8 +272,6 @@ class Workflow:
         row_id = self._store_message(complaint["id"], mail, raw, "customer:staff_sent", sent_at)
         self.store.update("messages", row_id, {"direction": "out"})
         decision = policy.staff_update_seen(complaint_from_row(complaint), sent_at, mail.from_addr)
-        if complaint["first_staff_answer_at"]:
-            decision.changes.pop("first_staff_answer_at")
         self._apply(complaint, decision, now, actor=mail.from_addr)
         log_event("staff_update_seen", complaint["ref"], via="sent folder")
         return complaint["ref"]

@@ -213,3 +213,10 @@ def test_after_a_sweep_nothing_is_left_due_for_any_settings(esc2, esc3_extra, fi
         assert due is None or due > now
         again = policy.sweep(c, now, cfg)
         assert again.mails == [] and again.changes == {}
+
+
+def test_first_staff_answer_is_kept_when_staff_answer_again():
+    c = new()
+    c = policy.apply(c, policy.staff_answer(c, T0 + H, CFG, "Bonjour", "cs@imolocale.test").changes)
+    c = policy.apply(c, policy.staff_answer(c, T0 + 5 * H, CFG, "Encore", "cs@imolocale.test").changes)
+    assert c.first_staff_answer_at == T0 + H and c.last_customer_update_at == T0 + 5 * H
