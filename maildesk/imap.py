@@ -60,6 +60,7 @@ class Inbox:
         self.can_idle = False
         self.can_move = False
         self.gmail = False  # X-GM-EXT-1: Gmail's thread ids can be fetched
+        self.seen_uid = 0  # the highest UID pending() returned: wait() looks for anything newer
         self.uidvalidity: int | None = None
 
     # --- connection ------------------------------------------------------------
@@ -90,6 +91,7 @@ class Inbox:
         self.can_idle = b"IDLE" in caps
         self.can_move = b"MOVE" in caps
         self.gmail = b"X-GM-EXT-1" in caps
+        self.seen_uid = 0
         try:
             if not c.read_only:
                 for folder in (c.processed_folder, c.quarantine_folder):
@@ -128,6 +130,7 @@ class Inbox:
         # and the mail left waiting for the next wake-up, up to a minute later
         self._call(self.client.noop)
         uids = self._call(self.client.search, criteria)
+        self.seen_uid = max(self.seen_uid, *uids, after_uid)
         return sorted(u for u in uids if u > after_uid)
 
     def fetch(self, uids: list[int], max_bytes: int) -> Iterator[Fetched]:
@@ -186,12 +189,18 @@ class Inbox:
             return True
         end = time.monotonic() + timeout
         while not stopping() and time.monotonic() < end:
+            if self._arrived():
+                return True
             if self._idle_until(min(end, time.monotonic() + self.cfg.idle_renew_seconds), stopping):
                 return True
-            # IDLE only reports what changes after it starts: NOOP picks up mail that came in between
-            if time.monotonic() < end and _news(self._call(self.client.noop)[1]):
-                return True
         return False
+
+    def _arrived(self) -> bool:
+        """Mail newer than pending() saw? IDLE only reports changes after it starts, and news
+        the server gave with an earlier answer (FETCH, MOVE) is not repeated: ask, before each IDLE."""
+        self._call(self.client.noop)  # the server's view of the folder is brought up to date
+        uids = self._call(self.client.search, ["UID", f"{self.seen_uid + 1}:*"])
+        return any(u > self.seen_uid for u in uids)
 
     def _idle_until(self, deadline: float, stopping: Callable[[], bool]) -> bool:
         """One IDLE command, ended with DONE by `deadline`; True on news (also news that came with DONE)."""

@@ -127,7 +127,22 @@ def test_mail_arriving_between_two_idles_is_not_missed(dovecot):
             counter = IdleCounter(inbox.client, frozen)
             counter.on_done = lambda n: n == 1 and dovecot.append(mail(subject="entre deux IDLE"))
             assert inbox.wait(30 * 60, lambda: False) is True
-        assert len(counter.idles) == 1  # found by the NOOP before IDLE was re-issued
+        assert len(counter.idles) == 1  # found before IDLE was re-issued
+        assert len(inbox.pending()) == 1
+    finally:
+        inbox.close()
+
+
+def test_mail_announced_before_the_wait_is_not_left_for_the_next_wake_up(dovecot):
+    inbox = inbox_on(dovecot, idle_renew_seconds=60)
+    try:
+        assert inbox.pending() == []
+        dovecot.append(mail(subject="pendant l'envoi"))  # while the daemon was busy sending
+        inbox.client.noop()  # the server says EXISTS now, with some other answer; IDLE will not repeat it
+        with freeze_time("2026-11-24 08:00:00") as frozen:
+            counter = IdleCounter(inbox.client, frozen)
+            assert inbox.wait(60, lambda: False) is True
+        assert counter.idles == []
         assert len(inbox.pending()) == 1
     finally:
         inbox.close()
