@@ -217,7 +217,8 @@ def _check_type(key: str, value, tp):
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ConfigError(f"{key} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        shown = "(value hidden)" if any(w in key for w in ("password", "secret", "token")) else repr(value)
+        raise ConfigError(f"{key} must be {_type_name(tp)}, got {type(value).__name__} {shown}")
     return value
 
 

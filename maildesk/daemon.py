@@ -198,7 +198,12 @@ class Daemon:
             if n < 1000:
                 break
         for job in self.app.clock_jobs:
-            job(now)
+            try:
+                job(now)
+            except sqlite3.OperationalError:
+                raise
+            except Exception:  # one broken job must not stop the inbox or the other jobs
+                log_event("clock_job_failed", level=40, job=getattr(job, "__qualname__", repr(job)), exc_info=True)
 
     def flush(self) -> None:
         self.app.outbox.flush(utcnow(), stopping=self.stop_event.is_set)
@@ -209,6 +214,7 @@ class Daemon:
         lock = InstanceLock(self.cfg.database_path)
         lock.acquire()
         try:
+            self.app.outbox.release_dead_leases()
             self.inbox = self.app.make_inbox()
             try:
                 self.inbox.connect()
@@ -225,6 +231,7 @@ class Daemon:
     def run(self) -> int:
         lock = InstanceLock(self.cfg.database_path)
         lock.acquire()
+        self.app.outbox.release_dead_leases()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
         scheduler = schedule.Scheduler()
@@ -233,10 +240,13 @@ class Daemon:
                   mode="read-only" if self.cfg.mailbox.read_only else None)
         delay = 1.0
         self.inbox = self.app.make_inbox()
-        self.tick()
+        first_tick = True
         try:
             while not self.stop_event.is_set():
                 try:
+                    if first_tick:
+                        first_tick = False
+                        self.tick()  # deadlines that passed while we were stopped, at once
                     if self.inbox.client is None:
                         self.inbox.connect()
                         log_event("imap_connected", host=self.cfg.mailbox.host,
@@ -259,6 +269,11 @@ class Daemon:
                     delay = min(delay * 2, MAX_BACKOFF)
                 except sqlite3.OperationalError as e:
                     log_event("database_busy", level=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    self.stop_event.wait(delay)
+                    delay = min(delay * 2, MAX_BACKOFF)
+                except Exception:  # last resort: a bug must not stop the helpdesk; say it loudly, go on
+                    log_event("loop_error", level=40, retry_in=f"{delay:.0f}s", exc_info=True)
+                    self.inbox.close()
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, MAX_BACKOFF)
         finally:

@@ -157,7 +157,8 @@ class Inbox:
                     # too big to parse in memory: keep the original in the mailbox,
                     # work from its first max_bytes
                     part = self._call(self.client.fetch, [uid], [f"BODY.PEEK[]<0.{max_bytes}>"])
-                    raw = next(iter(part.get(uid, {}).values()), b"") if part.get(uid) else b""
+                    # the answer also holds SEQ (an int); the body comes back as BODY[]<0>
+                    raw = next((v for k, v in part.get(uid, {}).items() if k.startswith(b"BODY[")), b"")
                     if not isinstance(raw, bytes):
                         raw = b""
                     yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size, truncated=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from .oauth2 import TokenError
 from .store import Store, iso
 
 MAX_BACKOFF = timedelta(hours=1)
+LEASE = timedelta(minutes=10)  # longer than any one batch takes to send
 BATCH = 500
 
 
@@ -33,6 +35,16 @@ class FlushResult:
     retry: int = 0
     failed: int = 0
     held: int = 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def backoff(attempts: int) -> timedelta:
@@ -59,7 +71,8 @@ class Outbox:
         acknowledgements and staff answers still go out (`[smtp] reserve`)."""
         rows = self.store.all("SELECT id, message_id, complaint_id, kind, routine, mail_from, rcpt, raw, attempts "
                               "FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? "
-                              "ORDER BY routine, id LIMIT ?", iso(now), BATCH)
+                              "AND (lease_until IS NULL OR lease_until < ?) "
+                              "ORDER BY routine, id LIMIT ?", iso(now), iso(now), BATCH)
         limit = self.cfg.smtp_daily_limit
         if not limit:
             return rows, 0
@@ -114,14 +127,47 @@ class Outbox:
 
     def _flush_batch(self, now: datetime) -> FlushResult:
         rows, held = self.due(now)
+        rows = self._claim(rows, now)
         result = FlushResult(held=held)
         if not rows:
             return result
-        if self.dry_run_dir is not None:
-            self._write_dry_run(rows, now, result)
-            return result
-        asyncio.run(self._send_all(rows, now, result))
+        try:
+            if self.dry_run_dir is not None:
+                self._write_dry_run(rows, now, result)
+            else:
+                asyncio.run(self._send_all(rows, now, result))
+        finally:
+            with self.store.transaction():  # rows not reached (broken connection) wait for the next flush
+                self.store.conn.execute(
+                    f"UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ? "
+                    f"AND id IN ({', '.join(str(int(r['id'])) for r in rows)})", (os.getpid(),))
         return result
+
+    def _claim(self, rows, now: datetime) -> list:
+        """Take the rows for this process, so a CLI flush beside the daemon never
+        sends the same mail twice. A lease left by a dead process runs out by itself."""
+        claimed = []
+        with self.store.transaction():
+            for row in rows:
+                cur = self.store.conn.execute(
+                    "UPDATE outbox SET lease_until = ?, lease_owner = ? WHERE id = ? AND status = 'queued' "
+                    "AND (lease_until IS NULL OR lease_until < ?)",
+                    (iso(now + LEASE), os.getpid(), row["id"], iso(now)))
+                if cur.rowcount == 1:
+                    claimed.append(row)
+        return claimed
+
+    def release_dead_leases(self) -> int:
+        """At start-up: leases of processes that died mid-send (kill -9) are given back."""
+        owners = [r[0] for r in self.store.all("SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL")]
+        dead = [pid for pid in owners if not _alive(pid)]
+        if not dead:
+            return 0
+        with self.store.transaction():
+            cur = self.store.conn.execute(
+                f"UPDATE outbox SET lease_until = NULL, lease_owner = NULL "
+                f"WHERE lease_owner IN ({', '.join(str(int(p)) for p in dead)})")
+        return cur.rowcount
 
     def _write_dry_run(self, rows, now: datetime, result: FlushResult) -> None:
         self.dry_run_dir.mkdir(parents=True, exist_ok=True)
@@ -217,8 +263,9 @@ class Outbox:
     def retry(self, now: datetime, row_id: int | None = None) -> int:
         """Put failed (or waiting) mail back in line now: `maildesk outbox --retry`."""
         with self.store.transaction():
-            where, params = ("id = ?", [row_id]) if row_id else ("status IN ('failed', 'queued')", [])
+            # never 'sent' (a duplicate) nor 'dry-run' (trial mail must never go out later)
+            where, params = ("id = ?", [row_id]) if row_id else ("1", [])
             cur = self.store.conn.execute(
-                f"UPDATE outbox SET status = 'queued', next_attempt_at = ? WHERE {where} AND status != 'sent'",
-                [iso(now), *params])
+                f"UPDATE outbox SET status = 'queued', next_attempt_at = ? WHERE {where} "
+                "AND status IN ('failed', 'queued')", [iso(now), *params])
             return cur.rowcount

@@ -41,6 +41,7 @@ class Complaint:
     resolved_at: datetime | None = None
     first_staff_answer_at: datetime | None = None
     rating: int | None = None
+    auto_level: int = 1  # the level the clock has escalated to: its steps happen once
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,9 @@ def move_to_level(c: Complaint, now: datetime, cfg: Config, level: int, actor: s
     d.event("escalated" if level > c.level else "level_lowered", level=level, reason=reason, staff=actor)
     moved = replace(c, level=level, owner=None)
     if level > c.level:
-        d.tell_customer(c, f"escalated_{level}", "escalation", now, level=level)
-    d.tell_staff(handlers(moved, cfg), "staff_escalated", "escalation", level=level,
-                 deadlines=deadlines(c.first_contact, cfg))
+        d.tell_customer(c, f"escalated_{level}", "escalation", now, level=level, manual=True)
+    d.tell_staff(handlers(moved, cfg), "staff_escalated", "escalation", level=level, manual=True,
+                 by=actor, deadlines=deadlines(c.first_contact, cfg))
     return d
 
 
@@ -245,13 +246,17 @@ def sweep(c: Complaint, now: datetime, cfg: Config) -> Decision:
 
 def _escalations(c: Complaint, now: datetime, cfg: Config, d: Decision) -> None:
     due = deadlines(c.first_contact, cfg)
+    step = None
+    if now >= due["experience_team"] and c.auto_level < 3:
+        step, reason = 3, "48h"
+    elif now >= due["resolution_team"] and c.auto_level < 2:
+        step, reason = 2, "24h"
     level = c.level
-    if now >= due["experience_team"] and level < 3:
-        level = 3
-        d.event("escalated", level=3, reason="48h", due=due["experience_team"])
-    elif now >= due["resolution_team"] and level < 2:
-        level = 2
-        d.event("escalated", level=2, reason="24h", due=due["resolution_team"])
+    if step:
+        d.changes["auto_level"] = step  # done once, even when staff had already moved it
+        if step > c.level:
+            level = step
+            d.event("escalated", level=step, reason=reason, due=due["resolution_team" if step == 2 else "experience_team"])
     if level != c.level:
         escalated = replace(c, level=level, owner=None)
         d.changes.update(level=level, owner=None)
@@ -302,9 +307,9 @@ def next_due(c: Complaint, cfg: Config, after: datetime | None = None) -> dateti
     moments: list[datetime] = []
     if c.status in OPEN_STATUSES:
         due = deadlines(c.first_contact, cfg)
-        if c.level < 2:
+        if c.auto_level < 2:
             moments.append(due["resolution_team"])
-        if c.level < 3:
+        if c.auto_level < 3:
             moments.append(due["experience_team"])
         if c.level <= 2 and c.findings_reminded_at is None and due["findings_reminder"] < due["findings"]:
             moments.append(due["findings_reminder"])

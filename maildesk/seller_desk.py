@@ -11,11 +11,12 @@ is checked before the transaction can commit.
 """
 from __future__ import annotations
 
-from datetime import datetime
+import sqlite3
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy as email_policy
 
-from . import policy, sellers, staff, threads, webhook
-from .classify import SELLER
+from . import policy, refs, sellers, staff, threads, webhook
+from .classify import CUSTOMER, SELLER
 from .logs import event as log_event
 from .mail import InboundMail
 from .policy import Decision, Mail
@@ -24,12 +25,6 @@ from .seller_sanctions import Sanctions
 from .store import from_iso, iso
 
 REDACTED = {"fr": "[adresse du client masquée]", "en": "[customer address withheld]"}
-STATUS_WORDS = {
-    "fr": {"flagged": "signalé aux administrateurs (manque de coopération)", "restricted": "compte RESTREINT",
-           "terminated": "compte RÉSILIÉ", "since": "depuis le", "link": "pour le lier"},
-    "en": {"flagged": "flagged to admins (not cooperating)", "restricted": "account RESTRICTED",
-           "terminated": "account TERMINATED", "since": "since", "link": "to link it"},
-}
 
 
 class SellerLeak(RuntimeError):
@@ -37,19 +32,23 @@ class SellerLeak(RuntimeError):
 
 
 def leaks(raw: bytes, secret: str) -> bool:
-    """Does a composed mail show `secret` in its headers or any decoded text part?"""
-    secret = secret.lower()
-    if secret in raw.decode("utf-8", "replace").lower():
+    """Does a composed mail show the address `secret` in its headers or any decoded text part?"""
+    pattern = sellers.address_pattern(secret)
+    if pattern.search(raw.decode("utf-8", "replace")):
         return True
     msg = message_from_bytes(raw, policy=email_policy.default)
     seen = [str(v) for v in msg.values()]
     for part in msg.walk():
         if part.get_content_maintype() == "text":
             seen.append(part.get_content())
-    return any(secret in text.lower() for text in seen)
+    return any(pattern.search(text) for text in seen)
 
 
 class SellerDesk:
+    # staff commands carried out here; each takes the staff text (facts, a reason), so
+    # with any of them in a message that text never reaches the customer
+    COMMANDS = frozenset({"seller", "contact-seller", "seller-failed", "uncooperative"})
+
     def __init__(self, workflow):
         self.wf = workflow
         self.cfg = workflow.cfg
@@ -79,17 +78,14 @@ class SellerDesk:
         return "; ".join(self.describe(self.registry.get(i)) for i in ids[:3]) or None
 
     def describe(self, seller) -> str:
-        words = STATUS_WORDS.get(self.cfg.policy.language, STATUS_WORDS["en"])
-        text = f"{seller['shop_name']} ({seller['id']}, {seller['address']})"
-        if seller["status"] != "active":
-            when = from_iso(seller["status_at"])
-            text += f" — {words[seller['status']]}"
-            if when:
-                text += f" {words['since']} {when.astimezone(self.cfg.tz):%d/%m/%Y}"
-            if seller["status_reason"]:
-                text += f" : {seller['status_reason']}" if self.cfg.policy.language == "fr" \
-                    else f": {seller['status_reason']}"
-        return text + f" — {words['link']} : #seller {seller['id']}"
+        """One line on a seller for staff; the wording is `staff_seller_hint.txt`."""
+        t = self.wf.templates
+        lang = self.cfg.policy.language
+        template = t.env.select_template([f"{x}/staff_seller_hint.txt"
+                                          for x in dict.fromkeys((lang, t.default_lang, "fr", "en"))])
+        text = template.render(lang=lang, seller=sellers.seller_card(seller), status=seller["status"],
+                               status_at=from_iso(seller["status_at"]), status_reason=seller["status_reason"])
+        return " ".join(text.split())
 
     # --- mail from a registered seller -------------------------------------------------
     def receive(self, mail: InboundMail, raw: bytes, tagged, by_headers, arrived_at: datetime,
@@ -101,6 +97,9 @@ class SellerDesk:
                  if c["seller_id"]}
         complaint = threads.choose(mail.from_addr, SELLER, tagged, by_headers, links)
         if complaint is None:
+            if threads.choose(mail.from_addr, CUSTOMER, tagged, by_headers) or not self._ours(mail, tagged, by_headers):
+                # a seller who is a customer too: their own complaint, or a new one about a purchase
+                return self._as_customer(mail, raw, seller, tagged, by_headers, arrived_at, now)
             return self._unthreaded(mail, raw, seller, tagged, arrived_at, now)
         self.wf._store_message(complaint["id"], mail, raw, "seller", arrived_at)
         late = False
@@ -123,6 +122,23 @@ class SellerDesk:
                             ref=complaint["ref"], late=late or None)
         log_event("seller_reply", complaint["ref"], seller=seller["id"], late=late or None)
         return complaint["ref"]
+
+    def _ours(self, mail: InboundMail, tagged, by_headers) -> bool:
+        """Does the mail carry one of our reference tags, or answer a mail we sent?"""
+        if tagged or by_headers or refs.tag_pattern(self.cfg.policy.reference_prefix).search(mail.subject or ""):
+            return True
+        ids = [*mail.in_reply_to, *mail.references]
+        if not ids:
+            return False
+        marks = ", ".join("?" for _ in ids)
+        return self.store.one(f"SELECT 1 FROM outbox WHERE message_id IN ({marks}) LIMIT 1", *ids) is not None
+
+    def _as_customer(self, mail, raw, seller, tagged, by_headers, arrived_at, now) -> str:
+        ref = self.wf._customer(mail, raw, CUSTOMER, tagged, by_headers, arrived_at, now)
+        self.registry.event(seller["id"], now, mail.from_addr, "wrote_as_customer",
+                            complaint_id=self.store.complaint(ref)["id"], ref=ref)
+        log_event("seller_as_customer", ref, seller=seller["id"])
+        return ref
 
     def _unthreaded(self, mail, raw, seller, tagged, arrived_at, now) -> None:
         self.wf._store_message(None, mail, raw, "seller", arrived_at)
@@ -219,16 +235,32 @@ class SellerDesk:
             raise SellerLeak(f"a mail to a seller on {complaint['ref']} carried the customer's address")
 
     def sweep(self, now: datetime, batch: int = 200) -> int:
-        """The outreach clock job: reminders halfway, failure at the deadline, each once."""
+        """The outreach clock job: reminders halfway, failure at the deadline, each once.
+        One outreach that fails (an exception) rolls back alone, is logged and recorded,
+        and waits an hour; the others go on."""
         total = 0
         while True:
             with self.store.transaction():
                 rows = self.registry.due_outreach(now, batch)
                 for o in rows:
-                    self._step(o, now)
+                    try:
+                        with self.store.transaction():  # a savepoint: this outreach alone
+                            self._step(o, now)
+                    except sqlite3.OperationalError:
+                        raise  # the store is unwell, not this outreach
+                    except Exception as e:
+                        self._step_failed(o, now, e)
             total += len(rows)
             if len(rows) < batch:
                 return total
+
+    def _step_failed(self, o, now: datetime, error: Exception) -> None:
+        log_event("seller_sweep_failed", level=40, exc_info=True, outreach=o["id"], seller=o["seller_id"])
+        retry = now + timedelta(hours=1)  # not due again at once: the loop moves on, the next ticks retry
+        self.store.update("outreach", o["id"], {"next_due": iso(retry)})
+        self.store.add_event(o["complaint_id"], now, "maildesk", "seller_sweep_failed", outreach=o["id"],
+                             seller=o["seller_id"], error=f"{type(error).__name__}: {error}"[:300],
+                             retry_at=iso(retry))
 
     def _step(self, o, now: datetime) -> None:
         complaint = self.store.complaint_by_id(o["complaint_id"])

@@ -164,11 +164,17 @@ def mentioned(text: str, names: Mapping[str, str], addresses: Iterable[str]) -> 
     return found
 
 
+def address_pattern(address: str) -> re.Pattern:
+    """`address` as a whole address, any case: `a@shop.fr` is not found in
+    `la@shop.fr` nor in `a@shop.fr.example`, but is at the end of a sentence."""
+    return re.compile(r"(?<![\w.+-])" + re.escape(address.strip()) + r"(?![\w-]|\.[\w-])", re.IGNORECASE)
+
+
 def redact(text: str, secret: str, replacement: str) -> str:
-    """Remove an address (any case) from text meant for someone else."""
-    if not secret:
+    """Remove an address (any case, whole) from text meant for someone else."""
+    if not secret or not secret.strip():
         return text
-    return re.sub(re.escape(secret), replacement, text or "", flags=re.IGNORECASE)
+    return address_pattern(secret).sub(lambda _m: replacement, text or "")
 
 
 # --- outreach --------------------------------------------------------------------

@@ -71,6 +71,10 @@ def parse_commands(text: str) -> StaffMessage:
             else:
                 commands.append(Command(name, arg))
         i += 1
+    others = sorted({f"#{c.name}" for c in commands if c.name != "note"})
+    if others and any(c.name == "note" for c in commands):
+        errors.append(f"#note cannot be combined with other commands ({', '.join(others)}): a note is "
+                      "never sent and obeys nothing; send the commands in a separate reply")
     body = "\n".join(lines[i:]).strip()
     # `#note some text` / `#ask text` on the command line itself count as text too
     inline = [c.arg for c in commands if c.name in ("note", "resolve", "ask") and c.arg]

@@ -212,6 +212,13 @@ MIGRATIONS: list[str] = [
 
     CREATE INDEX complaints_seller ON complaints(seller_id);
     """,
+    # 4: an outbox row is claimed before it is sent (two flushers never send it twice);
+    #    the level the clock escalated to, so a staff `#level 1` is not undone by the clock
+    """
+    ALTER TABLE outbox ADD COLUMN lease_until TEXT;
+    ALTER TABLE outbox ADD COLUMN lease_owner INTEGER;
+    ALTER TABLE complaints ADD COLUMN auto_level INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 
@@ -367,5 +374,6 @@ class Store:
                         "FROM messages WHERE complaint_id = ? ORDER BY at, id", complaint_id)
 
     def recent_auto_replies(self, address: str, since: datetime) -> int:
+        """Automatic mail queued to one customer since then (staff-written relays do not count)."""
         return self.scalar("SELECT count(*) FROM outbox WHERE rcpt = ? AND audience = 'customer' "
-                           "AND kind = 'ack' AND created_at >= ?", json.dumps([address]), iso(since))
+                           "AND kind NOT IN ('relay', 'ask') AND created_at >= ?", json.dumps([address]), iso(since))

@@ -8,7 +8,9 @@ duplicate (a crash between its 2xx and our commit).
 """
 from __future__ import annotations
 
+import http.client
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 import uuid
@@ -43,7 +45,8 @@ def post(url: str, payload: str, delivery_id: str) -> tuple[bool, str]:
             return 200 <= response.status < 300, f"HTTP {response.status}"
     except urllib.error.HTTPError as e:
         return False, f"HTTP {e.code}"
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+        # HTTPException: a receiver answering something that is not HTTP (BadStatusLine), cut short...
         return False, f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300]
 
 
@@ -56,26 +59,55 @@ def pending(store: Store, seller_id: str | None = None) -> list:
 
 
 def deliver_due(store: Store, now: datetime, send=post) -> int:
-    """The clock job: try every delivery that is due. Returns how many were accepted."""
+    """The clock job: try every delivery that is due. Returns how many were accepted.
+    One bad row (an exception) is logged, recorded as a failed attempt when it can be,
+    and the others still go."""
     rows = store.all("SELECT * FROM seller_webhooks WHERE status = 'pending' AND next_attempt_at <= ? "
                      "ORDER BY next_attempt_at LIMIT ?", iso(now), PER_TICK)
     accepted = 0
     for row in rows:
-        ok, what = send(row["url"], row["payload"], row["delivery_id"])
-        attempts = row["attempts"] + 1
-        with store.transaction():
-            if ok:
-                store.update("seller_webhooks", row["id"], {"status": "delivered", "attempts": attempts,
-                                                            "delivered_at": iso(now), "last_error": None})
-                accepted += 1
-            else:
-                retry = now + sellers.webhook_backoff(attempts)
-                store.update("seller_webhooks", row["id"], {"attempts": attempts, "last_error": what,
-                                                            "next_attempt_at": iso(retry)})
-        log_event("webhook_delivered" if ok else "webhook_failed", level=20 if ok else 30,
-                  seller=row["seller_id"], event=row["event"], attempt=attempts, result=what,
-                  retry_at=None if ok else iso(retry))
+        try:
+            ok, what = send(row["url"], row["payload"], row["delivery_id"])
+        except Exception as e:  # whatever the network or the receiver did: a failed attempt
+            log_event("webhook_error", level=40, exc_info=True, seller=row["seller_id"], event=row["event"])
+            ok, what = False, f"{type(e).__name__}: {e}"[:300]
+        try:
+            accepted += _record(store, row, ok, what, now)
+        except sqlite3.OperationalError:
+            raise  # the store is unwell, not this row
+        except Exception as e:
+            log_event("webhook_record_failed", level=40, exc_info=True, seller=row["seller_id"],
+                      delivery=row["delivery_id"], error=f"{type(e).__name__}: {e}"[:200])
+            _postpone(store, row, now)
     return accepted
+
+
+def _postpone(store: Store, row, now: datetime) -> None:
+    """A row that cannot even be recorded waits an hour, so it never blocks the rows behind it."""
+    try:
+        with store.transaction():
+            store.conn.execute("UPDATE seller_webhooks SET next_attempt_at = ? WHERE id = ?",
+                               (iso(now + sellers.webhook_backoff(99)), row["id"]))
+    except sqlite3.OperationalError:
+        raise
+    except Exception:
+        log_event("webhook_postpone_failed", level=40, exc_info=True, delivery=row["delivery_id"])
+
+
+def _record(store: Store, row, ok: bool, what: str, now: datetime) -> int:
+    attempts = row["attempts"] + 1
+    retry = None if ok else now + sellers.webhook_backoff(attempts)
+    with store.transaction():  # a savepoint when the caller holds a transaction: this row rolls back alone
+        if ok:
+            store.update("seller_webhooks", row["id"], {"status": "delivered", "attempts": attempts,
+                                                        "delivered_at": iso(now), "last_error": None})
+        else:
+            store.update("seller_webhooks", row["id"], {"attempts": attempts, "last_error": what,
+                                                        "next_attempt_at": iso(retry)})
+    log_event("webhook_delivered" if ok else "webhook_failed", level=20 if ok else 30,
+              seller=row["seller_id"], event=row["event"], attempt=attempts, result=what,
+              retry_at=None if ok else iso(retry))
+    return int(ok)
 
 
 def describe(row) -> str:

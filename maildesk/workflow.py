@@ -8,6 +8,7 @@ or the whole event, never an acknowledgement without its complaint.
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
@@ -160,6 +161,7 @@ class Workflow:
             claimed = refs.tag_pattern(self.cfg.policy.reference_prefix).search(mail.subject)
             if claimed or mail.in_reply_to:
                 self._command_error(None, mail, [f"no complaint {claimed.group(0) if claimed else 'matches this thread'}"], now)
+            self._store_message(None, mail, raw, "staff_unthreaded", arrived_at)  # kept, never lost
             log_event("staff_mail_unthreaded", sender=mail.from_addr)
             return None
         if parsed.errors:
@@ -180,6 +182,11 @@ class Workflow:
         if "note" in names:
             self.store.add_event(complaint["id"], now, actor, "note", text=text[:500])
             return
+        # Where the text goes depends on which commands there are, never on their order:
+        # with a seller command it is for the seller (facts, a reason) and never reaches
+        # the customer; #resolve / #ask then go without it.
+        seller_text = text if any(n in self.sellers.COMMANDS for n in names) else ""
+        text = "" if seller_text else text
         for command in parsed.commands:
             complaint = self.store.complaint_by_id(complaint["id"])
             state = complaint_from_row(complaint)
@@ -201,9 +208,8 @@ class Workflow:
                 self.store.add_event(complaint["id"], now, actor, "assigned", owner=command.arg.lower())
             elif command.name == "reopen":
                 self._apply(complaint, policy.reopen(state, now, actor), now, actor)
-            else:
-                if self.seller_command(complaint, command, actor, now, text):
-                    text = ""  # facts for the seller or a reason: never relayed to the customer
+            elif self.seller_command(complaint, command, actor, now, seller_text):
+                seller_text = ""  # used once, by the first seller command
         if text:
             complaint = self.store.complaint_by_id(complaint["id"])
             decision = policy.staff_answer(complaint_from_row(complaint), now, self.cfg, text, actor)
@@ -281,8 +287,16 @@ class Workflow:
         """Act on every complaint whose next due moment has come. Call inside a transaction."""
         rows = self.store.due_complaints(now, limit)
         for row in rows:
-            self._apply(row, policy.sweep(complaint_from_row(row), now, self.cfg), now, actor="maildesk",
-                        swept=True)
+            try:
+                with self.store.transaction():  # a savepoint: one bad complaint rolls back alone
+                    self._apply(row, policy.sweep(complaint_from_row(row), now, self.cfg), now,
+                                actor="maildesk", swept=True)
+            except sqlite3.OperationalError:
+                raise  # the store is unwell, not this complaint
+            except Exception as e:  # e.g. a broken template: look again in an hour, tell the admins' log
+                log_event("sweep_failed", row["ref"], level=40, exc_info=True)
+                self.store.update("complaints", row["id"], {"next_due": iso(now + timedelta(hours=1))})
+                self.store.add_event(row["id"], now, "maildesk", "sweep_failed", error=f"{type(e).__name__}: {e}"[:300])
         return len(rows)
 
     def resolve(self, ref: str, note: str, actor: str, now: datetime) -> policy.Decision:
@@ -320,6 +334,14 @@ class Workflow:
                                      audience=mail.audience, why="imported history")
             return ""
         ref = complaint["ref"] if complaint else None
+        automatic = mail.audience == "customer" and AUTO_SUBMITTED.get(mail.kind, "auto-generated") is not None
+        if automatic and mail.kind != "ack" and self.store.recent_auto_replies(
+                mail.to[0], now - timedelta(hours=1)) >= self.cfg.policy.max_auto_replies_per_hour:
+            # a robot that echoes us without RFC 3834 headers must not keep us talking
+            if complaint:
+                self.store.add_event(complaint["id"], now, "maildesk", "auto_mail_suppressed", mail=mail.kind)
+            log_event("auto_mail_suppressed", ref, level=30, kind=mail.kind, to=mail.to[0])
+            return ""
         lang = complaint["lang"] if complaint and mail.audience == "customer" else self.cfg.policy.language
         context = self._context(complaint, now)
         context.update(mail.context)
