@@ -5,9 +5,12 @@ Each message goes through the same `Workflow.receive` as live mail, in
 arrival order and at its own time, so complaints, threads and the audit
 trail come out as they would have; with `workflow.silent` nothing is
 queued (the timeline records `not_sent` instead). Imported complaints get
-no clock (`next_due` cleared, also on seller outreach they opened):
-deadlines long past must not fire escalations, reminders or strikes now. Message-IDs are remembered, so importing
-twice, or reading the same mail from the live inbox later, changes nothing.
+no clock (`next_due` cleared, also on seller outreach they opened, in
+each message's own transaction so an interrupted import leaves nothing
+due): deadlines long past must not fire escalations, reminders or
+strikes now. The daemon's instance lock is held throughout, so no clock
+runs beside an import. Message-IDs are remembered, so importing twice,
+or reading the same mail from the live inbox later, changes nothing.
 """
 from __future__ import annotations
 
@@ -44,8 +47,27 @@ def arrival(raw: bytes, fallback: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+class DaemonRunning(SystemExit):
+    """A daemon (or `once`) is running on the same database: its clock would act on
+    half-imported history. A SystemExit, so `maildesk import-mbox` stops with this one line."""
+
+
 def import_mbox(app, path: Path, progress: bool = False) -> ImportResult:
-    """Load every message of the mbox at `path` into the store; send nothing."""
+    """Load every message of the mbox at `path` into the store; send nothing.
+    Holds the daemon's instance lock throughout: no clock runs while importing."""
+    from .daemon import AlreadyRunning, InstanceLock  # the daemon imports much; only needed here
+    lock = InstanceLock(app.cfg.database_path)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        raise DaemonRunning(f"maildesk: {e}: stop it before importing a mailbox") from None
+    try:
+        return _import(app, path, progress)
+    finally:
+        lock.release()
+
+
+def _import(app, path: Path, progress: bool) -> ImportResult:
     store, workflow = app.store, app.workflow
     box = mailbox.mbox(str(path), create=False)
     now = datetime.now(timezone.utc)
@@ -58,15 +80,10 @@ def import_mbox(app, path: Path, progress: bool = False) -> ImportResult:
     workflow.silent = True
     try:
         for at, _n, key in order:
-            _one(store, workflow, box.get_bytes(key), at, max_bytes, result)
+            _one(store, workflow, box.get_bytes(key), at, max_bytes, result,
+                 lambda before, ref: _no_clock(store, first_new, first_outreach, before, ref, now, path.name))
             bar.update(1)
-        with store.transaction():
-            result.complaints = store.scalar("SELECT count(*) FROM complaints WHERE id >= ?", first_new)
-            store.conn.execute("UPDATE complaints SET next_due = NULL WHERE id >= ?", (first_new,))
-            # seller outreach opened by old mail: no reminders or strikes for deadlines long gone
-            store.conn.execute("UPDATE outreach SET next_due = NULL WHERE id >= ?", (first_outreach,))
-            for (cid,) in store.all("SELECT id FROM complaints WHERE id >= ?", first_new):
-                store.add_event(cid, now, "maildesk", "imported", source=path.name)
+        result.complaints = store.scalar("SELECT count(*) FROM complaints WHERE id >= ?", first_new)
     finally:
         workflow.silent = False
         bar.close()
@@ -76,11 +93,31 @@ def import_mbox(app, path: Path, progress: bool = False) -> ImportResult:
     return result
 
 
-def _one(store, workflow, raw: bytes, at: datetime, max_bytes: int, result: ImportResult) -> None:
+def _no_clock(store, first_new: int, first_outreach: int, before: int, ref: str | None, now: datetime,
+              source: str) -> None:
+    """Imported complaints, and seller outreach opened by old mail, get no clock: deadlines
+    long gone must fire no escalation, reminder or strike. Run in each message's own
+    transaction, so an interrupted import leaves nothing due. (The partial next_due
+    indexes hold only what is due: cheap per message, also in a 10-year mailbox.)"""
+    store.conn.execute("UPDATE complaints INDEXED BY complaints_next_due SET next_due = NULL "
+                       "WHERE next_due IS NOT NULL AND id >= ?", (first_new,))
+    store.conn.execute("UPDATE outreach INDEXED BY outreach_next_due SET next_due = NULL "
+                       "WHERE next_due IS NOT NULL AND id >= ?", (first_outreach,))
+    for (cid,) in store.all("SELECT id FROM complaints WHERE id > ?", before):  # opened by this message
+        store.add_event(cid, now, "maildesk", "imported", source=source)
+    if ref:  # a complaint imported by an earlier (perhaps interrupted) run stays without a clock too
+        store.conn.execute("UPDATE complaints SET next_due = NULL WHERE ref = ? AND next_due IS NOT NULL AND "
+                           "EXISTS (SELECT 1 FROM events e WHERE e.complaint_id = complaints.id "
+                           "AND e.kind = 'imported')", (ref,))
+
+
+def _one(store, workflow, raw: bytes, at: datetime, max_bytes: int, result: ImportResult, settle) -> None:
     result.messages += 1
     try:
         with store.transaction():
+            before = store.scalar("SELECT max(id) FROM complaints") or 0
             outcome = workflow.receive(raw[:max_bytes], at, at)
+            settle(before, outcome.ref)
     except sqlite3.OperationalError:
         raise  # the store is unwell, not the message: stop, import again later (duplicates are skipped)
     except Exception as e:  # one bad message must not stop a 10-year mailbox

@@ -11,6 +11,7 @@ is checked before the transaction can commit.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy as email_policy
@@ -24,6 +25,7 @@ from .seller_registry import AddressLookup, Registry
 from .seller_sanctions import Sanctions
 from .store import from_iso, iso
 
+UNLINKED = "unlinked"  # the outreach state of a complaint no seller is linked to
 REDACTED = {"fr": "[adresse du client masquée]", "en": "[customer address withheld]"}
 
 
@@ -97,7 +99,8 @@ class SellerDesk:
                  if c["seller_id"]}
         complaint = threads.choose(mail.from_addr, SELLER, tagged, by_headers, links)
         if complaint is None:
-            if threads.choose(mail.from_addr, CUSTOMER, tagged, by_headers) or not self._ours(mail, tagged, by_headers):
+            own = threads.choose(mail.from_addr, CUSTOMER, tagged, by_headers)
+            if own is not None or not self._ours(mail, tagged, by_headers):
                 # a seller who is a customer too: their own complaint, or a new one about a purchase
                 return self._as_customer(mail, raw, seller, tagged, by_headers, arrived_at, now)
             return self._unthreaded(mail, raw, seller, tagged, arrived_at, now)
@@ -331,7 +334,11 @@ class SellerDesk:
             return
         seller = self.registry.get(complaint["seller_id"])
         failed = bool(seller) and self.registry.failed(complaint["id"], seller["id"])
-        extra = sellers.answer_contact_request(self._state(complaint), self.cfg, seller, failed, now, text)
+        state = self._outreach_state(complaint, seller)
+        extra = sellers.answer_contact_request(
+            self._state(complaint), self.cfg, seller, failed, now, text, state=state,
+            explained=self._explained(complaint["id"], state), disclosed=self._disclosed(complaint["id"]),
+            staff_told=self._staff_told(complaint["id"], now - timedelta(hours=1)))
         if any(m.template == "staff_seller_contact_request" for m in extra.mails):
             decision.mails[:] = [m for m in decision.mails if m.template != "staff_reply"]
         decision.changes.update(extra.changes)
@@ -341,6 +348,38 @@ class SellerDesk:
             self.registry.event(seller["id"], now, "maildesk", "details_disclosed", complaint_id=complaint["id"],
                                 ref=complaint["ref"])
             log_event("seller_details_disclosed", complaint["ref"], seller=seller["id"])
+
+    def _outreach_state(self, complaint, seller) -> str:
+        """Where outreach stands, as the explanation a customer got depends on it:
+        a new link, outreach or status allows the explanation once more."""
+        if seller is None:
+            return UNLINKED
+        rows = self.registry.outreaches(complaint["id"], seller["id"])
+        return f"{seller['id']}:{rows[-1]['id']}:{rows[-1]['status']}" if rows else f"{seller['id']}:-"
+
+    def _requests(self, complaint_id: int) -> list[dict]:
+        return [{"id": r["id"], "at": from_iso(r["at"]), **json.loads(r["detail"] or "{}")}
+                for r in self.store.all("SELECT id, at, detail FROM events WHERE complaint_id = ? "
+                                        "AND kind = 'seller_contact_requested' ORDER BY id", complaint_id)]
+
+    def _explained(self, complaint_id: int, state: str) -> bool:
+        """Did the customer already get the explanation for this state? (The
+        acknowledgement of a first message that asked counts, when unlinked.)"""
+        return any(r.get("outcome") == "explain" and r.get("state", UNLINKED) == state
+                   for r in self._requests(complaint_id))
+
+    def _disclosed(self, complaint_id: int) -> bool:
+        """Were the details sent since outreach last failed?"""
+        failed = self.store.scalar("SELECT max(id) FROM events WHERE complaint_id = ? "
+                                   "AND kind = 'seller_outreach_failed'", complaint_id)
+        given = self.store.scalar("SELECT max(id) FROM events WHERE complaint_id = ? "
+                                  "AND kind = 'seller_details_disclosed'", complaint_id)
+        return given is not None and (failed is None or given > failed)
+
+    def _staff_told(self, complaint_id: int, since: datetime) -> bool:
+        """Were staff told of a request since `since`? (The new-complaint notice says so too.)"""
+        return any(r["at"] >= since and r.get("staff_told", r.get("outcome") == "explain")
+                   for r in self._requests(complaint_id))
 
     def asks_for_contact(self, mail: InboundMail) -> bool:
         return sellers.asks_for_contact(mail.reply_text)

@@ -119,15 +119,25 @@ _DIRECTLY = [re.compile(p) for p in (
 )]
 
 
+# words just before "the seller's contact details" that make it our own sentence about the
+# request ("You asked for...", "Vous nous demandez...", "you will receive..."), not a request:
+# a robot that echoes our mail unquoted must not ask again and again
+_OURS = re.compile(r"(?:\bvous (?:nous )?(?:demandez|avez demande)|\byou(?: have)? asked(?: us)? for|"
+                   r"\byou(?: will|'ll) receive|\bvous (?:les )?recevrez)\s+(?:les |the |ses |leurs |their )?$")
+
+
 def asks_for_contact(text: str) -> bool:
     """Does the customer ask for the seller's direct contact details (P12)?
 
     Only the new text of a reply is read (quoted history is stripped
     before). "Contact the seller directly" counts, "I already tried to
-    contact the seller directly" does not."""
+    contact the seller directly" does not, nor do our own sentences about
+    such a request ("You asked for the seller's contact details")."""
     words = " ".join(plain(text).split())[:4000]
-    if any(p.search(words) for p in _DETAILS):
-        return True
+    for pattern in _DETAILS:
+        for m in pattern.finditer(words):
+            if not _OURS.search(words[max(0, m.start() - 60):m.start()]):
+                return True
     for pattern in _DIRECTLY:
         for m in pattern.finditer(words):
             before = re.findall(r"[\w'-]+", words[max(0, m.start() - 40):m.start()])[-3:]
@@ -203,10 +213,15 @@ def outreach_next_due(status: str, reminded_at, remind_at: datetime, due_at: dat
     return due_at if reminded_at else remind_at
 
 
-def contact_request_outcome(linked: bool, failed: bool) -> str:
+def contact_request_outcome(linked: bool, failed: bool, explained: bool = False, disclosed: bool = False) -> str:
     """P12: "disclose" once outreach to the linked seller failed, else "explain"
-    (the customer is told imolocale contacts the seller first; staff are told)."""
-    return "disclose" if linked and failed else "explain"
+    (the customer is told imolocale contacts the seller first; staff are told).
+    "repeat" when the customer already had that answer: the explanation for this
+    state of the outreach, or the details since it failed (a robot must not get
+    one mail per mail it sends; staff may send the details again)."""
+    if linked and failed:
+        return "repeat" if disclosed else "disclose"
+    return "repeat" if explained else "explain"
 
 
 # --- cooperation (P13) --------------------------------------------------------
@@ -258,17 +273,26 @@ def disclose(d: Decision, c: Complaint, seller: Mapping, now: datetime, trigger:
 
 
 def answer_contact_request(c: Complaint, cfg, seller: Mapping | None, failed: bool, now: datetime,
-                           text: str = "") -> Decision:
+                           text: str = "", *, explained: bool = False, disclosed: bool = False,
+                           staff_told: bool = False, state: str | None = None) -> Decision:
     """A customer asks for the seller's details: given once outreach failed,
-    otherwise the customer hears what imolocale does first and staff are told."""
+    otherwise the customer hears what imolocale does first and staff are told.
+
+    Each answer goes once: `explained` (the customer already had the explanation
+    for this `state` of the outreach) or `disclosed` (they already have the
+    details since outreach failed) makes it a repeat, which only tells staff,
+    and not even them when `staff_told` (within the last hour)."""
     d = Decision()
-    outcome = contact_request_outcome(seller is not None, failed)
-    d.event("seller_contact_requested", seller=seller["id"] if seller else None, outcome=outcome)
+    outcome = contact_request_outcome(seller is not None, failed, explained, disclosed)
+    tell_staff = outcome == "explain" or (outcome == "repeat" and not staff_told)
+    d.event("seller_contact_requested", seller=seller["id"] if seller else None, outcome=outcome,
+            state=state, staff_told=tell_staff or None)
     if outcome == "disclose":
         disclose(d, c, seller, now, trigger="customer request")
-    else:
-        card = seller_card(seller) if seller else None
+    elif outcome == "explain":
         d.tell_customer(c, "seller_contact_pending", "update", now, linked=seller is not None)
-        d.tell_staff(handlers(c, cfg), "staff_seller_contact_request", "notify", seller=card,
-                     text=text.strip()[:5000])
+    if tell_staff:
+        d.tell_staff(handlers(c, cfg), "staff_seller_contact_request", "notify",
+                     seller=seller_card(seller) if seller else None, text=text.strip()[:5000],
+                     repeat=outcome == "repeat", failed=failed)
     return d

@@ -248,7 +248,11 @@ def test_contact_request_before_and_after_outreach_failed(registry):
     desk.deliver(mail(subject=f"Re: [{ref}] Colis", body="Je souhaite contacter le vendeur directement."),
                  msg_time=T0 + 5 * H)
     sent = once_at(desk, T0 + 5 * H)
-    [again] = to(sent, CUSTOMER)  # outreach has failed: automatic
+    assert to(sent, CUSTOMER) == []  # she has the details since outreach failed: sent once per disclosure
+    [staff] = to(sent, CS)
+    assert "de nouveau" in str(staff["Subject"]) and "déjà été envoyées" in body(staff)
+    sent = staff_says(desk, staff, "#seller-failed", T0 + 6 * H)  # staff ask again: the details go again
+    [again] = to(sent, CUSTOMER)
     assert LUMIERE in body(again)
     kinds = events(desk, ref)
     assert kinds.count("seller_contact_requested") == 2 and kinds.count("seller_details_disclosed") == 2

@@ -230,3 +230,68 @@ def test_seller_templates_render_with_a_clean_subject_and_no_customer_address_fo
         assert "camille" not in (rendered.subject + rendered.text).lower()
     if name == "seller_contact_details":
         assert "x@shop.example" in rendered.text and "0612345678" in rendered.text
+
+
+# --- review fixes -------------------------------------------------------------------------
+
+def _compose(text: str, to: str = "la@shop.fr") -> bytes:
+    return compose(from_addr="support@imolocale.test", from_name="imolocale", to=[to], subject="Réclamation",
+                   text=text, message_id="<m@imolocale.test>", date=T0)
+
+
+def test_the_leak_check_and_redaction_match_whole_addresses_only():
+    assert not leaks(_compose("Bonjour"), "a@shop.fr")  # the seller la@shop.fr is not the customer a@shop.fr
+    assert not leaks(_compose("écrire à a@shop.fr.example"), "a@shop.fr")
+    assert not leaks(_compose("voir a@shop.fresh.example"), "a@shop.fr")
+    assert leaks(_compose("La cliente est A@Shop.FR."), "a@shop.fr")  # any case, at the end of a sentence
+    assert leaks(_compose("(<a@shop.fr>)"), "a@shop.fr")
+    assert leaks(_compose("é" * 80 + " a@shop.fr"), "a@shop.fr")  # quoted-printable body
+    assert leaks(_compose("x", to="a@shop.fr"), "a@shop.fr")  # headers too
+    assert sellers.redact("la@shop.fr et a@shop.fr, A@SHOP.FR.", "a@shop.fr", "[x]") == "la@shop.fr et [x], [x]."
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("name, extra", [
+    ("seller_contact_pending", {"linked": True}),
+    ("seller_contact_pending", {"linked": False}),
+    ("seller_contact_details", {}),
+    ("ack", {"contact_request": True}),
+])
+def test_our_own_answers_do_not_read_as_contact_requests(name, extra, lang):
+    """A robot echoing them back unquoted must not make us answer again (and again)."""
+    from maildesk.templates import Templates
+    context = {"now": T0, "cfg": CFG, "support_address": "support@imolocale.test", "brand": "imolocale",
+               "complaint": COMPLAINT, "ref": "IMO-ABCDE2", "tag": "[IMO-ABCDE2]", "subject": "Colis", "level": 1,
+               "deadlines": policy.deadlines(T0, CFG), "history": [], "latest": None, "first_message": None,
+               "seller": SELLER, "staff_name": None, **extra}
+    rendered = Templates(None, "fr", CFG.tz).render(name, lang, **context)
+    assert not sellers.asks_for_contact(f"{rendered.subject}\n{rendered.text}")
+    assert not sellers.asks_for_contact(rendered.text)
+
+
+@pytest.mark.parametrize("text", [
+    "Je vous demande les coordonnées du vendeur.",
+    "Je vous ai demandé les coordonnées du vendeur, j'attends toujours.",
+    "I asked you for the seller's contact details last week.",
+    "When will I receive the seller's contact details?",
+])
+def test_customers_repeating_their_request_are_still_heard(text):
+    assert sellers.asks_for_contact(text)
+
+
+def test_a_repeated_contact_request_tells_staff_at_most_and_the_customer_nothing():
+    c = policy.Complaint(ref="IMO-ABCDE2", customer_addr="camille@example.fr", lang="fr", level=1,
+                         status="open", first_contact=T0)
+    seller = {"id": "S1", "shop_name": "X", "address": "x@shop.example", "phone": None, "status": "active"}
+    assert sellers.contact_request_outcome(linked=True, failed=False, explained=True) == "repeat"
+    assert sellers.contact_request_outcome(linked=True, failed=True, explained=True) == "disclose"
+    assert sellers.contact_request_outcome(linked=True, failed=True, disclosed=True) == "repeat"
+    d = sellers.answer_contact_request(c, CFG, seller, failed=False, now=T0, explained=True, state="S1:1:waiting")
+    assert [(m.audience, m.template) for m in d.mails] == [("staff", "staff_seller_contact_request")]
+    assert d.mails[0].context["repeat"] and "last_customer_update_at" not in d.changes
+    assert d.events[0].detail == {"seller": "S1", "outcome": "repeat", "state": "S1:1:waiting", "staff_told": True}
+    d = sellers.answer_contact_request(c, CFG, seller, failed=False, now=T0, explained=True, staff_told=True)
+    assert d.mails == [] and d.events[0].detail["outcome"] == "repeat" and d.events[0].detail["staff_told"] is None
+    d = sellers.answer_contact_request(c, CFG, seller, failed=True, now=T0, disclosed=True)
+    assert [(m.audience, m.template) for m in d.mails] == [("staff", "staff_seller_contact_request")]
+    assert "seller_details_disclosed" not in [e.kind for e in d.events]

@@ -62,3 +62,15 @@ def test_headers_from_other_servers_are_ignored():
     assert verify_sender(("evil.example; dmarc=pass header.from=imolocale.test",),
                          "julie@imolocale.test", "mx.google.com") == (False, "no Authentication-Results from mx.google.com")
     assert not verify_sender((), "julie@imolocale.test", "mx.google.com")[0]
+
+
+@pytest.mark.parametrize("text", ["#note\n#resolve\nLe client a appelé.", "#escalate\n#note on monte",
+                                  "#note\n#seller S-1042\nfaits"])
+def test_a_note_cannot_be_combined_with_other_commands(text):
+    m = parse_commands(text)
+    assert any("#note cannot be combined with other commands" in e for e in m.errors), m.errors
+
+
+def test_a_note_alone_or_commands_without_a_note_are_fine():
+    assert parse_commands("#note\n#note encore\nLe client a appelé.").errors == ()
+    assert parse_commands("#level 2\n#level 3").errors == ()
