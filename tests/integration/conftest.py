@@ -2,6 +2,7 @@
 pointing maildesk at both, and ways to drive maildesk as admins do."""
 from __future__ import annotations
 
+import logging
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
@@ -87,3 +88,18 @@ def desk(dovecot, smtp_sink) -> Desk:
 @pytest.fixture
 def support() -> str:
     return SUPPORT
+
+
+@pytest.fixture
+def events():
+    """The log records maildesk emits (its logger does not propagate to caplog)."""
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logger = logging.getLogger("maildesk")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield seen
+    logger.removeHandler(handler)
+    logger.setLevel(old)

@@ -34,21 +34,6 @@ def tokens():
         yield server
 
 
-@pytest.fixture
-def events():
-    """Names of the log events maildesk emits (its logger does not propagate to caplog)."""
-    seen: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = seen.append
-    logger = logging.getLogger("maildesk")
-    logger.addHandler(handler)
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield seen
-    logger.removeHandler(handler)
-    logger.setLevel(old)
-
-
 def names(records) -> list[str]:
     return [getattr(r, "event", r.getMessage()) for r in records]
 

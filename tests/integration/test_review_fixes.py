@@ -6,8 +6,6 @@ import asyncio
 import shutil
 from datetime import datetime, timedelta, timezone
 
-from freezegun import freeze_time
-
 from maildesk.config import ConfigError, parse_config
 from maildesk.daemon import Daemon
 from maildesk.outbox import FlushResult
@@ -96,7 +94,7 @@ def test_automatic_mail_to_one_customer_is_capped_per_hour(desk):
 
 
 def test_staff_moving_a_complaint_back_to_level_1_is_not_undone_by_the_clock(desk):
-    ref = open_complaint(desk)
+    open_complaint(desk)
     once_at(desk, T0 + 24 * H)
     note = next(m for m in desk.sent(to="resolution@imolocale.test"))
     desk.deliver(staff_reply(note, "#level 1", sender="resolution@imolocale.test"), msg_time=T0 + 25 * H)

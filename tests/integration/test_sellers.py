@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from freezegun import freeze_time
 
-from maildesk.daemon import Daemon
 from tests.integration.conftest import body
 from tests.integration.test_intake import ref_of
+from tests.integration.test_clock import once_at
 from tests.support import mail
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -26,18 +26,6 @@ THEIERE = "service@theiere-bleue.example"
 SELLERS_CSV = ("id;shop_name;address;phone\n"
                f"S-1042;Boutique Lumière;{LUMIERE};+33 1 42 68 53 00\n"
                f"S-1043;La Théière Bleue;{THEIERE};\n")
-
-
-def once_at(desk, when: datetime) -> list:
-    """`maildesk once` in-process at a frozen moment; the mails it sent."""
-    before = len(desk.sink.messages)
-    with freeze_time(when, real_asyncio=True):
-        app = desk.app()
-        try:
-            Daemon(app).once()
-        finally:
-            app.close()
-    return desk.sent()[before:]
 
 
 def cli_at(desk, when: datetime, *args: str) -> tuple[int, str]:

@@ -34,20 +34,6 @@ def statuses(app) -> dict[str, int]:
     return dict(app.store.all("SELECT status, count(*) FROM outbox GROUP BY status"))
 
 
-@pytest.fixture
-def events():
-    seen: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = seen.append
-    logger = logging.getLogger("maildesk")
-    logger.addHandler(handler)
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield seen
-    logger.removeHandler(handler)
-    logger.setLevel(old)
-
-
 def test_daily_limit_holds_routine_mail_for_the_reserve_and_loses_nothing(app, desk, events):
     with freeze_time(T0, real_asyncio=True) as frozen:
         queue_mail(app, 8, routine=True)

@@ -38,7 +38,7 @@ def test_relay_strips_french_gmail_history_keeps_signature_and_hides_staff(desk,
     text = ("Bonjour Camille,\n\nNous avons contacté le vendeur, il renvoie le colis aujourd'hui.\n\n"
             "Julie\nService client imolocale\n\n"
             "Le mar. 24 nov. 2026 à 10:00, imolocale <support@imolocale.test> a écrit :\n"
-            f"> Nouvelle réclamation de Camille Martin :\n> Bonjour, mon colis n'est jamais arrivé.\n")
+            "> Nouvelle réclamation de Camille Martin :\n> Bonjour, mon colis n'est jamais arrivé.\n")
     desk.deliver(staff_reply(note, text))
     desk.once()
     [out] = desk.sent(to="camille@example.fr")

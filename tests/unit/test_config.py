@@ -39,7 +39,6 @@ def test_defaults_are_the_policy_values():
     ({"mailbox__password_env": "X"}, "mailbox: set only one of password, password_env, password_file"),
 ])
 def test_each_mistake_is_named(changes, expected):
-    data = config_dict()
     if "mailbox__password_env" in changes:
         cfg = make_config(mailbox={"password_env": "X"})
         with pytest.raises(ConfigError, match=expected):
