@@ -45,7 +45,8 @@ class App:
         if self.dry_run and not mailbox.read_only:
             from dataclasses import replace
             mailbox = replace(mailbox, read_only=True)
-        return Inbox(mailbox, self.imap_password(), token_source=self.token_source)
+        return Inbox(mailbox, self.imap_password(), token_source=self.token_source,
+                     attachment_max_bytes=int(self.cfg.storage.attachment_max_mb * 1024 * 1024))
 
     def close(self) -> None:
         self.store.close()

@@ -43,7 +43,7 @@ class MailboxConfig:
     idle_renew_seconds: int = 540
     poll_seconds: int = 60
     read_only: bool = False
-    max_message_mb: float = 25.0
+    max_message_mb: float = 10.0  # above: read part by part (imap.py), big attachments by name and size
     timeout_seconds: int = 30
 
 
@@ -61,6 +61,7 @@ class SmtpConfig:
     daily_limit: int = 0  # 0: no limit; defaults to 450 for gmail.com below
     reserve: int = 50
     timeout_seconds: int = 30
+    connections: int = 3  # at most this many SMTP connections side by side for a backlog
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f'{name}.security must be "ssl", "starttls" or "none", got {sec.security!r}')
         if not 0 < sec.port < 65536:
             raise ConfigError(f"{name}.port must be between 1 and 65535, got {sec.port}")
+    if not 1 <= cfg.smtp.connections <= 10:
+        raise ConfigError(f"smtp.connections must be between 1 and 10, got {cfg.smtp.connections}")
     if "@" not in cfg.smtp.from_address:
         raise ConfigError(f"smtp.from_address must be an e-mail address, got {cfg.smtp.from_address!r}")
     if cfg.mailbox.poll_seconds < 1:

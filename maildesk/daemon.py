@@ -119,6 +119,7 @@ class Daemon:
                     faults.step("before_message")
                     outcome = self._receive(fetched)
                     (quarantined if outcome.action == "quarantine" else done).append(fetched.uid)
+                    del fetched, outcome  # a big message is let go before the next is fetched
                     faults.step("after_message")
                 if cfg.read_only and chunk:
                     self.store.set_state(state_key, str(max(chunk)))
@@ -148,7 +149,8 @@ class Daemon:
         now = utcnow()
         with self.store.transaction():
             for item in fetched:
-                self.app.workflow.record_sent(item.raw, item.arrived_at, now)
+                extra = {"omitted": item.omitted} if item.omitted else {}
+                self.app.workflow.record_sent(item.raw, item.arrived_at, now, **extra)
             self.store.set_state(key, f"{validity}:{top}")
         return len(fetched)
 
@@ -156,8 +158,16 @@ class Daemon:
         now = utcnow()
         try:
             with self.store.transaction():
-                outcome = self.app.workflow.receive(fetched.raw, fetched.arrived_at, now)
-                if fetched.truncated and outcome.ref:
+                extra = {"omitted": fetched.omitted} if fetched.omitted else {}  # a large message's attachments
+                outcome = self.app.workflow.receive(fetched.raw, fetched.arrived_at, now, **extra)
+                if fetched.large is not None:
+                    log_event("large_message", outcome.ref, uid=fetched.uid, size=fetched.size,
+                              kept=len(fetched.raw), omitted=len(fetched.omitted))
+                    if outcome.ref:
+                        self.store.add_event(self.store.complaint(outcome.ref)["id"], now, "maildesk",
+                                             "large_message", size=fetched.size, kept_bytes=len(fetched.raw),
+                                             **fetched.large, note="original kept in the mailbox")
+                elif fetched.truncated and outcome.ref:
                     self.store.add_event(self.store.complaint(outcome.ref)["id"], now, "maildesk", "truncated",
                                          size=fetched.size, note="original kept in the mailbox")
         except Exception as e:  # a message that breaks processing is set aside, never lost

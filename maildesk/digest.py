@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import statistics
 from datetime import date, datetime, time, timedelta, timezone
 
 from . import history, policy
@@ -53,30 +52,42 @@ def one_line(text: str | None, limit: int = 70) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+class Shortlist(list):
+    """The first items of a longer list, whose len() is the whole count: the digest lists at most
+    LIST_LIMIT deadlines but shows how many there are (`|length` in the templates, `len()` here).
+    Iterating and indexing give the items kept."""
+
+    def __init__(self, items, total: int):
+        super().__init__(items)
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+
 def build(store: Store, cfg, now: datetime) -> dict:
     """Every number and list the digest shows, as plain values."""
     since = now - DAY
-    pasts = history.load(store, now - TREND_DAYS * DAY, now)
-    open_now = history.open_at(pasts, now)
-    opened_day = store.all("SELECT id FROM complaints WHERE first_contact > ? AND first_contact <= ?",
-                           iso(since), iso(now))
-    open_ids = {row["id"] for row, _level in open_now}
+    moments = [now - k * DAY for k in range(TREND_DAYS - 1, -1, -1)]  # oldest first; the last is now
+    backlog = _backlog(store, cfg, now, moments)
+    opened_day = store.scalar("SELECT count(*) FROM complaints WHERE first_contact > ? AND first_contact <= ?",
+                              iso(since), iso(now))
     opened_total = store.scalar("SELECT count(*) FROM complaints WHERE first_contact <= ?", iso(now))
     counts = {
-        "opened": {"day": len(opened_day), "total": opened_total},
+        "opened": {"day": opened_day, "total": opened_total},
         "resolved": {"day": store.scalar(
             "SELECT count(DISTINCT complaint_id) FROM events WHERE kind = 'resolved' AND at > ? AND at <= ?",
-            iso(since), iso(now)), "total": opened_total - len(open_now)},
-        "open": {"day": sum(1 for r in opened_day if r["id"] in open_ids), "total": len(open_now)},
+            iso(since), iso(now)), "total": opened_total - backlog["open"]},
+        "open": {"day": backlog["open_day"], "total": backlog["open"]},
     }
     return {
         "date": now.astimezone(cfg.tz).date().isoformat(),
         "now": now, "since": since,
         "counts": counts,
-        "open_by_level": history.backlog(pasts, now),
-        "open_by_age": _by_age(open_now, now),
+        "open_by_level": dict(backlog["levels"][-1]),
+        "open_by_age": backlog["ages"],
         "missed": _missed(store, since, now),
-        "due_soon": _due_soon(open_now, cfg, now),
+        "due_soon": backlog["due_soon"],
         "medians": _medians(store, now),
         "ratings": _ratings(store, cfg, since, now),
         "sellers": _sellers(store),
@@ -84,23 +95,91 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "sending": Outbox(cfg, store).sending_status(now),
         "quarantine": _quarantine(store, since),
         "suspicious": _suspicious(store, since, now),
-        "trend": [{"date": (now - k * DAY).astimezone(cfg.tz).date().isoformat(),
-                   "levels": history.backlog(pasts, now - k * DAY)} for k in range(TREND_DAYS - 1, -1, -1)],
+        "trend": [{"date": moment.astimezone(cfg.tz).date().isoformat(), "levels": levels}
+                  for moment, levels in zip(moments, backlog["levels"])],
     }
 
 
-def _by_age(open_now, now: datetime) -> dict[str, dict[int, int]]:
-    table = {name: {1: 0, 2: 0, 3: 0} for name, _limit in AGES}
-    for row, level in open_now:
-        age = now - from_iso(row["first_contact"])
-        name = next(n for n, limit in AGES if limit is None or age < limit)
-        table[name][level] += 1
-    return table
+# (name, policy.deadlines key, for complaints below this level or any)
+DEADLINES = (("24h", "resolution_team", 2), ("48h", "experience_team", 3), ("5d", "target", None))
 
 
-def _missed(store: Store, since: datetime, now: datetime) -> list[dict]:
-    """Deadlines the clock found missed in the window: 24 h and 48 h escalations, the 5-day target."""
-    out = []
+def _backlog(store: Store, cfg, now: datetime, moments: list[datetime]) -> dict:
+    """Complaints open at each of `moments` by level, and those open now by age, opened in the last
+    24 h and with a deadline in the next 24 h (a Shortlist of them, soonest first).
+
+    The complaints whose state changes in the 14 days are replayed one by one (history.changing);
+    all the others, open at one level since their first contact (history.steady_sql), are counted in
+    SQL by first contact, those older than everything the digest tells apart in one count per level."""
+    window = {"since": iso(now - TREND_DAYS * DAY), "until": iso(now)}
+    day_start = iso(now - DAY)
+    levels = [{1: 0, 2: 0, 3: 0} for _ in moments]
+    ages = {name: {1: 0, 2: 0, 3: 0} for name, _limit in AGES}
+    offsets = {key: due - now for key, due in policy.deadlines(now, cfg).items()}
+    out = {"levels": levels, "ages": ages, "open": 0, "open_day": 0}
+
+    def count_open(first_contact: datetime, level: int, n: int, today: bool) -> None:
+        age = now - first_contact
+        ages[next(name for name, limit in AGES if limit is None or age < limit)][level] += n
+        out["open"] += n
+        out["open_day"] += n if today else 0
+
+    open_now = []
+    for past in history.changing(store, now - TREND_DAYS * DAY, now):
+        for counts, moment in zip(levels, moments):
+            state = past.at(moment)
+            if state and state[0]:
+                counts[state[1]] = counts.get(state[1], 0) + 1
+        state = past.at(now)
+        if state and state[0]:
+            open_now.append((past.row, state[1]))
+            count_open(from_iso(past.row["first_contact"]), state[1], 1, past.row["first_contact"] > day_start)
+    soon = _due_soon(open_now, cfg, now)
+    soon_total = len(soon)
+
+    # open at every moment, older than 5 days, no deadline ahead and not opened today
+    old = iso(min(moments[0], now - DAY, now - max(limit for _name, limit in AGES if limit),
+                  now - max(offsets[key] for _name, key, _below in DEADLINES)))
+    steady = history.steady_sql()
+    for row in store.conn.execute(
+            f"SELECT CASE WHEN first_contact > :old THEN first_contact END AS first_contact, level, count(*) AS n "
+            f"FROM ({steady}) GROUP BY 1, 2", {**window, "old": old}):
+        level, n = row["level"], row["n"]
+        if level is None:  # never open in the window
+            continue
+        if row["first_contact"] is None:
+            for counts in levels:
+                counts[level] = counts.get(level, 0) + n
+            ages[AGES[-1][0]][level] += n
+            out["open"] += n
+            continue
+        first_contact = from_iso(row["first_contact"])
+        for counts, moment in zip(levels, moments):
+            if first_contact <= moment:
+                counts[level] = counts.get(level, 0) + n
+        count_open(first_contact, level, n, row["first_contact"] > day_start)
+        for _name, key, below in DEADLINES:
+            if (below is None or level < below) and now < first_contact + offsets[key] <= now + DAY:
+                soon_total += n
+    for name, key, below in DEADLINES:  # the soonest of the steady ones, for each deadline
+        rows = store.conn.execute(
+            f"SELECT ref, subject, first_contact, level FROM ({steady}) "
+            f"WHERE level {'IS NOT NULL' if below is None else '< :below'} "
+            "AND first_contact > :after AND first_contact <= :before ORDER BY first_contact, ref LIMIT :limit",
+            {**window, "below": below, "after": iso(now - offsets[key]), "before": iso(now + DAY - offsets[key]),
+             "limit": LIST_LIMIT})
+        soon += [{"deadline": name, "ref": r["ref"], "subject": one_line(r["subject"]), "level": r["level"],
+                  "due": from_iso(r["first_contact"]) + offsets[key]} for r in rows]
+    order = [name for name, _key, _below in DEADLINES]
+    soon.sort(key=lambda d: (d["due"], d["ref"], order.index(d["deadline"])))
+    out["due_soon"] = Shortlist(soon[:LIST_LIMIT], soon_total)
+    return out
+
+
+def _missed(store: Store, since: datetime, now: datetime) -> Shortlist:
+    """Deadlines the clock found missed in the window: 24 h and 48 h escalations, the 5-day target
+    (the first LIST_LIMIT, and how many)."""
+    out, total = [], 0
     for ev in store.all("SELECT e.at, e.kind, e.detail, c.ref, c.subject, c.level FROM events e "
                         "JOIN complaints c ON c.id = e.complaint_id "
                         "WHERE e.kind IN ('escalated', 'target_missed') AND e.at > ? AND e.at <= ? "
@@ -112,11 +191,13 @@ def _missed(store: Store, since: datetime, now: datetime) -> list[dict]:
             deadline = detail["reason"]
         else:
             continue  # a staff or dissatisfied-customer escalation is not a missed deadline
-        due = detail.get("due")
-        out.append({"deadline": deadline, "ref": ev["ref"], "subject": one_line(ev["subject"]),
-                    "due": datetime.fromisoformat(due) if due else from_iso(ev["at"]),
-                    "at": from_iso(ev["at"])})
-    return out
+        if len(out) < LIST_LIMIT:
+            due = detail.get("due")
+            out.append({"deadline": deadline, "ref": ev["ref"], "subject": one_line(ev["subject"]),
+                        "due": datetime.fromisoformat(due) if due else from_iso(ev["at"]),
+                        "at": from_iso(ev["at"])})
+        total += 1
+    return Shortlist(out, total)
 
 
 def _due_soon(open_now, cfg, now: datetime) -> list[dict]:
@@ -124,18 +205,23 @@ def _due_soon(open_now, cfg, now: datetime) -> list[dict]:
     out = []
     for row, level in open_now:
         due = policy.deadlines(from_iso(row["first_contact"]), cfg)
-        for name, key, applies in (("24h", "resolution_team", level < 2),
-                                   ("48h", "experience_team", level < 3),
-                                   ("5d", "target", True)):
-            if applies and now < due[key] <= now + DAY:
+        for name, key, below in DEADLINES:
+            if (below is None or level < below) and now < due[key] <= now + DAY:
                 out.append({"deadline": name, "ref": row["ref"], "subject": one_line(row["subject"]),
                             "level": level, "due": due[key]})
     return sorted(out, key=lambda d: (d["due"], d["ref"]))
 
 
-def _median(pairs) -> dict:
-    seconds = [(end - start).total_seconds() for start, end in pairs if start and end]
-    return {"seconds": statistics.median(seconds) if seconds else None, "n": len(seconds)}
+def _median(store: Store, pairs: str, *params) -> dict:
+    """Median of b - a in seconds over the rows of `pairs` (a SELECT of two stored times, a and b),
+    worked out in SQL: the number of rows, then the one or two in the middle. Stored times are whole
+    seconds (store.iso), so the differences are exact."""
+    n = store.scalar(f"SELECT count(*) FROM ({pairs})", *params)
+    if not n:
+        return {"seconds": None, "n": 0}
+    middle = store.all(f"SELECT CAST(round((julianday(b) - julianday(a)) * 86400) AS INTEGER) AS s FROM ({pairs}) "
+                       "ORDER BY s LIMIT ? OFFSET ?", *params, 2 - n % 2, (n - 1) // 2)
+    return {"seconds": sum(float(r["s"]) for r in middle) / len(middle), "n": n}  # as statistics.median
 
 
 def _medians(store: Store, now: datetime) -> dict:
@@ -143,18 +229,20 @@ def _medians(store: Store, now: datetime) -> dict:
     over what happened in the last 7 and 30 days."""
     out = {}
     for days in (7, 30):
-        since = iso(now - timedelta(days=days))
-        acks = store.all("SELECT first_contact AS a, acked_at AS b FROM complaints "
-                         "WHERE acked_at > ? AND acked_at <= ?", since, iso(now))
-        answers = store.all("SELECT c.first_contact AS a, min(e.at) AS b FROM events e "
-                            "JOIN complaints c ON c.id = e.complaint_id "
-                            "WHERE e.kind IN ('staff_answered', 'staff_asked') AND e.at <= ? "
-                            "GROUP BY e.complaint_id HAVING min(e.at) > ?", iso(now), since)
-        resolved = store.all("SELECT c.first_contact AS a, e.at AS b FROM events e "
-                             "JOIN complaints c ON c.id = e.complaint_id "
-                             "WHERE e.kind = 'resolved' AND e.at > ? AND e.at <= ?", since, iso(now))
-        for name, rows in (("ack", acks), ("first_answer", answers), ("resolution", resolved)):
-            out.setdefault(name, {})[days] = _median((from_iso(r["a"]), from_iso(r["b"])) for r in rows)
+        since, until = iso(now - timedelta(days=days)), iso(now)
+        out.setdefault("ack", {})[days] = _median(
+            store, "SELECT first_contact AS a, acked_at AS b FROM complaints WHERE acked_at > ? AND acked_at <= ?",
+            since, until)
+        # a complaint's first staff answer falls in the window when it has one there and none before
+        out.setdefault("first_answer", {})[days] = _median(
+            store, "SELECT c.first_contact AS a, min(e.at) AS b FROM events e "
+            "JOIN complaints c ON c.id = e.complaint_id "
+            "WHERE e.kind IN ('staff_answered', 'staff_asked') AND e.at > ? AND e.at <= ? AND NOT EXISTS ("
+            "SELECT 1 FROM events p WHERE p.complaint_id = e.complaint_id AND p.at <= ? "
+            "AND p.kind IN ('staff_answered', 'staff_asked')) GROUP BY e.complaint_id", since, until, since)
+        out.setdefault("resolution", {})[days] = _median(
+            store, "SELECT c.first_contact AS a, e.at AS b FROM events e JOIN complaints c ON c.id = e.complaint_id "
+            "WHERE e.kind = 'resolved' AND e.at > ? AND e.at <= ?", since, until)
     return out
 
 

@@ -4,10 +4,18 @@ fetch in batches, and move handled mail out of the way.
 Reading uses BODY.PEEK[] so nothing is marked \\Seen; in read-only mode
 nothing is moved or flagged at all. Errors come out as three exception
 types the daemon knows how to handle.
+
+A message above `[mailbox] max_message_mb` is never fetched whole (parsing
+costs ~8 times its size in memory): its BODYSTRUCTURE and header come first,
+then only its text parts and the attachments that fit (each at most
+`[storage] attachment_max_mb`, all together at most max_message_mb); the
+other attachments are known by name, type and size only. The original stays
+whole in the mailbox.
 """
 from __future__ import annotations
 
 import imaplib
+import re
 import socket
 import ssl
 import time
@@ -18,7 +26,13 @@ from typing import Callable, Iterator
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from .logs import event as log_event
+from .mail import Attachment, describe_part
+
 BATCH = 100
+FETCH_BYTES = 8 * 1024 * 1024  # one FETCH of whole messages brings at most this much (or one message)
+EDGE = 1024  # bytes read at each end of an attachment left on the server, to know its exact size
+MAX_LEAVES = 1000  # parts of a large message looked at; a hostile one may have many more
 
 
 class MailboxError(Exception):
@@ -37,6 +51,10 @@ class FolderMissing(MailboxError):
     pass
 
 
+class _Unreadable(Exception):
+    """The server will not give a large message part by part: read its first bytes instead."""
+
+
 @dataclass(frozen=True)
 class Fetched:
     uid: int
@@ -45,6 +63,10 @@ class Fetched:
     size: int
     truncated: bool = False
     thread_id: int | None = None  # Gmail's X-GM-THRID, when the server offers X-GM-EXT-1
+    # a large message read part by part (see above): `raw` is its header with the parts kept,
+    # `omitted` the attachments not fetched (payload None), `large` what was kept, for its event
+    omitted: tuple[Attachment, ...] = ()
+    large: dict | None = None
 
 
 NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, imaplib.IMAP4.abort, imaplib.IMAP4.error,
@@ -52,7 +74,8 @@ NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, imaplib.IMAP4.abort, im
 
 
 class Inbox:
-    def __init__(self, cfg, password: str | None, token_source: Callable[[], str] | None = None):
+    def __init__(self, cfg, password: str | None, token_source: Callable[[], str] | None = None,
+                 attachment_max_bytes: int | None = None):
         self.cfg = cfg  # MailboxConfig
         self.password = password
         self.token_source = token_source
@@ -60,6 +83,7 @@ class Inbox:
         self.can_idle = False
         self.can_move = False
         self.gmail = False  # X-GM-EXT-1: Gmail's thread ids can be fetched
+        self.attachment_max_bytes = attachment_max_bytes  # [storage] attachment_max_mb; None: max_message_mb
         self.seen_uid = 0  # the highest UID pending() returned: wait() looks for anything newer
         self.uidvalidity: int | None = None
 
@@ -69,7 +93,7 @@ class Inbox:
         token = self.token_source() if self.token_source is not None else None  # TokenError: LoginRefused
         try:
             client = imapclient.IMAPClient(c.host, port=c.port, ssl=c.security == "ssl",
-                                           ssl_context=ssl.create_default_context(),
+                                           ssl_context=ssl.create_default_context() if c.security == "ssl" else None,
                                            timeout=c.timeout_seconds)
             if c.security == "starttls":
                 client.starttls(ssl.create_default_context())
@@ -134,35 +158,192 @@ class Inbox:
         return sorted(u for u in uids if u > after_uid)
 
     def fetch(self, uids: list[int], max_bytes: int) -> Iterator[Fetched]:
+        """The messages, in order. Whole ones are fetched FETCH_BYTES at a time and each is let go
+        once yielded; one above `max_bytes` is read part by part (`_fetch_large`)."""
         for start in range(0, len(uids), BATCH):
             chunk = uids[start:start + BATCH]
             sizes = self._call(self.client.fetch, chunk,
                                ["RFC822.SIZE", "INTERNALDATE", *(["X-GM-THRID"] if self.gmail else [])])
-            small = [u for u in chunk if u in sizes and sizes[u].get(b"RFC822.SIZE", 0) <= max_bytes]
-            big = [u for u in chunk if u in sizes and u not in small]
-            bodies = self._call(self.client.fetch, small, ["BODY.PEEK[]"]) if small else {}
+            group: list[int] = []
+            group_bytes = 0
             for uid in chunk:
                 if uid not in sizes:
                     continue  # expunged meanwhile
-                meta = sizes[uid]
-                size = meta.get(b"RFC822.SIZE", 0)
-                arrived = meta.get(b"INTERNALDATE") or datetime.now(timezone.utc)
-                if arrived.tzinfo is None:
-                    arrived = arrived.astimezone()
-                if uid in bodies:
-                    raw = bodies[uid].get(b"BODY[]") or b""
-                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size,
-                                  thread_id=meta.get(b"X-GM-THRID"))
-                elif uid in big:
-                    # too big to parse in memory: keep the original in the mailbox,
-                    # work from its first max_bytes
-                    part = self._call(self.client.fetch, [uid], [f"BODY.PEEK[]<0.{max_bytes}>"])
-                    # the answer also holds SEQ (an int); the body comes back as BODY[]<0>
-                    raw = next((v for k, v in part.get(uid, {}).items() if k.startswith(b"BODY[")), b"")
-                    if not isinstance(raw, bytes):
-                        raw = b""
-                    yield Fetched(uid, raw, arrived.astimezone(timezone.utc), size, truncated=True,
-                                  thread_id=meta.get(b"X-GM-THRID"))
+                size = sizes[uid].get(b"RFC822.SIZE", 0)
+                if size > max_bytes or (group and group_bytes + size > FETCH_BYTES):
+                    yield from self._fetch_whole(group, sizes)
+                    group, group_bytes = [], 0
+                if size > max_bytes:
+                    yield self._fetch_large(uid, sizes[uid], max_bytes)
+                else:
+                    group.append(uid)
+                    group_bytes += size
+            yield from self._fetch_whole(group, sizes)
+
+    @staticmethod
+    def _meta(meta) -> tuple[int, datetime, int | None]:
+        arrived = meta.get(b"INTERNALDATE") or datetime.now(timezone.utc)
+        if arrived.tzinfo is None:
+            arrived = arrived.astimezone()
+        return meta.get(b"RFC822.SIZE", 0), arrived.astimezone(timezone.utc), meta.get(b"X-GM-THRID")
+
+    def _fetch_whole(self, uids: list[int], sizes) -> Iterator[Fetched]:
+        if not uids:
+            return
+        bodies = self._call(self.client.fetch, uids, ["BODY.PEEK[]"])
+        for uid in uids:
+            answer = bodies.pop(uid, None)
+            if answer is None:
+                continue  # expunged meanwhile
+            size, arrived, thread = self._meta(sizes[uid])
+            raw = answer.get(b"BODY[]") or b""
+            del answer
+            yield Fetched(uid, raw, arrived, size, thread_id=thread)
+            del raw
+
+    def _fetch_large(self, uid: int, meta, max_bytes: int) -> Fetched:
+        size, arrived, thread = self._meta(meta)
+        try:
+            built = self._read_parts(uid, max_bytes)
+        except ConnectionLost:
+            raise
+        except Exception:  # an odd BODYSTRUCTURE, a server refusing a part: fall back to the first bytes
+            log_event("large_message_unreadable", level=30, uid=uid, size=size, exc_info=True)
+            built = None
+        if built is None:
+            # work from its first max_bytes
+            part = self._call(self.client.fetch, [uid], [f"BODY.PEEK[]<0.{max_bytes}>"])
+            # the answer also holds SEQ (an int); the body comes back as BODY[]<0>
+            raw = next((v for k, v in part.get(uid, {}).items() if k.startswith(b"BODY[")), b"")
+            if not isinstance(raw, bytes):
+                raw = b""
+            return Fetched(uid, raw, arrived, size, truncated=True, thread_id=thread)
+        raw, omitted, large = built
+        return Fetched(uid, raw, arrived, size, truncated=large["text_truncated"], thread_id=thread,
+                       omitted=omitted, large=large)
+
+    def _read_parts(self, uid: int, max_bytes: int) -> tuple[bytes, tuple[Attachment, ...], dict] | None:
+        """A large message rebuilt from its header and the parts that fit: text first, then
+        attachments of at most attachment_max_bytes each, `max_bytes` in all. None: cannot."""
+        answer = self._fetch_items(uid, ["BODYSTRUCTURE", f"BODY.PEEK[HEADER]<0.{max_bytes}>"])
+        structure = answer.get(b"BODYSTRUCTURE")
+        header = next((v for k, v in answer.items() if k.startswith(b"BODY[HEADER]")), None)
+        if structure is None or not isinstance(header, bytes) or not header.strip():
+            return None
+        header = header.rstrip(b"\r\n") + b"\r\n"
+        leaves = _leaves(structure)
+        if not leaves:
+            return None
+        multipart = structure.is_multipart
+        boundary = _param(structure[2] if multipart and len(structure) > 2 else None, b"boundary")
+        if multipart and boundary is None:
+            return None
+        # the parts' own headers (small) say which are body text and what attachments are called
+        mime: dict[str, bytes] = {}
+        if multipart:
+            for start in range(0, len(leaves), BATCH):
+                sections = [section for section, _ in leaves[start:start + BATCH]]
+                got = self._fetch_items(uid, [f"BODY.PEEK[{s}.MIME]" for s in sections])
+                for s in sections:
+                    value = got.get(f"BODY[{s}.MIME]".encode())
+                    mime[s] = value if isinstance(value, bytes) else b""
+        else:
+            mime["1"] = header
+        budget = max_bytes - len(header) - 4096  # 4 KB: boundaries and the like
+        limit = self.attachment_max_bytes if self.attachment_max_bytes is not None else max_bytes
+        parts = []  # (section, name, content type, body text?, encoded size, decoded size)
+        for index, (section, body) in enumerate(leaves, start=1):
+            name, ctype, is_text = describe_part(mime[section], index)
+            octets = _int(body[6])
+            parts.append((section, name, ctype, is_text, octets, _decoded_size(body, octets)))
+        take: dict[str, int] = {}  # section -> bytes to fetch (fewer than its size: the text is cut)
+        text_truncated = False
+        for section, _name, _ctype, is_text, octets, _size in parts:  # the text first, whole if it fits
+            if is_text:
+                take[section] = max(min(octets, budget), 0)
+                text_truncated = text_truncated or take[section] < octets
+                budget -= take[section] + len(mime[section]) + 100
+        omitted, kept = [], []
+        for section, name, ctype, is_text, octets, size in parts:  # then attachments, as they fit
+            if is_text:
+                continue
+            if size <= limit and octets + len(mime[section]) + 100 <= budget:
+                take[section] = octets
+                budget -= octets + len(mime[section]) + 100
+                kept.append(name)  # its exact size: once parsed, in the attachments table
+            else:
+                omitted.append((section, name, ctype, octets, size))
+        structure_of = dict(leaves)
+        exact = self._base64_sizes(uid, [(s, n) for s, _name, _ct, n, _size in omitted
+                                         if _encoding(structure_of[s]) == b"base64"])
+        omitted = [Attachment(name, ctype, exact.get(s, size), None) for s, name, ctype, _n, size in omitted]
+        octets_of = {p[0]: p[4] for p in parts}
+        contents: dict[str, bytes] = {}
+        wanted = [s for s, n in take.items() if n > 0]
+        for start in range(0, len(wanted), BATCH):
+            sections = wanted[start:start + BATCH]
+            partial = {s: take[s] < octets_of[s] for s in sections}
+            got = self._fetch_items(uid, [f"BODY.PEEK[{s}]<0.{take[s]}>" if partial[s] else f"BODY.PEEK[{s}]"
+                                          for s in sections])
+            for s in sections:
+                value = got.get((f"BODY[{s}]<0>" if partial[s] else f"BODY[{s}]").encode())
+                contents[s] = value if isinstance(value, bytes) else b""
+            del got
+        if multipart:
+            sep = b"--" + boundary
+            pieces = [header, b"\r\n"]
+            for section, *_ in parts:
+                if section in contents:
+                    head = mime[section].rstrip(b"\r\n")
+                    pieces += [sep, b"\r\n", head + b"\r\n\r\n" if head else b"\r\n", contents.pop(section), b"\r\n"]
+            pieces += [sep, b"--\r\n"]
+        else:
+            if "1" in contents:
+                pieces = [header, b"\r\n", contents.pop("1")]
+            else:  # one big non-text body: the header without it, as an empty text
+                pieces = [_without_content_fields(header), b"Content-Type: text/plain; charset=us-ascii\r\n\r\n"]
+        raw = b"".join(pieces)
+        del pieces, contents
+        large = {"parts": len(parts), "text_parts": sum(1 for p in parts if p[3]), "text_truncated": text_truncated}
+        if kept:
+            large["attachments_kept"] = kept
+        if omitted:
+            large["attachments_omitted"] = [{"name": a.filename, "size": a.size} for a in omitted]
+        return raw, tuple(omitted), large
+
+    def _fetch_items(self, uid: int, items: list[str]) -> dict:
+        """FETCH these items of one message. A server's NO or BAD (it cannot serve this message
+        that way) raises _Unreadable and keeps the connection; connection trouble is ConnectionLost."""
+        if self.client is None:
+            raise ConnectionLost("not connected")
+        try:
+            answer = self.client.fetch([uid], items)
+        except (imaplib.IMAP4.abort, OSError, EOFError) as e:
+            self.close()
+            raise ConnectionLost(f"IMAP connection lost: {type(e).__name__}: {e}") from None
+        except imaplib.IMAP4.error as e:  # NO, BAD, or an answer imapclient cannot parse
+            raise _Unreadable(_text(e)) from None
+        return answer.get(uid, {})
+
+    def _base64_sizes(self, uid: int, parts: list[tuple[str, int]]) -> dict[str, int]:
+        """Exact decoded sizes of base64 parts from their first and last KB: the lines between
+        are all alike. (Dovecot 2.3's BINARY.SIZE is wrong for some parts; Gmail has no BINARY.)"""
+        sizes: dict[str, int] = {}
+        for start in range(0, len(parts), BATCH // 2):
+            chunk = parts[start:start + BATCH // 2]
+            items = []
+            for section, octets in chunk:
+                items.append(f"BODY.PEEK[{section}]<0.{EDGE}>")
+                if octets > EDGE:
+                    items.append(f"BODY.PEEK[{section}]<{octets - EDGE}.{EDGE}>")
+            got = self._fetch_items(uid, items)
+            for section, octets in chunk:
+                head = got.get(f"BODY[{section}]<0>".encode())
+                tail = got.get(f"BODY[{section}]<{octets - EDGE}>".encode()) if octets > EDGE else head
+                size = _base64_size(head, tail, octets)
+                if size is not None:
+                    sizes[section] = size
+        return sizes
 
     # --- moving ------------------------------------------------------------------
     def move(self, uids: list[int], folder: str) -> None:
@@ -253,6 +434,89 @@ class Inbox:
 
     def noop(self) -> None:
         self._call(self.client.noop)
+
+
+def _leaves(structure, prefix: str = "") -> list[tuple[str, tuple]]:
+    """(section, BODYSTRUCTURE of the part) for each leaf, in order; an attached message is
+    one leaf (its insides are never the sender's words)."""
+    out: list[tuple[str, tuple]] = []
+    stack = [(structure, prefix)]
+    while stack and len(out) < MAX_LEAVES:
+        body, section = stack.pop()
+        if isinstance(body, (list, tuple)) and body and isinstance(body[0], list):
+            children = [(part, f"{section}.{i}" if section else str(i)) for i, part in enumerate(body[0], start=1)]
+            stack.extend(reversed(children))
+        elif isinstance(body, (list, tuple)) and len(body) > 6:
+            out.append((section or "1", body))
+    return out
+
+
+def _param(params, name: bytes) -> bytes | None:
+    if not isinstance(params, (list, tuple)):
+        return None
+    for key, value in zip(params[::2], params[1::2]):
+        if isinstance(key, bytes) and key.lower() == name and isinstance(value, bytes) and value:
+            return value
+    return None
+
+
+def _int(value) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _encoding(body) -> bytes:
+    return body[5].lower() if len(body) > 5 and isinstance(body[5], bytes) else b""
+
+
+def _decoded_size(body, octets: int) -> int:
+    """A part's size once decoded, estimated from its encoded size: base64 carries 57 bytes on
+    each 78-byte line (76 characters and CRLF); quoted-printable at most its size."""
+    return octets * 57 // 78 if _encoding(body) == b"base64" else octets
+
+
+_B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}\Z")
+
+
+def _base64_size(head, tail, octets: int) -> int | None:
+    """The decoded size of a base64 body of `octets` bytes from its first and last bytes, when
+    its lines are regular (all but the last of one length, CRLF after each); None otherwise."""
+    if not isinstance(head, bytes) or not isinstance(tail, bytes) or not head:
+        return None
+    if octets <= len(head):  # the whole of it
+        chars = b"".join(head.split())
+        if len(chars) % 4 or not _B64.match(chars):
+            return None
+        return len(chars) // 4 * 3 - (len(chars) - len(chars.rstrip(b"=")))
+    width = head.find(b"\r\n")
+    body = tail.rstrip(b"\r\n")
+    cut = body.rfind(b"\r\n")
+    if width <= 0 or width % 4 or cut < 0:
+        return None
+    last = body[cut + 2:]
+    before = octets - (len(tail) - len(body)) - len(last)  # the full lines, each with its CRLF
+    if before % (width + 2) or len(last) > width or not _B64.match(head[:width]) or not _B64.match(last):
+        return None
+    chars = before // (width + 2) * width + len(last)
+    if chars % 4:
+        return None
+    return chars // 4 * 3 - (len(last) - len(last.rstrip(b"=")))
+
+
+def _without_content_fields(header: bytes) -> bytes:
+    """The header without its Content-* fields (folded lines included)."""
+    out, skipping = [], False
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                out.append(line)
+            continue
+        skipping = line.lower().startswith(b"content-")
+        if not skipping:
+            out.append(line)
+    return b"".join(out)
 
 
 def _news(responses) -> bool:

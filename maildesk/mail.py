@@ -39,6 +39,7 @@ __all__ = [
     "detect_language",
     "strip_quoted",
     "find_order_number",
+    "describe_part",
 ]
 
 MAX_SUBJECT = 500
@@ -907,6 +908,20 @@ def _add_attachment(body: _Body, part, ctype: str, payload: bytes) -> None:
     name = _filename(part)
     index = len(body.attachments) + 1
     body.attachments.append(Attachment(_safe_filename(name, index, ctype), ctype, len(payload), payload))
+
+
+def describe_part(mime_header: bytes, index: int) -> tuple[str, str, bool]:
+    """(safe filename, content type, is body text) of a MIME part known by its header alone:
+    the parts of a large message that are not fetched (imap.py). Decided as `_walk` does."""
+    try:
+        part = email.message_from_bytes(mime_header.rstrip(b"\r\n") + b"\r\n\r\n")
+        ctype = part.get_content_type()
+        disposition = part.get_content_disposition()
+    except Exception:
+        return _safe_filename(None, index, "application/octet-stream"), "application/octet-stream", False
+    name = _filename(part)
+    body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not name
+    return _safe_filename(name, index, ctype), ctype, body_text
 
 
 def _text_of(part, ctype: str) -> str:

@@ -6,13 +6,15 @@ can never smuggle a header into our mail (no CR, LF or other controls).
 from __future__ import annotations
 
 import re
-from email import policy as email_policy
+from email import policy as email_policy, quoprimime
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from datetime import datetime
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# C0 and C1 controls and the Unicode line separators: str.splitlines() breaks on \x85 and
+# \u2028 too, and the email package then refuses the header (the mail could not be queued)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 class _Registry(HeaderRegistry):
@@ -46,33 +48,96 @@ def new_message_id(domain: str, reference: str | None = None) -> str:
     return make_msgid(idstring=(reference or "maildesk").lower(), domain=domain)
 
 
+def _headers(*, from_addr, from_name, to, subject, message_id, date, in_reply_to, references,
+             auto_submitted, reply_to, reference) -> list[tuple[str, object]]:
+    """The header fields of an outgoing mail, in order, as given to EmailMessage."""
+    headers: list[tuple[str, object]] = [
+        ("From", address(from_addr, from_name)),
+        ("To", [address(a) for a in to]),
+        ("Subject", clean(subject)),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+    ]
+    if in_reply_to:
+        headers.append(("In-Reply-To", clean(in_reply_to)))
+    refs = [clean(r) for r in references if r][-20:]
+    if refs:
+        headers.append(("References", " ".join(refs)))
+    if reply_to:
+        headers.append(("Reply-To", address(reply_to)))
+    if auto_submitted:
+        # RFC 3834: robots must not answer us, and we never answer robots
+        headers.append(("Auto-Submitted", auto_submitted))
+        headers.append(("X-Auto-Response-Suppress", "All"))
+    if reference:
+        headers.append(("X-Maildesk-Reference", clean(reference)))
+    return headers
+
+
 def compose(*, from_addr: str, from_name: str, to: list[str], subject: str, text: str,
             html: str | None = None, message_id: str, date: datetime,
             in_reply_to: str | None = None, references: list[str] = (),
             auto_submitted: str | None = "auto-replied", reply_to: str | None = None,
             reference: str | None = None, extra_headers: dict[str, str] | None = None) -> bytes:
+    headers = _headers(from_addr=from_addr, from_name=from_name, to=to, subject=subject, message_id=message_id,
+                       date=date, in_reply_to=in_reply_to, references=references,
+                       auto_submitted=auto_submitted, reply_to=reply_to, reference=reference)
+    if html or extra_headers:
+        return _compose_email(headers, text, html, extra_headers)
+    return _compose_plain(headers, text)
+
+
+def _compose_email(headers, text: str, html: str | None = None,
+                   extra_headers: dict[str, str] | None = None) -> bytes:
+    """The general case, through the stdlib's EmailMessage (HTML alternative, extra headers)."""
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = address(from_addr, from_name)
-    msg["To"] = [address(a) for a in to]
-    msg["Subject"] = clean(subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
-    if in_reply_to:
-        msg["In-Reply-To"] = clean(in_reply_to)
-    refs = [clean(r) for r in references if r][-20:]
-    if refs:
-        msg["References"] = " ".join(refs)
-    if reply_to:
-        msg["Reply-To"] = address(reply_to)
-    if auto_submitted:
-        # RFC 3834: robots must not answer us, and we never answer robots
-        msg["Auto-Submitted"] = auto_submitted
-        msg["X-Auto-Response-Suppress"] = "All"
-    if reference:
-        msg["X-Maildesk-Reference"] = clean(reference)
+    for name, value in headers:
+        msg[name] = value
     for name, value in (extra_headers or {}).items():
         msg[name] = clean(value)
     msg.set_content(text, cte="quoted-printable")
     if html:
         msg.add_alternative(html, subtype="html", cte="quoted-printable")
     return msg.as_bytes()
+
+
+# --- the common case, text only: the same bytes as _compose_email, written directly -------------
+# EmailMessage parses every header value into a tree and folds it again on output (two thirds of
+# the cost of an acknowledgement). A short, plain-ASCII value comes out of that unchanged, so it
+# is written as is; anything else (non-ASCII, long, unusual characters) takes the stdlib's own
+# folding for that one header. tests/unit/test_outgoing.py checks the bytes are identical.
+
+_MAX_LINE = _POLICY.max_line_length  # 78
+_PLAIN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # RFC 5322 atext, without '=' and '?' (encoded words)
+_PLAIN_NAME = re.compile(r"(?:%s(?: %s)*)?\Z" % (_ATOM, _ATOM))
+_PLAIN_ADDR = re.compile(r"%s(?:\.%s)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z" % (_ATOM, _ATOM))
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_TEXT_HEADERS = ('Content-Type: text/plain; charset="utf-8"\n'
+                 "Content-Transfer-Encoding: quoted-printable\n"
+                 "MIME-Version: 1.0\n\n")
+
+
+def _plain_address(value: Address) -> str | None:
+    if _PLAIN_NAME.match(value.display_name) and _PLAIN_ADDR.match(value.addr_spec):
+        return f"{value.display_name} <{value.addr_spec}>" if value.display_name else value.addr_spec
+    return None
+
+
+def _fold(name: str, value) -> str:
+    """One header line as the stdlib writes it, without its cost when the value needs no work."""
+    if isinstance(value, str):
+        plain = value if "=?" not in value and _PLAIN_VALUE.match(value) else None
+    else:
+        parts = [_plain_address(a) for a in (value if isinstance(value, list) else [value])]
+        plain = None if None in parts else ", ".join(parts)
+    if plain is not None and len(name) + 2 + len(plain) <= _MAX_LINE:
+        return f"{name}: {plain}\n"
+    return _POLICY.fold(name, _POLICY.header_store_parse(name, value)[1])
+
+
+def _compose_plain(headers, text: str) -> bytes:
+    lines = text.encode("utf-8").splitlines()
+    body = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
+    head = "".join(_fold(name, value) for name, value in headers)
+    return (head + _TEXT_HEADERS + "\n".join(_NEWLINE.split(body))).encode("ascii", "surrogateescape")

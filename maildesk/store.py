@@ -219,12 +219,28 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN lease_owner INTEGER;
     ALTER TABLE complaints ADD COLUMN auto_level INTEGER NOT NULL DEFAULT 1;
     """,
+    # 5: the daily digest reads only its window: complaints by first contact (and reference, the order
+    #    it lists them in), acknowledgement, rating and settling time; each complaint's state changes.
+    #    The partial indexes' WHEREs are repeated term for term in maildesk/history.py (SETTLED, CHANGES):
+    #    SQLite uses a partial index only for a query that says the same
+    """
+    CREATE INDEX complaints_first_contact ON complaints(first_contact, ref);
+    CREATE INDEX complaints_acked ON complaints(acked_at) WHERE acked_at IS NOT NULL;
+    CREATE INDEX complaints_rated ON complaints(rated_at) WHERE rated_at IS NOT NULL;
+    CREATE INDEX complaints_settled ON complaints(COALESCE(closed_at, resolved_at, first_contact))
+        WHERE status NOT IN ('open', 'waiting_customer');
+    CREATE INDEX events_changes ON events(complaint_id, at)
+        WHERE kind IN ('resolved', 'closed', 'reopened', 'escalated', 'level_lowered');
+    """,
 ]
 
 
 # Tables keyed by `id INTEGER PRIMARY KEY` that Store.insert/update write with plain SQL when
 # every value is a plain SQLite value; anything else goes through sqlite-utils as before.
 _PLAIN_TABLES = frozenset({"complaints", "messages", "attachments", "events", "outbox"})
+# plain-SQL inserts also for `processed` (one row per message; keyed by message_id, nobody uses the
+# returned rowid)
+_PLAIN_INSERTS = _PLAIN_TABLES | {"processed"}
 _PLAIN = frozenset({str, int, float, bytes, type(None)})
 _INSERTS: dict[tuple, str] = {}
 
@@ -269,12 +285,24 @@ class Store:
                 self.conn.execute(f"PRAGMA user_version={number}")
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool = True) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT; nested calls become savepoints so one
         bad message can roll back alone inside a batch. IMMEDIATE (not
         sqlite-utils' plain BEGIN) so a CLI write beside the daemon waits
-        for the lock instead of failing on upgrade."""
+        for the lock instead of failing on upgrade.
+
+        `durable=False` (outermost only) commits without waiting for the disk
+        (synchronous=NORMAL): the commit survives the process being killed, not
+        a power cut until the next durable commit writes it out with the rest."""
         if self._depth == 0:
+            if not durable:
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with self.transaction():
+                        yield
+                finally:
+                    self.conn.execute("PRAGMA synchronous=FULL")
+                return
             self.conn.execute("BEGIN IMMEDIATE")
             name = None
         else:
@@ -311,7 +339,7 @@ class Store:
         return row[0] if row else None
 
     def insert(self, table: str, values: dict) -> int:
-        if table in _PLAIN_TABLES and all(type(v) in _PLAIN for v in values.values()):
+        if table in _PLAIN_INSERTS and all(type(v) in _PLAIN for v in values.values()):
             # the hot path (8 inserts per new complaint): plain SQL, 7x cheaper than sqlite-utils
             sql = _INSERTS.get((table, tuple(values)))
             if sql is None:

@@ -2,7 +2,8 @@
 
 A template reads like the mail it makes: a `Subject:` line, a blank line,
 then the body. French is imolocale's language; a template missing in the
-customer's language falls back to the configured one.
+customer's language falls back to the configured one. Templates are read
+once per process: restart the daemon to use edited ones.
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class Templates:
         self.default_lang = default_lang
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.directory)),
+            # each template is read once per process: no stat() of every file (and of every
+            # {% include %}) on every mail; a restart picks up edited templates
+            auto_reload=False,
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             trim_blocks=True,
@@ -40,13 +44,31 @@ class Templates:
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         )
         self.env.filters["date"] = lambda v, fmt="%d/%m/%Y %H:%M": _date(v, tz, fmt)
+        self._found: dict[tuple[str, str, str], str | None] = {}
 
     def _get(self, name: str, lang: str, ext: str) -> jinja2.Template | None:
+        # Which file serves (name, lang, ext) is looked up once: every mail asks for an HTML
+        # version that rarely exists, and each miss costs four failed loads.
+        key = (name, lang, ext)
+        try:
+            found = self._found[key]
+        except KeyError:
+            found = self._found[key] = self._find(name, lang, ext)
+        if found is None:
+            return None
+        try:
+            return self.env.get_template(found)
+        except jinja2.TemplateNotFound:  # removed meanwhile: look again
+            found = self._found[key] = self._find(name, lang, ext)
+            return self.env.get_template(found) if found is not None else None
+
+    def _find(self, name: str, lang: str, ext: str) -> str | None:
         for candidate in dict.fromkeys((lang, self.default_lang, "fr", "en")):
             try:
-                return self.env.get_template(f"{candidate}/{name}.{ext}")
+                self.env.get_template(f"{candidate}/{name}.{ext}")
             except jinja2.TemplateNotFound:
                 continue
+            return f"{candidate}/{name}.{ext}"
         return None
 
     def render(self, name: str, lang: str, **context) -> Rendered:

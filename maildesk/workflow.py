@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
 from . import classify, policy, refs, staff, threads
@@ -33,6 +33,11 @@ class Outcome:
     message_id: str | None = None
 
 
+def _with_omitted(mail: InboundMail, omitted: tuple) -> InboundMail:
+    """The mail with the attachments that were not fetched (payload None) after those that were."""
+    return replace(mail, attachments=(*mail.attachments, *omitted)) if omitted else mail
+
+
 def complaint_from_row(row) -> policy.Complaint:
     values = {}
     for f in fields(policy.Complaint):
@@ -52,10 +57,12 @@ class Workflow:
         self.sellers = SellerDesk(self)  # P11-P13: registry, outreach, contact details, sanctions
 
     # --- inbound -------------------------------------------------------------
-    def receive(self, raw: bytes, arrived_at: datetime, now: datetime) -> Outcome:
-        """Parse, classify, thread and apply one message. Call inside a transaction."""
+    def receive(self, raw: bytes, arrived_at: datetime, now: datetime, omitted: tuple = ()) -> Outcome:
+        """Parse, classify, thread and apply one message. Call inside a transaction.
+        `omitted`: attachments of a large message that were not fetched (imap.Fetched.omitted),
+        recorded by name, type and size."""
         try:
-            mail = parse(raw)
+            mail = _with_omitted(parse(raw), omitted)
         except ParseError as e:
             return Outcome("quarantine", reason=e.reason)
         if self.store.seen(mail.message_id):
@@ -255,14 +262,14 @@ class Workflow:
         for att in mail.attachments:
             self.store.insert("attachments", {
                 "message_row": row_id, "filename": att.filename, "content_type": att.content_type,
-                "size": att.size, "content": att.payload if att.size <= limit else None})
+                "size": att.size, "content": att.payload if att.size <= limit else None})  # None: not fetched
         return row_id
 
-    def record_sent(self, raw: bytes, sent_at: datetime, now: datetime) -> str | None:
+    def record_sent(self, raw: bytes, sent_at: datetime, now: datetime, omitted: tuple = ()) -> str | None:
         """A message found in the Sent folder: if staff wrote it to a complaint's
         customer from the shared mailbox (not sent by us), record it. Call inside a transaction."""
         try:
-            mail = parse(raw)
+            mail = _with_omitted(parse(raw), omitted)
         except ParseError:
             return None
         if self.store.one("SELECT 1 FROM outbox WHERE message_id = ?", mail.message_id) or \

@@ -488,15 +488,18 @@ def test_disk_full_while_saving_an_attachment(desk, ledger, small_disk):
     assert att["size"] == att["n"] == 3 * 1024 * 1024
 
 
-def test_oversized_message_is_recorded_truncated_and_kept_whole_in_the_mailbox(desk, ledger):
-    """Above [mailbox] max_message_mb only the first max_message_mb are fetched and stored;
-    the complaint is opened from them and the original stays whole in the mailbox."""
+def test_oversized_message_is_recorded_in_part_and_kept_whole_in_the_mailbox(desk, ledger):
+    """Above [mailbox] max_message_mb the message is read part by part: its text whole, the photo
+    that does not fit by name and size only; at most max_message_mb are stored; the complaint is
+    opened and the original stays whole in the mailbox (tests/integration/test_large_mail.py)."""
     desk.write_config(mailbox={"max_message_mb": 1})
     ledger.deliver(photo_complaint(3 * 1024 * 1024))
     desk.once()
-    [row] = desk.rows("SELECT length(raw) n FROM messages WHERE direction = 'in'")
-    assert row["n"] <= 1024 * 1024
-    assert desk.rows("SELECT count(*) n FROM events WHERE kind = 'truncated'")[0]["n"] == 1
+    [row] = desk.rows("SELECT length(raw) n, body FROM messages WHERE direction = 'in'")
+    assert row["n"] <= 1024 * 1024 and row["body"] == "Bonjour, voici les photos du colis abîmé."
+    assert desk.rows("SELECT count(*) n FROM events WHERE kind = 'large_message'")[0]["n"] == 1
+    [att] = desk.rows("SELECT filename, size, content FROM attachments")
+    assert (att["filename"], att["size"], att["content"]) == ("colis.jpg", 3 * 1024 * 1024, None)
     [kept] = desk.dovecot.fetch_all("maildesk/processed")
     assert len(kept) > 3 * 1024 * 1024
     ledger.settled(ledger.account("oversized"))

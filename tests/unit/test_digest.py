@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import random
+import statistics
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy as email_policy
 
 import pytest
 from freezegun import freeze_time
 
-from maildesk import digest, logs
+from maildesk import digest, history, logs
 from maildesk.app import App
 from maildesk.daemon import Daemon
 from maildesk.store import iso
@@ -173,6 +175,132 @@ def test_subjects_from_customers_are_escaped_in_html(app):
     arrive(app, NOW - H, "<script>alert(1)</script> & co", "x@example.fr")
     html = digest.render(app.templates, app.cfg, digest.build(app.store, app.cfg, NOW)).html
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+CHANGE_KINDS = ("resolved", "closed", "reopened", "escalated", "level_lowered")
+
+
+def random_histories(store, rnd: random.Random, count: int) -> None:
+    """Complaints and audit trails as the workflow writes them and as it never would: no audit trail
+    (imported, resolved or closed per the row only, settled before first contact), state changes long
+    before the window, before first contact, at the same second, reopened, lowered, staff answers."""
+    def moment(days_before=40, days_after=2):
+        if rnd.random() < 0.1:  # exactly one of the digest's moments, or the start of its window
+            return NOW - rnd.randint(0, 14) * D
+        if rnd.random() < 0.3:  # on the hour: deadlines and age limits fall there
+            return NOW + timedelta(hours=rnd.randint(-24 * days_before, 24 * days_after))
+        return NOW + timedelta(seconds=rnd.randint(-86400 * days_before, 86400 * days_after))
+    edges = [  # (status, level, first contact, resolved_at, closed_at, state changes)
+        ("open", 1, NOW - 3 * D, None, None, [(NOW, "escalated", {"level": 2})]),  # at the very moment
+        ("resolved", 1, NOW - 20 * D, NOW - 14 * D, None, [(NOW - 14 * D, "resolved", {})]),  # the window's start
+        ("open", 3, NOW - 30 * D, NOW - 25 * D, None, [(NOW - 29 * D, "escalated", {"level": 3}),
+                                                       (NOW - 25 * D, "resolved", {}), (NOW - 20 * D, "reopened", {})]),
+        ("open", 2, NOW - 30 * D, None, None, [(NOW - 29 * D, "escalated", {"level": 2}),
+                                               (NOW - 28 * D, "level_lowered", {})]),  # no level: keeps 2
+        ("resolved", 2, NOW - 9 * D, NOW - 2 * D, None, []),  # imported: no audit trail
+        ("closed", 3, NOW - 9 * D, None, None, []),  # closed, but when?
+        ("closed", 1, NOW - 5 * D, NOW - 6 * D, NOW - 6 * D, []),  # settled before its first contact
+        ("open", 1, NOW - 2 * D, None, None, [(NOW - 3 * D, "escalated", {"level": 3})]),  # before first contact
+        ("open", 1, NOW - 2 * D, None, None, [(NOW - D, "escalated", {"level": 2}), (NOW - D, "resolved", {}),
+                                              (NOW - D, "reopened", {})]),  # three at the same second
+    ]
+    with store.transaction():
+        for i, (status, level, first, resolved, closed, changes) in enumerate(edges):
+            complaint_id = store.insert("complaints", {
+                "ref": f"IMO-E{i:05d}", "customer_addr": f"e{i}@example.fr", "subject": "Bord", "level": level,
+                "status": status, "first_contact": iso(first), "opened_at": iso(first),
+                "resolved_at": iso(resolved) if resolved else None, "closed_at": iso(closed) if closed else None})
+            for at, kind, detail in changes:
+                store.add_event(complaint_id, at, "x", kind, **detail)
+        for i in range(count):
+            first = moment()
+            settled = rnd.choice([None, None, moment(), first - H])
+            row = {"ref": f"IMO-T{i:05d}", "customer_addr": f"c{i}@example.fr", "subject": f"Sujet {i % 7}",
+                   "level": rnd.choice([1, 1, 2, 3]), "first_contact": iso(first), "opened_at": iso(first),
+                   "status": rnd.choice(["open", "open", "waiting_customer", "resolved", "closed"]),
+                   "acked_at": iso(first + timedelta(seconds=rnd.randint(0, 900))) if rnd.random() < 0.9 else None,
+                   "resolved_at": iso(settled) if settled else None,
+                   "closed_at": iso(moment()) if rnd.random() < 0.3 else None}
+            complaint_id = store.insert("complaints", row)
+            for _ in range(rnd.choice([0, 0, 0, 1, 2, 3, 5, 8])):
+                kind = rnd.choice([*CHANGE_KINDS, "staff_answered", "staff_asked", "note"])
+                detail = {"reason": rnd.choice(["24h", "48h", "staff"])}
+                if kind in ("escalated", "level_lowered") and rnd.random() < 0.9:
+                    detail["level"] = rnd.choice([1, 2, 3])
+                at = rnd.choice([first, first + timedelta(seconds=rnd.randint(-3600, 20 * 86400)), moment()])
+                store.insert("events", {"complaint_id": complaint_id, "at": iso(at), "actor": "x", "kind": kind,
+                                        "detail": json.dumps(detail)})
+
+
+def replayed(store, cfg, now: datetime) -> dict:
+    """The reference: every complaint replayed from its whole audit trail, counted in Python."""
+    since = iso(now - digest.TREND_DAYS * D)
+    pasts = []
+    for row in store.all("SELECT * FROM complaints WHERE first_contact <= ?", iso(now)):
+        if row["status"] not in history.OPEN_STATUSES and (row["closed_at"] or row["resolved_at"]
+                                                           or row["first_contact"]) < since:
+            continue  # settled before the window and still so
+        events = store.all(f"SELECT * FROM events WHERE complaint_id = ? AND kind IN {CHANGE_KINDS} AND at <= ? "
+                           "ORDER BY at, id", row["id"], iso(now))
+        pasts.append(history._replay(dict(row), events))
+    open_now = history.open_at(pasts, now)
+    ages = {name: {1: 0, 2: 0, 3: 0} for name, _limit in digest.AGES}
+    for row, level in open_now:
+        age = now - datetime.fromisoformat(row["first_contact"])
+        ages[next(name for name, limit in digest.AGES if limit is None or age < limit)][level] += 1
+    answered = {}
+    for ev in store.all("SELECT complaint_id, at FROM events WHERE kind IN ('staff_answered', 'staff_asked') "
+                        "AND at <= ? ORDER BY at", iso(now)):
+        answered.setdefault(ev["complaint_id"], ev["at"])
+    first_contact = {r["id"]: r["first_contact"] for r in store.all("SELECT id, first_contact FROM complaints")}
+    medians = {}
+    for days in (7, 30):
+        start = now - timedelta(days=days)
+        seconds = [(datetime.fromisoformat(at) - datetime.fromisoformat(first_contact[cid])).total_seconds()
+                   for cid, at in answered.items() if datetime.fromisoformat(at) > start]
+        medians[days] = {"seconds": statistics.median(seconds) if seconds else None, "n": len(seconds)}
+    return {"trend": [history.backlog(pasts, now - k * D) for k in range(digest.TREND_DAYS - 1, -1, -1)],
+            "open": len(open_now), "ages": ages, "due_soon": digest._due_soon(open_now, cfg, now),
+            "first_answer": medians}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_numbers_are_those_of_replaying_every_complaint(app, seed):
+    # the digest replays only the complaints whose state changes in the 14 days and counts the others in SQL
+    random_histories(app.store, random.Random(seed), 400)
+    for now in (NOW, NOW - 3 * D + 17 * timedelta(seconds=1), NOW + timedelta(microseconds=500_000)):
+        doc, want = digest.build(app.store, app.cfg, now), replayed(app.store, app.cfg, now)
+        assert [t["levels"] for t in doc["trend"]] == want["trend"]
+        assert doc["open_by_level"] == want["trend"][-1] and doc["counts"]["open"]["total"] == want["open"]
+        assert doc["open_by_age"] == want["ages"]
+        assert len(doc["due_soon"]) == len(want["due_soon"]) and list(doc["due_soon"]) == want["due_soon"][:25]
+        assert doc["medians"]["first_answer"] == want["first_answer"]
+
+
+def test_long_lists_are_shortened_but_counted_in_full(app):
+    """However many deadlines fall due, the mail lists the first 25 (it must stay a mail, not a
+    gigabyte: SQLite refuses a blob that big) and says how many there are."""
+    with app.store.transaction():
+        for i in range(300):
+            first = NOW - 20 * H + i * timedelta(seconds=10)  # 24 h deadlines from NOW + 4 h, 10 s apart
+            complaint_id = app.store.insert("complaints", {
+                "ref": f"IMO-L{i:05d}", "customer_addr": f"c{i}@example.fr", "subject": "Colis", "level": 1,
+                "status": "open", "first_contact": iso(first), "opened_at": iso(first), "acked_at": iso(first)})
+            if i < 40:
+                app.store.add_event(complaint_id, NOW - H, "maildesk", "target_missed", due=iso(NOW - H))
+    doc = digest.build(app.store, app.cfg, NOW)
+    assert len(doc["due_soon"]) == 300 and len(list(doc["due_soon"])) == digest.LIST_LIMIT
+    assert [m["ref"] for m in doc["due_soon"]] == [f"IMO-L{i:05d}" for i in range(25)]
+    assert doc["due_soon"][0]["due"] == NOW + 4 * H
+    assert len(doc["missed"]) == 40 and len(list(doc["missed"])) == digest.LIST_LIMIT
+    rendered = digest.render(app.templates, app.cfg, doc)
+    assert "ÉCHÉANCES DES 24 PROCHAINES HEURES : 300" in rendered.text
+    assert "… et 275 de plus" in rendered.text and "… et 15 de plus" in rendered.text
+    assert "… et 275 de plus" in rendered.html
+    assert "ÉCHÉANCES MANQUÉES (24 DERNIÈRES HEURES) : 40" in rendered.text
+    assert rendered.text.count("IMO-L") == 2 * digest.LIST_LIMIT
+    assert "Échéances des 24 prochaines heures <span" in rendered.html and "· 300</span>" in rendered.html
+    assert json.loads(json.dumps(doc, default=str))["due_soon"][24]["ref"] == "IMO-L00024"
 
 
 def test_durations_read_well():
