@@ -156,9 +156,11 @@ class Outbox:
         finally:
             self._marks = 0  # this commit waits for the disk: every mark before it is safe too
             with self.store.transaction():  # rows not reached (broken connection) wait for the next flush
-                self.store.conn.execute(
-                    f"UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ? "
-                    f"AND id IN ({', '.join(str(int(r['id'])) for r in rows)})", (os.getpid(),))
+                # one statement for every batch: a statement text with the ids in it would be prepared
+                # anew each time and kept in sqlite3's statement cache (the process grew ~0.3 MB per 1,000 messages)
+                self.store.conn.executemany(
+                    "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ? AND lease_owner = ?",
+                    [(r["id"], os.getpid()) for r in rows])
         return result
 
     def _claim(self, rows, now: datetime) -> list:
