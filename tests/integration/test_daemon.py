@@ -22,14 +22,14 @@ def daemon(desk):
 
 def test_idle_wakes_the_daemon_and_sigterm_stops_it_cleanly(desk, daemon):
     desk.deliver(mail(sender="first@example.fr"))
-    desk.sink.wait_for(2, timeout=30)  # ack + staff notification
+    desk.sink.wait_for(2, timeout=60)  # ack + staff notification
     desk.deliver(mail(sender="second@example.fr"))
-    desk.sink.wait_for(4, timeout=30)
+    desk.sink.wait_for(4, timeout=60)
     assert {str(m["To"]) for m in desk.sent()} >= {"first@example.fr", "second@example.fr"}
     second = desk.cli("run")
     assert second.returncode == 1 and "already running" in second.stderr
     daemon.send_signal(signal.SIGTERM)
-    assert daemon.wait(timeout=30) == 0
+    assert daemon.wait(timeout=60) == 0
     log = daemon.stderr.read()
     assert "imap_connected" in log and "idle=True" in log and "stopped" in log
     assert desk.folder("INBOX") == 0
@@ -37,12 +37,12 @@ def test_idle_wakes_the_daemon_and_sigterm_stops_it_cleanly(desk, daemon):
 
 def test_the_daemon_rides_out_an_imap_restart(desk, daemon):
     desk.deliver(mail(sender="before@example.fr"))
-    desk.sink.wait_for(2, timeout=30)
+    desk.sink.wait_for(2, timeout=60)
     desk.dovecot.restart()
     desk.deliver(mail(sender="after@example.fr"))
     desk.sink.wait_for(4, timeout=60)
     daemon.send_signal(signal.SIGTERM)
-    assert daemon.wait(timeout=30) == 0
+    assert daemon.wait(timeout=60) == 0
     assert len(desk.rows("SELECT * FROM complaints")) == 2
 
 
@@ -52,9 +52,9 @@ def test_polling_without_idle(desk):
                             cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
     try:
         desk.deliver(mail())
-        desk.sink.wait_for(2, timeout=30)
+        desk.sink.wait_for(2, timeout=60)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=60) == 0
         assert "idle=False" in proc.stderr.read()
     finally:
         if proc.poll() is None:
