@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,13 +20,11 @@ from tqdm import tqdm
 from . import digest, policy, probe, quarantine
 from .config import ConfigError, read_secret
 from .store import Store, from_iso
+from .daemon import utcnow
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "maildesk.toml"
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _plain(value):

@@ -6,15 +6,12 @@ import argparse
 import json
 import sqlite3
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import admin, logs, report, seller_cli
 from .config import ConfigError, load
+from .daemon import utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _print_json(doc) -> None:

@@ -20,7 +20,6 @@ import os
 import signal
 import sqlite3
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 

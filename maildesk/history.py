@@ -23,9 +23,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .policy import OPEN_STATUSES
 from .store import Store, from_iso, iso
 
-OPEN_STATUSES = ("open", "waiting_customer")
 CLOSING = ("resolved", "closed")
 LEVEL_KINDS = ("escalated", "level_lowered")
 CHANGE_KINDS = (*CLOSING, "reopened", *LEVEL_KINDS)

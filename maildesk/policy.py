@@ -342,15 +342,16 @@ _SCORE_STARS = re.compile(r"^(?:note|score|rating)?\s*:?\s*([1-5])\s*(?:etoiles?
 _SCORE_BARE = re.compile(r"^(?:note|score|rating)?\s*:?\s*([1-5])\s*(?:[-:,.!)]+.*)?$")
 
 
-def _plain(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+def plain(text: str) -> str:
+    """Lower case without accents, so "Très satisfaite" reads like "tres satisfaite"."""
+    folded = unicodedata.normalize("NFKD", (text or "").lower())
+    return "".join(ch for ch in folded if not unicodedata.combining(ch)).replace("\u2019", "'")
 
 
 def parse_rating(text: str, low_rating: int = 2) -> tuple[int | None, bool | None]:
     """(score 1-5 or None, satisfied?) read from the first lines of an answer;
     (None, None) when the text is not a rating, so it is handled as news."""
-    lines = [_plain(ln.strip()) for ln in (text or "").splitlines() if ln.strip()]
+    lines = [plain(ln.strip()) for ln in (text or "").splitlines() if ln.strip()]
     if not lines:
         return None, None
     first = lines[0][:200]

@@ -5,15 +5,13 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 
 from . import sellers, webhook
 from .seller_import import ImportFileError, import_rows, read_rows
 from .store import from_iso
+from .daemon import utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _who() -> str:

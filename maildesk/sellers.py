@@ -9,12 +9,11 @@ No I/O here: `seller_registry.py` stores, `seller_desk.py` and
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
-from .policy import Complaint, Decision, handlers
+from .policy import Complaint, Decision, handlers, plain
 
 STATUSES = ("active", "flagged", "restricted", "terminated")
 DECISIONS = {"restrict": "restricted", "terminate": "terminated", "reinstate": "active"}
@@ -32,10 +31,6 @@ FIELD_ALIASES = {
 }
 
 
-def plain(text: str) -> str:
-    """Lower case without accents, so "Coordonnées" matches "coordonnees"."""
-    folded = unicodedata.normalize("NFKD", (text or "").lower())
-    return "".join(ch for ch in folded if not unicodedata.combining(ch)).replace("\u2019", "'")
 
 
 # --- the registry file ---------------------------------------------------------
@@ -254,9 +249,6 @@ def decide(status: str, decision: str) -> str:
     return new
 
 
-def webhook_backoff(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min ... at most one hour between attempts; never given up."""
-    return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), timedelta(hours=1))
 
 
 # --- what the customer and staff are told (decisions, carried out by the workflow) ---

@@ -16,8 +16,8 @@ import urllib.request
 import uuid
 from datetime import datetime
 
-from . import sellers
 from .logs import event as log_event
+from .outbox import backoff  # the same rhythm as mail: 30 s doubling, at most an hour, never given up
 from .store import Store, from_iso, iso
 
 TIMEOUT = 10
@@ -87,7 +87,7 @@ def _postpone(store: Store, row, now: datetime) -> None:
     try:
         with store.transaction():
             store.conn.execute("UPDATE seller_webhooks SET next_attempt_at = ? WHERE id = ?",
-                               (iso(now + sellers.webhook_backoff(99)), row["id"]))
+                               (iso(now + backoff(99)), row["id"]))
     except sqlite3.OperationalError:
         raise
     except Exception:
@@ -96,7 +96,7 @@ def _postpone(store: Store, row, now: datetime) -> None:
 
 def _record(store: Store, row, ok: bool, what: str, now: datetime) -> int:
     attempts = row["attempts"] + 1
-    retry = None if ok else now + sellers.webhook_backoff(attempts)
+    retry = None if ok else now + backoff(attempts)
     with store.transaction():  # a savepoint when the caller holds a transaction: this row rolls back alone
         if ok:
             store.update("seller_webhooks", row["id"], {"status": "delivered", "attempts": attempts,

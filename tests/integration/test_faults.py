@@ -27,13 +27,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from freezegun import freeze_time
 
 from maildesk import faults
 from maildesk.daemon import Daemon
 from maildesk.imap import MailboxError
 from maildesk.localstack import Dovecot, SmtpSink
 from tests.integration.conftest import Desk
+from tests.integration.test_clock import once_at
 from tests.support import mail
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -104,15 +104,6 @@ class Ledger:
 def message_id(raw: bytes) -> str:
     """The Message-ID header unfolded (long ones are folded onto two lines)."""
     return "".join(str(message_from_bytes(raw)["Message-ID"]).split())
-
-
-def once_at(desk: Desk, when: datetime) -> None:
-    with freeze_time(when, real_asyncio=True):
-        app = desk.app()
-        try:
-            Daemon(app).once()
-        finally:
-            app.close()
 
 
 def future_mail(desk: Desk) -> None:

@@ -187,8 +187,9 @@ def test_admin_decisions():
 
 
 def test_webhook_backoff_grows_and_is_capped():
-    assert [sellers.webhook_backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
-    assert sellers.webhook_backoff(20) == timedelta(hours=1)
+    from maildesk.outbox import backoff  # web hooks retry with the outbox's rhythm
+    assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
+    assert backoff(20) == timedelta(hours=1)
 
 
 # --- templates ------------------------------------------------------------------------
