@@ -1,0 +1,27 @@
+"""What an e-mail address means to us, apart from how it is spelled.
+
+`mailbox_key` folds the spellings that reach one mailbox (case, `+tags`,
+Gmail's dots and googlemail.com) into one key: the flood caps and the
+sending budget count by it, so `bob+1@`, `bob+2@` and `b.o.b@gmail.com`
+are one sender, not three.
+"""
+from __future__ import annotations
+
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def mailbox_key(address: str) -> str:
+    """One key per mailbox: lower case, no `+tag`, no dots for Gmail."""
+    local, at, domain = (address or "").strip().lower().rpartition("@")
+    if not at:
+        return (address or "").strip().lower()
+    quoted = local.startswith('"') and local.endswith('"') and len(local) > 1
+    if not quoted:
+        base, plus, _tag = local.partition("+")
+        if base:
+            local = base
+    if domain in GMAIL_DOMAINS:
+        domain = "gmail.com"
+        if not quoted:
+            local = local.replace(".", "")
+    return f"{local}@{domain}"
