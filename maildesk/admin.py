@@ -19,11 +19,13 @@ from tqdm import tqdm
 
 from . import digest, policy, probe, quarantine
 from .config import ConfigError, read_secret
-from .store import Store, from_iso
+from .store import DatabaseReadOnly, SchemaError, Store, from_iso
 from .daemon import utcnow
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "maildesk.toml"
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
+DEFAULT_MAX_AGE = 600  # seconds: the daemon polls at least every minute, IDLE or not
+HEALTHY, DEGRADED, DOWN = 0, 1, 2  # `status` exit codes, for monitoring
 
 
 
@@ -55,8 +57,10 @@ def progress(items, what: str):
 # --- parsers ----------------------------------------------------------------
 
 def add_parsers(sub) -> None:
-    st = sub.add_parser("status", help="is the daemon running, are IMAP and SMTP reachable, what waits")
+    st = sub.add_parser("status", help="health check: exit 0 healthy, 1 degraded, 2 down or misconfigured")
     st.add_argument("--no-connect", action="store_true", help="skip the IMAP and SMTP checks")
+    st.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE, metavar="SECONDS",
+                    help=f"degraded when the daemon's last successful poll is older (default {DEFAULT_MAX_AGE})")
     st.add_argument("--json", action="store_true")
 
     ck = sub.add_parser("check", help="validate the config, try IMAP login, folders and SMTP login")
@@ -141,9 +145,20 @@ def _database(cfg) -> probe.Result:
     return probe.Result("database", False, f"{path} cannot be created", "fix storage.database or the folder's rights")
 
 
+def _dry_run_dir(cfg) -> probe.Result:
+    """`once --dry-run` writes its mail there: it must be writable by whoever runs the trial."""
+    path = cfg.dry_run_path
+    parent = path if path.exists() else next((p for p in path.parents if p.exists()), None)
+    if parent is not None and os.access(parent, os.W_OK | os.X_OK):
+        return probe.Result("dry-run dir", True, f"{path}" + ("" if path.exists() else " (created on the first trial)"))
+    return probe.Result("dry-run dir", False, f"{path} is not writable by this user",
+                        "set storage.dry_run_dir to a folder the daemon's user can write, or leave it unset "
+                        "(default: dry-run/ beside the database)")
+
+
 def check(cfg, args, env=os.environ) -> int:
     results = [probe.Result("config", True, f"{cfg.path} ({len(cfg.staff)} staff, {cfg.policy.timezone})"),
-               _database(cfg)]
+               _database(cfg), _dry_run_dir(cfg)]
     secrets, errors = _secrets(cfg, env)
     if "imap" in errors:
         results.append(_secret_failure("imap", errors["imap"]))
@@ -184,10 +199,17 @@ def upcoming(store: Store, cfg, now: datetime, limit: int = 5) -> list[dict]:
 
 
 def status(cfg, args, env=os.environ) -> int:
+    """A health check for people and monitoring. Exit 0 healthy; 1 degraded (the last
+    successful poll is older than --max-age, or a server check failed); 2 down (no daemon
+    running) or misconfigured (no database, wrong schema). Needs no secrets: a server
+    check whose secret is not in this environment is skipped, not failed."""
     from .daemon import InstanceLock
     from .outbox import Outbox
     now = utcnow()
-    store = Store(cfg.database_path)
+    try:
+        store = Store(cfg.database_path, readonly=True)
+    except (SchemaError, DatabaseReadOnly) as e:
+        return _report_down(args, str(e))
     try:
         pid = InstanceLock(cfg.database_path).held_elsewhere()
         last_poll = from_iso(store.get_state("last_poll"))
@@ -210,26 +232,51 @@ def status(cfg, args, env=os.environ) -> int:
         }
     finally:
         store.close()
-    ok = True
+    problems = []
     if not args.no_connect:
         secrets, errors = _secrets(cfg, env)
-        imap = ([_secret_failure("imap", errors["imap"])] if "imap" in errors else
-                probe.imap(cfg.mailbox, secrets["imap"], secrets["token"], QUICK, folders=False))[0]
-        smtp = (_secret_failure("smtp", errors["smtp"]) if "smtp" in errors else
+        imap = (_skipped("imap", errors["imap"]) if "imap" in errors else
+                probe.imap(cfg.mailbox, secrets["imap"], secrets["token"], QUICK, folders=False)[0])
+        smtp = (_skipped("smtp", errors["smtp"]) if "smtp" in errors else
                 probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], QUICK))
         doc["mailbox"], doc["smtp"] = imap.as_dict(), smtp.as_dict()
-        ok = imap.ok and smtp.ok
+        problems += [f"{r.name} check failed" for r in (imap, smtp) if not r.ok]
+    if pid is None:
+        state = DOWN
+        problems.insert(0, "the daemon is not running")
+    else:
+        age = doc["last_poll_seconds_ago"]
+        if age is None or age > args.max_age:
+            problems.insert(0, f"last successful poll {'never' if age is None else _ago(age)} "
+                               f"(--max-age {args.max_age} s)")
+        state = DEGRADED if problems else HEALTHY
+    doc["health"] = {"state": ("healthy", "degraded", "down")[state], "exit": state, "problems": problems}
     if args.json:
         print_json(doc)
     else:
         print(format_status(doc, cfg))
-    return 0 if ok else 1
+    return state
+
+
+def _skipped(name: str, error: str) -> probe.Result:
+    """No secret here (a monitoring user): the daemon's last poll says whether it connects."""
+    return probe.Result(f"{name} login", True, f"not checked: {error}")
+
+
+def _report_down(args, why: str) -> int:
+    if args.json:
+        print_json({"health": {"state": "down", "exit": DOWN, "problems": [why]}})
+    else:
+        print(f"health      down: {why}")
+    return DOWN
 
 
 def format_status(doc: dict, cfg) -> str:
     tz = cfg.tz
     d = doc["daemon"]
-    lines = [f"daemon      {'running (pid ' + str(d['pid']) + ')' if d['running'] else 'not running'}"]
+    h = doc["health"]
+    lines = [f"health      {h['state']}" + (f": {'; '.join(h['problems'])}" if h["problems"] else ""),
+             f"daemon      {'running (pid ' + str(d['pid']) + ')' if d['running'] else 'not running'}"]
     for key, label in (("mailbox", "mailbox"), ("smtp", "smtp")):
         if key in doc:
             r = doc[key]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from functools import cached_property
 from typing import Callable
 
 from . import oauth2
@@ -17,21 +18,30 @@ from .workflow import Workflow
 
 
 class App:
-    def __init__(self, cfg: Config, *, dry_run: bool = False, env=os.environ):
+    """Secrets are read when first needed (`token_source`, `outbox`, `make_inbox`), so commands
+    that never connect run without them; `readonly` opens the database for reading only."""
+
+    def __init__(self, cfg: Config, *, dry_run: bool = False, env=os.environ, readonly: bool = False):
         self.cfg = cfg
         self.env = env
         self.dry_run = dry_run or cfg.mailbox.read_only
-        self.store = Store(cfg.database_path)
+        self.store = Store(cfg.database_path, readonly=readonly)
         self.templates = Templates(cfg.resolve(cfg.policy.templates) if cfg.policy.templates else None,
                                    cfg.policy.language, cfg.tz)
         self.workflow = Workflow(cfg, self.store, self.templates)
-        self.token_source = oauth2.token_source(cfg, env)  # None: passwords ([oauth2] absent)
-        self.outbox = Outbox(cfg, self.store, password=self.smtp_password(),
-                             dry_run_dir=cfg.resolve(cfg.storage.dry_run_dir) if self.dry_run else None,
-                             token_source=self.token_source)
         self.clock_jobs: list[Callable[[datetime], None]] = []
         self.clock_jobs += self.workflow.sellers.clock_jobs()  # outreach deadlines, decision web hooks
         self.clock_jobs.append(DigestJob(self))  # the admins' daily digest, once a day after [digest] send_at
+
+    @cached_property
+    def token_source(self):
+        return oauth2.token_source(self.cfg, self.env)  # None: passwords ([oauth2] absent)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.cfg, self.store, password=self.smtp_password(),
+                      dry_run_dir=self.cfg.dry_run_path if self.dry_run else None,
+                      token_source=self.token_source)
 
     def imap_password(self) -> str | None:
         return read_secret("mailbox", self.cfg.mailbox, self.env)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sqlite3
 import sys
 from pathlib import Path
 
-from . import admin, logs, report, seller_cli
+from . import __version__, admin, logs, ops, report, seller_cli
 from .config import ConfigError, load
 from .daemon import utcnow
+from .store import DatabaseReadOnly, SchemaError, file_owner
 
 
 
@@ -21,6 +24,7 @@ def _print_json(doc) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="maildesk", description="E-mail helpdesk that keeps imolocale's dispute policy.")
     p.add_argument("--config", default="maildesk.toml", help="config file (default ./maildesk.toml)")
+    p.add_argument("--version", action="version", version=f"maildesk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon (IDLE or polling) until stopped")
@@ -54,10 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import-mbox", help="load an existing mailbox (mbox, e.g. Google Takeout) as history; sends nothing")
     imp.add_argument("file")
+    imp.add_argument("--open-recent", type=float, metavar="DAYS",
+                     help="keep complaints first seen in the last DAYS open (default: all imported ones are closed "
+                          "as status 'imported': no clock, not overdue, not in the digest's ages)")
 
     lst = sub.add_parser("list", help="complaints, newest first")
     lst.add_argument("--level", type=int, choices=(1, 2, 3))
-    lst.add_argument("--status", choices=("open", "waiting_customer", "resolved", "closed"))
+    lst.add_argument("--status", choices=("open", "waiting_customer", "resolved", "closed", "imported"))
     lst.add_argument("--overdue", action="store_true", help="open and past a policy deadline (24 h, 48 h, 5 days) not met")
     lst.add_argument("--seller")
     lst.add_argument("--customer")
@@ -65,10 +72,50 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
+    ops.add_parsers(sub)  # migrate, backup, restore
     return p
 
 
+def reads_only(args) -> bool:
+    """Commands that only read the database: they open it read-only and need no secrets
+    unless they connect (`quarantine list`, `status` without --no-connect)."""
+    c = args.command
+    if c in ("list", "show", "status", "check", "backup"):
+        return True
+    if c == "digest":
+        return not args.send
+    if c == "outbox":
+        return args.retry is None and not args.all and not getattr(args, "cancel", None)
+    if c == "quarantine":
+        return args.action == "list"
+    if c == "seller":
+        return args.seller_command in ("list", "show")
+    return False
+
+
+def wrong_owner(cfg, argv: list[str]) -> str | None:
+    """The refusal for a command that writes, run by someone other than the database's owner:
+    a database (or its WAL files) left owned by root stops the daemon. None when all is well,
+    or when there is no database yet (then the caller will own it)."""
+    path = cfg.database_path
+    if not path.exists() or path.stat().st_uid == os.geteuid():
+        return None
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--config":
+            skip = True
+        elif not a.startswith("--config="):
+            rest.append(a)
+    owner = file_owner(path)
+    command = shlex.join(["sudo", "-u", owner, "maildesk", "--config", str(cfg.path or "maildesk.toml"), *rest])
+    return (f"maildesk: {path} belongs to {owner}; commands that change it must run as {owner} "
+            f"(else files it creates would lock the daemon out). Run:\n  {command}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo
@@ -83,7 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"maildesk: config error: {e}", file=sys.stderr)
         return 2
+    if cfg.unknown:
+        print(f"maildesk: warning: {cfg.path} has settings this version ({__version__}) does not know, "
+              f"ignored: {', '.join(cfg.unknown)}", file=sys.stderr)
+    readonly = reads_only(args)
+    if not readonly and args.command != "auth" and (refusal := wrong_owner(cfg, argv)):
+        print(refusal, file=sys.stderr)
+        return 2
     logs.configure(cfg)
+    if args.command in ops.COMMANDS:  # they open the database their own way
+        return ops.COMMANDS[args.command](cfg, args)
     if args.command in admin.WITHOUT_APP:  # status, check: report missing secrets instead of stopping on them
         return admin.WITHOUT_APP[args.command](cfg, args)
     if args.command == "auth":  # before App: the refresh token it needs does not exist yet
@@ -93,12 +149,21 @@ def main(argv: list[str] | None = None) -> int:
                                 args.redirect_uri or oauth2.REDIRECT_URI)
     from .app import App
     try:
-        app = App(cfg, dry_run=getattr(args, "dry_run", False))
+        app = App(cfg, dry_run=getattr(args, "dry_run", False), readonly=readonly)
     except ConfigError as e:
         print(f"maildesk: config error: {e}", file=sys.stderr)
         return 2
+    except (SchemaError, DatabaseReadOnly) as e:
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 2
     try:
         return COMMANDS[args.command](app, args)
+    except ConfigError as e:  # a secret read only when the command first connects
+        print(f"maildesk: config error: {e}", file=sys.stderr)
+        return 2
+    except DatabaseReadOnly as e:
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 2
     finally:
         app.close()
 
@@ -178,9 +243,9 @@ def cmd_import_mbox(app, args) -> int:
     if not path.is_file():
         print(f"maildesk: {path} is not a file", file=sys.stderr)
         return 1
-    r = import_mbox(app, path, progress=sys.stderr.isatty())
-    print(f"{r.messages} message(s) read: {r.complaints} complaint(s) created, {r.duplicates} already known, "
-          f"{r.skipped} skipped (see the log). Nothing was sent.")
+    r = import_mbox(app, path, progress=sys.stderr.isatty(), open_recent_days=args.open_recent)
+    print(f"{r.messages} message(s) read: {r.complaints} complaint(s) created ({r.kept_open} left open), "
+          f"{r.duplicates} already known, {r.skipped} skipped (see the log). Nothing was sent.")
     return 0
 
 

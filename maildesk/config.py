@@ -68,7 +68,7 @@ class SmtpConfig:
 class StorageConfig:
     database: str = "maildesk.db"
     attachment_max_mb: float = 10.0
-    dry_run_dir: str = "dry-run"
+    dry_run_dir: str | None = None  # default: "dry-run" beside the database (writable by the daemon)
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,13 @@ class Config:
     staff_names: dict[str, str]  # address -> display name, from [staff]
     base_dir: Path
     path: Path | None = None
+    unknown: tuple[str, ...] = ()  # keys this version does not know (a newer config): warned about, ignored
+
+    @property
+    def dry_run_path(self) -> Path:
+        if self.storage.dry_run_dir:
+            return self.resolve(self.storage.dry_run_dir)
+        return self.database_path.parent / "dry-run"
 
     @property
     def database_path(self) -> Path:
@@ -223,14 +230,14 @@ def _check_type(key: str, value, tp):
     return value
 
 
-def _section(name: str, cls: type, raw: dict):
+def _section(name: str, cls: type, raw: dict, unknown: list[str]):
+    """One section; keys this version does not know go to `unknown` (a config written for a
+    newer maildesk must still work after a rollback)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"[{name}] must be a table")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    for key in raw:
-        if key not in known:
-            raise ConfigError(f"{name}.{key} is not a known setting (known: {', '.join(sorted(known))})")
+    unknown += [f"{name}.{key}" for key in raw if key not in known]
     values = {}
     for f in fields(cls):
         if f.name in raw:
@@ -329,17 +336,16 @@ def _staff(raw: dict, teams: TeamsConfig) -> tuple[dict[str, str], dict[str, str
 
 
 def parse_config(data: dict, base_dir: Path, path: Path | None = None) -> Config:
-    for key in data:
-        if key not in SECTIONS and key != "staff":
-            raise ConfigError(f"[{key}] is not a known section (known: {', '.join(sorted([*SECTIONS, 'staff']))})")
+    unknown = [f"[{key}]" for key in data if key not in SECTIONS and key != "staff"]
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise ConfigError(f"[{name}] is required but missing")
-    built = {name: _section(name, cls, data.get(name, {}))
+    built = {name: _section(name, cls, data.get(name, {}), unknown)
              for name, cls in SECTIONS.items() if name != "oauth2"}
-    oauth2 = _section("oauth2", OAuth2Config, data["oauth2"]) if "oauth2" in data else None
+    oauth2 = _section("oauth2", OAuth2Config, data["oauth2"], unknown) if "oauth2" in data else None
     staff, staff_names = _staff(data.get("staff", {}), built["teams"])
-    cfg = Config(**built, oauth2=oauth2, staff=staff, staff_names=staff_names, base_dir=base_dir, path=path)
+    cfg = Config(**built, oauth2=oauth2, staff=staff, staff_names=staff_names, base_dir=base_dir, path=path,
+                 unknown=tuple(unknown))
     _validate(cfg)
     return cfg
 

@@ -29,7 +29,7 @@ from . import faults
 from .imap import ConnectionLost, Inbox, LoginRefused, MailboxError
 from .logs import event as log_event
 from .mail import parse, ParseError
-from .store import iso
+from .store import DatabaseReadOnly, iso
 from .workflow import Outcome
 
 MAX_BACKOFF = 300
@@ -227,6 +227,7 @@ class Daemon:
             self.inbox = self.app.make_inbox()
             try:
                 self.inbox.connect()
+                self.recover()
                 self.process_inbox()
                 self.process_sent_folder()
             finally:
@@ -261,6 +262,7 @@ class Daemon:
                         log_event("imap_connected", host=self.cfg.mailbox.host,
                                   idle=self.inbox.can_idle and self.cfg.mailbox.idle)
                         delay = 1.0
+                        self.recover()
                     self.process_inbox()
                     self.process_sent_folder()
                     scheduler.run_pending()
@@ -277,6 +279,10 @@ class Daemon:
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, MAX_BACKOFF)
                 except sqlite3.OperationalError as e:
+                    if "readonly" in str(e):  # rights, not a busy moment: retrying never helps
+                        log_event("database_readonly", level=50, error=str(e)[:200])
+                        raise DatabaseReadOnly(f"database {self.cfg.database_path} became read-only for "
+                                               f"this user: {e}; fix its owner, then start again") from None
                     log_event("database_busy", level=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, MAX_BACKOFF)
@@ -293,3 +299,9 @@ class Daemon:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def recover(self) -> None:
+        """After `maildesk restore`: read the processed folder again (ops.recover), once."""
+        from .ops import RECOVER_KEY, recover
+        if self.store.get_state(RECOVER_KEY):
+            recover(self)

@@ -113,11 +113,19 @@ def _watch(sink: SmtpSink, seen: list[int], stop: threading.Event) -> None:
             _say(_describe(captured.data))
 
 
+MARKER = ".maildesk-demo"  # written in every folder the demo makes: the only folders it deletes
+
+
 def run_demo(directory: Path, seconds: float = 0) -> int:
     directory = directory.resolve()
-    if directory.exists():
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / MARKER).is_file():
+            print(f"maildesk: {directory} exists and was not made by `maildesk demo`; it is left alone. "
+                  "Choose another --dir (or an empty or new folder).", file=sys.stderr)
+            return 2
         shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("made by `maildesk demo`: `maildesk demo` may delete this folder\n")
     os.chmod(directory, 0o755)
     dovecot = Dovecot(directory / "dovecot", users={SUPPORT: PASSWORD})
     dovecot.start()

@@ -20,7 +20,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
 import imapclient
@@ -429,6 +429,16 @@ class Inbox:
             new = sorted(u for u in uids if u > after_uid)[:BATCH]
             fetched = list(self.fetch(new, max_bytes))
             return validity, max(new, default=after_uid), fetched
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
+    def read_since(self, folder: str, since: date, max_bytes: int) -> list[Fetched]:
+        """Every message of `folder` that arrived on or after `since` (SEARCH SINCE counts in
+        days), read-only, then back to ours: after a restore, the mail handled since the backup."""
+        self._call(self.client.select_folder, folder, readonly=True)
+        try:
+            uids = sorted(self._call(self.client.search, ["SINCE", since]))
+            return list(self.fetch(uids, max_bytes))
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
 

@@ -8,7 +8,10 @@ queued (the timeline records `not_sent` instead). Imported complaints get
 no clock (`next_due` cleared, also on seller outreach they opened, in
 each message's own transaction so an interrupted import leaves nothing
 due): deadlines long past must not fire escalations, reminders or
-strikes now. The daemon's instance lock is held throughout, so no clock
+strikes now. Complaints still open at the end are history, not backlog:
+they get status `imported` (not in overdue lists, nor the digest's ages;
+closed without a word to anyone), except those first seen in the last
+`open_recent_days`, which stay open for staff to pick up. The daemon's instance lock is held throughout, so no clock
 runs beside an import. Message-IDs are remembered, so importing twice,
 or reading the same mail from the live inbox later, changes nothing.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 import mailbox
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
@@ -33,6 +36,7 @@ class ImportResult:
     complaints: int = 0
     duplicates: int = 0
     skipped: int = 0
+    kept_open: int = 0
 
 
 def arrival(raw: bytes, fallback: datetime) -> datetime:
@@ -52,7 +56,7 @@ class DaemonRunning(SystemExit):
     half-imported history. A SystemExit, so `maildesk import-mbox` stops with this one line."""
 
 
-def import_mbox(app, path: Path, progress: bool = False) -> ImportResult:
+def import_mbox(app, path: Path, progress: bool = False, open_recent_days: float | None = None) -> ImportResult:
     """Load every message of the mbox at `path` into the store; send nothing.
     Holds the daemon's instance lock throughout: no clock runs while importing."""
     from .daemon import AlreadyRunning, InstanceLock  # the daemon imports much; only needed here
@@ -62,7 +66,9 @@ def import_mbox(app, path: Path, progress: bool = False) -> ImportResult:
     except AlreadyRunning as e:
         raise DaemonRunning(f"maildesk: {e}: stop it before importing a mailbox") from None
     try:
-        return _import(app, path, progress)
+        result = _import(app, path, progress)
+        result.kept_open = _close_history(app.store, datetime.now(timezone.utc), open_recent_days)
+        return result
     finally:
         lock.release()
 
@@ -91,6 +97,20 @@ def _import(app, path: Path, progress: bool) -> ImportResult:
     log_event("mbox_imported", file=str(path), messages=result.messages, complaints=result.complaints,
               duplicates=result.duplicates, skipped=result.skipped)
     return result
+
+
+def _close_history(store, now: datetime, open_recent_days: float | None) -> int:
+    """Imported complaints still open become `imported`, but for those first seen in the last
+    `open_recent_days`; how many stay open. Also closes what an interrupted import left open."""
+    cutoff = iso(now - timedelta(days=open_recent_days)) if open_recent_days else None
+    imported = ("status IN ('open', 'waiting_customer') AND next_due IS NULL AND EXISTS (SELECT 1 FROM events e "
+                "WHERE e.complaint_id = complaints.id AND e.kind = 'imported')")
+    with store.transaction():
+        rows = store.all(f"SELECT id FROM complaints WHERE {imported} AND (? IS NULL OR first_contact < ?)",
+                         cutoff, cutoff)
+        for (cid,) in rows:  # no closed_at: settled at first contact, so not in today's digest either
+            store.update("complaints", cid, {"status": "imported"})
+    return store.scalar(f"SELECT count(*) FROM complaints WHERE {imported}")
 
 
 def _no_clock(store, first_new: int, first_outreach: int, before: int, ref: str | None, now: datetime,

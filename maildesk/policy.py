@@ -135,7 +135,7 @@ def customer_message(c: Complaint, now: datetime, cfg: Config, text: str) -> Dec
         score, satisfied = parse_rating(text, cfg.policy.low_rating)
         if satisfied is not None:
             return _rated(c, now, cfg, score, satisfied, text)
-    if c.status in ("resolved", "closed"):
+    if c.status in ("resolved", "closed", "imported"):  # imported history: news makes it live again
         d.changes.update(status="open", resolved_at=None, closed_at=None,
                          satisfaction_asked_at=None, satisfaction_reminded_at=None)
         d.event("reopened", reason="customer wrote again")

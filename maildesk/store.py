@@ -8,6 +8,7 @@ knows how to read and write rows.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -255,34 +256,128 @@ def from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-class Store:
-    """One SQLite database; `transaction()` is the only way to write."""
+SCHEMA_VERSION = len(MIGRATIONS)
 
-    def __init__(self, path: Path | str):
+
+class SchemaError(Exception):
+    """The database's schema is not the one this code was written for: one line saying what to run."""
+
+
+class DatabaseReadOnly(Exception):
+    """maildesk cannot write its database (file or folder rights): a fatal, one-line error."""
+
+
+def schema_problem(found: int, path: Path) -> str | None:
+    """What to do when the database at `path` has schema `found`, or None when it matches the code."""
+    if found == SCHEMA_VERSION:
+        return None
+    if found < SCHEMA_VERSION:
+        return (f"database {path} has schema {found}, this maildesk needs {SCHEMA_VERSION}: "
+                f"stop the daemon, then run `maildesk migrate` (it takes a backup first)")
+    return (f"database {path} has schema {found}, newer than this maildesk knows ({SCHEMA_VERSION}): "
+            f"install the newer maildesk again, or restore the backup `maildesk migrate` took before upgrading")
+
+
+def check_writable(path: Path) -> None:
+    """Raise DatabaseReadOnly when this process could not write the database (or its WAL files,
+    or create them): better one clear line at start than a daemon retrying for ever."""
+    folder = path.parent
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if p.exists() and not os.access(p, os.W_OK):
+            raise DatabaseReadOnly(f"database file {p} is not writable by this user "
+                                   f"({_user()}): {_owner_hint(path)}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseReadOnly(f"folder {folder} is not writable by this user ({_user()}); SQLite needs "
+                               f"to create its journal files there: {_owner_hint(path)}")
+
+
+def _user() -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _owner_hint(path: Path) -> str:
+    owner = file_owner(path if path.exists() else path.parent)
+    return f"run maildesk as {owner}, or `chown -R {owner}: {path.parent}`"
+
+
+def file_owner(path: Path) -> str:
+    import pwd
+    uid = path.stat().st_uid
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class Store:
+    """One SQLite database; `transaction()` is the only way to write.
+
+    `readonly=True` (the read commands) opens it without any write, not even the
+    WAL switch, so a monitoring user with read rights can use it. A new, empty
+    database is created at the current schema; an existing one must already be
+    at it (`maildesk migrate` is the only thing that changes a schema:
+    `migrate=True`)."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False, migrate: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        self.readonly = readonly
+        if readonly:
+            if not self.path.exists():
+                raise SchemaError(f"no database at {self.path} yet: the daemon creates it on its first start "
+                                  f"(or run `maildesk migrate`)")
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                                   isolation_level=None, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_writable(self.path)
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                                   check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
         self.conn = conn
+        try:
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if "readonly" in str(e) or "read-only" in str(e):
+                raise DatabaseReadOnly(f"database {self.path} is read-only for this user ({_user()}): "
+                                       f"{_owner_hint(self.path)}") from None
+            raise SchemaError(f"database {self.path} cannot be opened: {e}") from None
         self.db = sqlite_utils.Database(conn)
         self._depth = 0
-        self.migrate()
+        empty = self.version == 0 and not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+        if migrate or (empty and not readonly):
+            self.migrate()
+        elif problem := schema_problem(self.version, self.path):
+            conn.close()
+            raise SchemaError(problem)
 
     def close(self) -> None:
         self.conn.close()
 
-    def migrate(self) -> None:
+    def migrate(self) -> list[int]:
+        """Bring the schema to SCHEMA_VERSION; the numbers applied. Refuses a newer schema."""
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self.conn.close()
+            raise SchemaError(schema_problem(version, self.path))
+        applied = []
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
                 for statement in script.split(";"):
                     if statement.strip():
                         self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version={number}")
+            applied.append(number)
+        self.version = SCHEMA_VERSION
+        return applied
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[None]:

@@ -30,7 +30,9 @@ def parsed(result):
 def test_status_reports_daemon_servers_backlog_and_deadlines(desk):
     desk.deliver(mail(subject="Colis jamais reçu"))
     desk.once()
-    doc = parsed(desk.cli("status", "--json"))
+    result = desk.cli("status", "--json")
+    assert result.returncode == 2, result.stderr  # down: no daemon runs (issue 14)
+    doc = json.loads(result.stdout)
     assert doc["daemon"] == {"running": False, "pid": None}
     assert doc["mailbox"]["ok"] and doc["smtp"]["ok"]
     assert doc["last_poll_seconds_ago"] is not None and doc["outbox"]["queued"] == 0
@@ -50,8 +52,12 @@ def test_status_reports_daemon_servers_backlog_and_deadlines(desk):
     assert re.search(r"next deadlines\n  \d{4}-\d\d-\d\d \d\d:\d\d  24h  IMO-", result.stdout)
 
     desk.write_config(smtp={"port": free_port()})
-    result = desk.cli("status")
-    assert result.returncode == 1
+    lock.acquire()
+    try:
+        result = desk.cli("status")
+    finally:
+        lock.release()
+    assert result.returncode == 1  # degraded
     assert "smtp        FAIL" in result.stdout and "nothing accepts connections" in result.stdout
 
 

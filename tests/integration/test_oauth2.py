@@ -117,7 +117,7 @@ def test_app_wires_one_token_source_into_inbox_and_outbox(tmp_path, tokens):
     finally:
         app.close()
     with pytest.raises(ConfigError, match="oauth2.refresh_token_env names MAILDESK_TEST_REFRESH.*maildesk auth gmail"):
-        App(cfg, env={"MAILDESK_TEST_SECRET": "x"})
+        App(cfg, env={"MAILDESK_TEST_SECRET": "x"}).token_source  # read when first needed
 
 
 class XOAuth2Sink:
