@@ -158,7 +158,7 @@ def _dry_run_dir(cfg) -> probe.Result:
 
 def check(cfg, args, env=os.environ) -> int:
     results = [probe.Result("config", True, f"{cfg.path} ({len(cfg.staff)} staff, {cfg.policy.timezone})"),
-               _database(cfg), _dry_run_dir(cfg)]
+               _database(cfg)]
     secrets, errors = _secrets(cfg, env)
     if "imap" in errors:
         results.append(_secret_failure("imap", errors["imap"]))
@@ -168,6 +168,7 @@ def check(cfg, args, env=os.environ) -> int:
         results.append(_secret_failure("smtp", errors["smtp"]))
     else:
         results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
+    results.append(_dry_run_dir(cfg))
     ok = all(r.ok for r in results)
     if args.json:
         print_json({"ok": ok, "checks": [r.as_dict() for r in results]})

@@ -244,8 +244,9 @@ def cmd_import_mbox(app, args) -> int:
         print(f"maildesk: {path} is not a file", file=sys.stderr)
         return 1
     r = import_mbox(app, path, progress=sys.stderr.isatty(), open_recent_days=args.open_recent)
-    print(f"{r.messages} message(s) read: {r.complaints} complaint(s) created ({r.kept_open} left open), "
-          f"{r.duplicates} already known, {r.skipped} skipped (see the log). Nothing was sent.")
+    print(f"{r.messages} message(s) read: {r.complaints} complaint(s) created, {r.duplicates} already known, "
+          f"{r.skipped} skipped (see the log). Nothing was sent. {r.kept_open} imported complaint(s) left open; "
+          f"the others are history (status 'imported').")
     return 0
 
 

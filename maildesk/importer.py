@@ -101,16 +101,21 @@ def _import(app, path: Path, progress: bool) -> ImportResult:
 
 def _close_history(store, now: datetime, open_recent_days: float | None) -> int:
     """Imported complaints still open become `imported`, but for those first seen in the last
-    `open_recent_days`; how many stay open. Also closes what an interrupted import left open."""
+    `open_recent_days` (marked `kept_open`, so a later import leaves them open); how many stay
+    open. Also closes what an interrupted import left open."""
     cutoff = iso(now - timedelta(days=open_recent_days)) if open_recent_days else None
     imported = ("status IN ('open', 'waiting_customer') AND next_due IS NULL AND EXISTS (SELECT 1 FROM events e "
-                "WHERE e.complaint_id = complaints.id AND e.kind = 'imported')")
+                "WHERE e.complaint_id = complaints.id AND e.kind = 'imported') AND NOT EXISTS (SELECT 1 FROM "
+                "events k WHERE k.complaint_id = complaints.id AND k.kind = 'kept_open')")
     with store.transaction():
-        rows = store.all(f"SELECT id FROM complaints WHERE {imported} AND (? IS NULL OR first_contact < ?)",
-                         cutoff, cutoff)
-        for (cid,) in rows:  # no closed_at: settled at first contact, so not in today's digest either
+        recent = store.all(f"SELECT id FROM complaints WHERE {imported} AND first_contact >= ?", cutoff) if cutoff else []
+        for (cid,) in recent:
+            store.add_event(cid, now, "maildesk", "kept_open", why=f"first seen in the last {open_recent_days:g} days")
+        for (cid,) in store.all(f"SELECT id FROM complaints WHERE {imported}"):
+            # no closed_at: settled at first contact, so not in today's digest either
             store.update("complaints", cid, {"status": "imported"})
-    return store.scalar(f"SELECT count(*) FROM complaints WHERE {imported}")
+    return store.scalar("SELECT count(*) FROM complaints c WHERE status IN ('open', 'waiting_customer') AND "
+                        "EXISTS (SELECT 1 FROM events k WHERE k.complaint_id = c.id AND k.kind = 'kept_open')")
 
 
 def _no_clock(store, first_new: int, first_outreach: int, before: int, ref: str | None, now: datetime,
