@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import signal
+import socket
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -37,6 +38,21 @@ MAX_BACKOFF = 300
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (`Type=notify`, `WatchdogSec=`) that we are ready, alive or stopping, so a
+    stuck daemon is restarted; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(state.encode(), address)
+    except OSError:
+        pass  # systemd went away: nothing to tell
 
 
 class AlreadyRunning(Exception):
@@ -129,6 +145,7 @@ class Daemon:
             inbox.move(quarantined, cfg.quarantine_folder)
             faults.step("after_move_quarantine")
             handled += len(chunk)
+            sd_notify("WATCHDOG=1")  # a long backlog is progress, not a hang
         if not uids:
             with self.store.transaction():
                 self.store.set_state("last_poll", iso(utcnow()))
@@ -251,8 +268,10 @@ class Daemon:
         delay = 1.0
         self.inbox = self.app.make_inbox()
         first_tick = True
+        sd_notify("READY=1")
         try:
             while not self.stop_event.is_set():
+                sd_notify("WATCHDOG=1")  # each turn of the loop; IDLE waits at most a minute
                 try:
                     if first_tick:
                         first_tick = False
@@ -292,6 +311,7 @@ class Daemon:
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, MAX_BACKOFF)
         finally:
+            sd_notify("STOPPING=1")
             self.inbox.close()
             lock.release()
             log_event("stopped", pid=os.getpid())

@@ -184,6 +184,31 @@ def test_import_mbox_closes_history_unless_recent(desk):
     assert desk.rows("SELECT status FROM complaints WHERE customer_addr = 'old@example.fr'")[0][0] == "open"
 
 
+def test_the_daemon_tells_systemd_it_is_ready_and_alive(desk, tmp_path):
+    """Type=notify + WatchdogSec in config/maildesk.service: systemd restarts a stuck daemon."""
+    import socket
+    path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.settimeout(60)
+    daemon = subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(desk.config), "run"],
+                              cwd=str(ROOT), stderr=subprocess.DEVNULL, env={**os.environ, "NOTIFY_SOCKET": str(path)})
+    try:
+        said = [listener.recv(100).decode() for _ in range(2)]
+        assert said == ["READY=1", "WATCHDOG=1"]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+        rest = []
+        listener.settimeout(0.5)
+        while "STOPPING=1" not in rest:
+            rest.append(listener.recv(100).decode())
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        listener.close()
+
+
 # --- backup and restore -----------------------------------------------------------------
 
 def _wait_handled(desk, count: int, daemon) -> None:
