@@ -146,6 +146,22 @@ def test_read_only_store_cannot_write(tmp_path):
     store.close()
 
 
+def test_a_database_gone_read_only_stops_the_daemon_with_one_clear_error(desk):
+    """Not `database_busy` for ever while systemd sees a healthy process (issue 14 finding 2).
+    (As root, file rights cannot make it read-only: the connection is opened read-only instead.)"""
+    from maildesk.daemon import Daemon
+    from maildesk.store import DatabaseReadOnly
+    desk.once()
+    app = desk.app()
+    app.store.conn.close()
+    app.store.conn = sqlite3.connect(f"file:{desk.dir / 'maildesk.db'}?mode=ro", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+    app.store.conn.row_factory = sqlite3.Row
+    with pytest.raises(DatabaseReadOnly, match="became read-only for this user.*fix its owner"):
+        Daemon(app).run()
+    app.close()
+
+
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     precious = tmp_path / "var-lib-maildesk"
     precious.mkdir()
