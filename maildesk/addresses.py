@@ -283,13 +283,14 @@ def _refold(text: str) -> tuple[str, array, array]:
     if not any(c in once for c in "%&\\"):
         return once, starts, ends
     twice, starts2, ends2 = fold(once)
-    return (twice, array("q", (starts[k] for k in starts2)),
-            array("q", (ends[k - 1] for k in ends2)))
+    return twice, array("q", map(starts.__getitem__, starts2)), array("q", (ends[k - 1] for k in ends2))
 
 
 _OPEN, _CLOSE = r"[\[({<]", r"[\])}>]"
 _AT = rf"(?: ?@ ?| ?{_OPEN} ?(?:at|@|arobase) ?{_CLOSE} ?| (?:at|arobase) )"
 _DOT = rf"(?: ?\. ?| ?{_OPEN} ?(?:dot|point|\.) ?{_CLOSE} ?| (?:dot|point) )"
+# a file name's extension after the address ("jean@example.fr.pdf"), not a longer domain
+_EXTENSIONS = "(?:jpe?g|png|gif|webp|heic|bmp|tiff?|pdf|txt|eml|msg|docx?|odt|xlsx?|ods|csv|zip|rar|7z|mp4|mov)"
 _QUOTE = "[\"'\u2018\u2019\u201c\u201d\u00ab\u00bb]?"
 
 
@@ -321,8 +322,8 @@ class Spellings:
             forms |= GMAIL_DOMAINS
         domain_re = "|".join(_DOT.join(re.escape(label) for label in form.split("."))
                              for form in sorted(forms, key=len, reverse=True))
-        self.pattern = re.compile(rf"(?<![\w.+-]){_QUOTE}{local_re}(?:\+[\w.=-]{{0,64}})?{_QUOTE}{_AT}"
-                                  rf"(?:{domain_re})(?![\w-]|\.[\w-])")
+        self.pattern = re.compile(rf"(?<![^\W_]|[.+-]){_QUOTE}{local_re}(?:\+[\w.=-]{{0,64}})?{_QUOTE}{_AT}"
+                                  rf"(?:{domain_re})(?![\w-]|\.(?!{_EXTENSIONS}\b)[\w-])")
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where the address is in `text`, as (start, end) of the original text."""
