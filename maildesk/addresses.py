@@ -299,8 +299,9 @@ class Spellings:
     without the dots of its local part, quoted, `%40`, `&#64;` or
     `&commat;`, `\\u0040`, ` @ `, `[at]`/`(at)`/` at `/`arobase` with
     `[dot]`/`(dot)`/` dot `/`point`, full-width and other compatibility
-    forms, zero-width characters anywhere. A longer address that merely
-    contains it (`la@shop.fr`, `a@shop.fr.example`) is not it."""
+    forms, zero-width characters anywhere, in a file name (`scan_a@shop.fr.pdf`).
+    A longer address that merely contains it (`la@shop.fr`,
+    `a@shop.fr.example`) is not it."""
 
     def __init__(self, address: str):
         raw_local, raw_domain = split((address or "").strip())
