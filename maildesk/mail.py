@@ -367,6 +367,18 @@ def _clean_addr(addr) -> str | None:
     return addr
 
 
+def _utf8_address(addr: str, raw_value: str) -> str:
+    """8-bit bytes in an address are UTF-8 (RFC 6532) or nothing: a guessed
+    charset would make up an address (Dovecot stores a NUL byte as 0x80,
+    which windows-1252 reads as '€'). Bytes that are not UTF-8 become U+FFFD,
+    which `addresses.sendable` refuses: the sender is known, not answerable."""
+    if addr.isascii() or not _SURROGATE.search(raw_value):
+        return addr
+    if addr in raw_value.encode("utf-8", "surrogateescape").decode("utf-8", "replace").lower():
+        return addr
+    return "".join(c if c.isascii() else "\ufffd" for c in addr)
+
+
 def _std_addresses(value: str) -> list[tuple[str, str]]:
     """Fallback address parsing when mail-parser is unavailable or failed."""
     try:
@@ -1170,6 +1182,7 @@ def _parse(raw: bytes) -> InboundMail:
     mp_from, mp_to, mp_cc, mp_reply_to, mp_date = view if view else (None, None, None, None, None)
 
     from_addr, from_name, null_sender = _from_header(index["from"][0], mp_from)
+    from_addr = _utf8_address(from_addr, next((str(v) for n, v in raw_items if str(n).strip().lower() == "from"), ""))
     if null_sender:
         defects.add("NullFromAddress")
 

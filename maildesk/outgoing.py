@@ -53,7 +53,9 @@ def _headers(*, from_addr, from_name, to, subject, message_id, date, in_reply_to
     """The header fields of an outgoing mail, in order, as given to EmailMessage."""
     headers: list[tuple[str, object]] = [
         ("From", address(from_addr, from_name)),
-        ("To", [address(a) for a in to]),
+        # as stored, which is what aiosmtplib puts in RCPT TO (addresses.sendable checks both agree);
+        # an Address built from `"a,b"` and the domain would quote the quoted local part again
+        ("To", ", ".join(clean(a) for a in to)),
         ("Subject", clean(subject)),
         ("Date", format_datetime(date)),
         ("Message-ID", message_id),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import sellers
+from . import addresses, sellers
 from .seller_registry import Registry
 
 
@@ -80,8 +80,11 @@ def import_rows(registry: Registry, rows: list[tuple[str, dict]], now: datetime,
         key = row.id.lower()
         existing = registry.get(row.id)
         owner = registry.by_address(row.address)
+        sendable, unsendable_why = addresses.sendable(row.address)
         if key in seen_ids:
             why = f"id {row.id} appears twice in the file"
+        elif not sendable:
+            why = f"address {row.address!r} cannot be sent to: {unsendable_why}"
         elif row.address in reserved:
             why = f"address {row.address} is the support or a staff address"
         elif seen_addresses.get(row.address, key) != key:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
+from . import addresses
 from .policy import Complaint, Decision, handlers, plain
 
 STATUSES = ("active", "flagged", "restricted", "terminated")
@@ -169,17 +170,18 @@ def mentioned(text: str, names: Mapping[str, str], addresses: Iterable[str]) -> 
     return found
 
 
-def address_pattern(address: str) -> re.Pattern:
-    """`address` as a whole address, any case: `a@shop.fr` is not found in
-    `la@shop.fr` nor in `a@shop.fr.example`, but is at the end of a sentence."""
-    return re.compile(r"(?<![\w.+-])" + re.escape(address.strip()) + r"(?![\w-]|\.[\w-])", re.IGNORECASE)
+def address_pattern(address: str) -> addresses.Spellings:
+    """`address` however it is written (`addresses.Spellings`: any case, `+tag`,
+    `%40`, `&#64;`, `[at]`, full-width or zero-width characters...), as a whole
+    address: `a@shop.fr` is not found in `la@shop.fr` nor in `a@shop.fr.example`."""
+    return addresses.Spellings(address)
 
 
 def redact(text: str, secret: str, replacement: str) -> str:
-    """Remove an address (any case, whole) from text meant for someone else."""
+    """Remove an address, in any of its spellings, from text meant for someone else."""
     if not secret or not secret.strip():
         return text
-    return address_pattern(secret).sub(lambda _m: replacement, text or "")
+    return address_pattern(secret).redact(text or "", replacement)
 
 
 # --- outreach --------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import addresses
+
 COMMANDS = {
     # name: (takes an argument?, help)
     "note": (False, "internal note, never sent to the customer"),
@@ -64,8 +66,8 @@ def parse_commands(text: str) -> StaffMessage:
                 errors.append(f"#{name} needs an argument ({COMMANDS[name][1]})")
             elif name == "level" and arg not in ("1", "2", "3"):
                 errors.append(f"#level takes 1, 2 or 3, not {arg!r}")
-            elif name == "assign" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", arg):
-                errors.append(f"#assign needs an e-mail address, not {arg!r}")
+            elif name == "assign" and not (verdict := addresses.sendable(arg.lower()))[0]:
+                errors.append(f"#assign needs an e-mail address mail can be sent to, not {arg!r}: {verdict[1]}")
             elif not COMMANDS[name][0] and arg and name not in ("note", "resolve", "ask"):
                 errors.append(f"#{name} takes no argument")
             else:

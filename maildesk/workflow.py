@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
-from . import classify, policy, refs, staff, threads
+from . import addresses, classify, policy, refs, staff, threads
 from .config import Config
 from .logs import event as log_event
 from .mail import InboundMail, ParseError, parse
@@ -46,6 +46,15 @@ def complaint_from_row(row) -> policy.Complaint:
             value = from_iso(value)
         values[f.name] = value
     return policy.Complaint(**values)
+
+
+def _unreachable(decision: policy.Decision, why: str) -> None:
+    """A new complaint from an address mail cannot go to: kept, staff told, nothing queued to it."""
+    decision.mails[:] = [m for m in decision.mails if m.audience != "customer"]
+    decision.changes.pop("acked_at", None)
+    decision.event("unreachable_address", reason=why)
+    for m in decision.mails:
+        m.context["unreachable"] = why
 
 
 class Workflow:
@@ -126,6 +135,10 @@ class Workflow:
         decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=send_ack,
                                          seller_hint=self.sellers.hint(mail),
                                          contact_request=self.sellers.asks_for_contact(mail))
+        reachable, why = addresses.sendable(mail.from_addr)
+        if not reachable:
+            _unreachable(decision, why)
+            log_event("unreachable_address", ref, level=30, reason=why)
         self._apply(complaint, decision, now, actor=mail.from_addr)
         log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
                   order=mail.order_number)
@@ -341,6 +354,16 @@ class Workflow:
                                      audience=mail.audience, why="imported history")
             return ""
         ref = complaint["ref"] if complaint else None
+        refused = {a: why for a in mail.to for ok, why in [addresses.sendable(a)] if not ok}
+        if refused:  # checked where the address entered; this keeps any other one out of the outbox
+            if complaint:
+                self.store.add_event(complaint["id"], now, "maildesk", "not_sent", mail=mail.kind,
+                                     audience=mail.audience, why="; ".join(refused.values()))
+            log_event("mail_not_queued", ref, level=30, kind=mail.kind, audience=mail.audience,
+                      why="; ".join(refused.values()))
+            mail = replace(mail, to=tuple(a for a in mail.to if a not in refused))
+            if not mail.to:
+                return ""
         automatic = mail.audience == "customer" and AUTO_SUBMITTED.get(mail.kind, "auto-generated") is not None
         if automatic and mail.kind != "ack" and self.store.recent_auto_replies(
                 mail.to[0], now - timedelta(hours=1)) >= self.cfg.policy.max_auto_replies_per_hour:

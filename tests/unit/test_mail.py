@@ -756,3 +756,14 @@ def test_bytearray_and_memoryview_accepted():
 def test_leading_blank_lines_and_mbox_line_tolerated():
     assert parse(b"\r\n\r\n" + make()).from_addr == "marie.dupont@example.fr"
     assert parse(b"From MAILER-DAEMON Sat Oct  4 08:00:09 2025\n" + make()).from_addr == "marie.dupont@example.fr"
+
+
+def test_an_address_whose_bytes_are_not_utf8_is_not_made_up():
+    """Dovecot stores a NUL byte as 0x80, which windows-1252 reads as '€'."""
+    from maildesk.addresses import sendable
+    m = parse(b"From: Bob <a\x80b@x.test>\r\nSubject: s\r\nMessage-ID: <n@x.test>\r\n\r\nx\r\n")
+    assert m.from_addr == "a\ufffdb@x.test" and not sendable(m.from_addr)[0]
+    m = parse(b"From: J\xf6rg <j\xf6rg@x.test>\r\nSubject: s\r\nMessage-ID: <n@x.test>\r\n\r\nx\r\n")
+    assert m.from_addr == "j\ufffdrg@x.test" and m.from_name == "Jörg"  # the name may be guessed
+    m = parse("From: Jörg <jörg@x.test>\r\nSubject: s\r\nMessage-ID: <n@x.test>\r\n\r\nx\r\n".encode())
+    assert m.from_addr == "jörg@x.test" and sendable(m.from_addr) == (True, "")

@@ -296,3 +296,33 @@ def test_a_repeated_contact_request_tells_staff_at_most_and_the_customer_nothing
     d = sellers.answer_contact_request(c, CFG, seller, failed=True, now=T0, disclosed=True)
     assert [(m.audience, m.template) for m in d.mails] == [("staff", "staff_seller_contact_request")]
     assert "seller_details_disclosed" not in [e.kind for e in d.events]
+
+
+# --- issue 12, finding 13: the customer's address in every spelling ------------------------
+
+from tests.unit.test_addresses import VARIANTS  # noqa: E402
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_redact_removes_every_spelling_of_the_customer_address(variant):
+    text = sellers.redact(f"Le client {variant} attend sa lampe.", "jean.dupont@example.fr", "[x]")
+    assert "[x]" in text and "dupont" not in text.lower() and text.endswith(" attend sa lampe.")
+    assert leaks(_compose(f"Le client {variant} attend sa lampe."), "jean.dupont@example.fr")
+
+
+def test_redact_leaves_other_addresses_and_words():
+    text = "Écrire à marie.dupont@example.fr ou jean.dupont@example.com ; Jean Dupont at example dot org."
+    assert sellers.redact(text, "jean.dupont@example.fr", "[x]") == text
+    assert not leaks(_compose(text), "jean.dupont@example.fr")
+
+
+def test_the_leak_check_reads_attachment_file_names():
+    """A file name encoded as an RFC 2047 word is invisible in the raw bytes."""
+    import base64
+    word = base64.b64encode("photo de jean.dupont@example.fr.jpg".encode()).decode()
+    raw = (b"From: support@imolocale.test\nTo: la@shop.fr\nSubject: x\nMIME-Version: 1.0\n"
+           b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nBonjour\n--b\n'
+           b"Content-Type: image/jpeg\nContent-Transfer-Encoding: base64\n"
+           b'Content-Disposition: attachment; filename="=?utf-8?b?' + word.encode() + b'?="\n\neA==\n--b--\n')
+    assert leaks(raw, "jean.dupont@example.fr")
+    assert not leaks(raw.replace(word.encode(), base64.b64encode(b"photo.jpg")), "jean.dupont@example.fr")

@@ -74,3 +74,15 @@ def test_a_note_cannot_be_combined_with_other_commands(text):
 def test_a_note_alone_or_commands_without_a_note_are_fine():
     assert parse_commands("#note\n#note encore\nLe client a appelé.").errors == ()
     assert parse_commands("#level 2\n#level 3").errors == ()
+
+
+@pytest.mark.parametrize("arg, why", [
+    ('"jean"."dupont"@imolocale.test', "mixes quoted"),
+    ('bob"smith"@imolocale.test', "inside the unquoted"),
+    ("julie@[127.0.0.1]", "IP-literal"),
+    ("julie@imolocale", "no dot"),
+])
+def test_assign_refuses_an_address_mail_cannot_go_to(arg, why):
+    m = parse_commands(f"#assign {arg}\nMerci")
+    assert m.commands == () and len(m.errors) == 1
+    assert "#assign needs an e-mail address" in m.errors[0] and why in m.errors[0]
