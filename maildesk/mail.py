@@ -536,7 +536,6 @@ _MD_LINK = re.compile(r"\[([^\[\]\n]*)\]\(((?:[^()\s]|\([^()\s]*\))+)\)")
 _AUTO_LINK = re.compile(r"<((?:https?|ftp)://[^<>\s]+)>")
 _MD_ESCAPE = re.compile(r"\\([()\[\]])")
 _MD_HEADING = re.compile(r"^#{1,6} ", re.M)
-_TRAILING_WS = re.compile(r"[ \t]+$", re.M)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _NESTING_TAG = re.compile(r"(?i)</?(?:blockquote|ul|ol|dl|dd)\b[^>]{0,500}>")
 _CELL_END = re.compile(r"(?i)(</t[dh]\s*>)")
@@ -572,7 +571,7 @@ def _html_to_text(html: str) -> str:
     text = _AUTO_LINK.sub(r"\1", text)
     text = _MD_HEADING.sub("", text)
     text = text.replace("\xa0", " ")
-    text = _TRAILING_WS.sub("", text)
+    text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))  # "[ \t]+$" is quadratic on long runs
     text = _BLANK_RUNS.sub("\n\n", text)
     return text
 
@@ -627,7 +626,7 @@ _HB_KEY = re.compile(
     r"asunto|fecha|inviato|oggetto|data)[\s*]*:",
     re.I,
 )
-_RULE = re.compile(r"^\s*(?:[-_=]{5,}|(?:\*\s*){3,})\s*$")
+_RULE = re.compile(r"(?:[-_=]{5,}|\*(?:\s*\*){2,})\Z")  # on stripped lines: "\s*$" after "\*\s*" was quadratic
 
 
 def _is_quoted(line: str) -> bool:
@@ -701,7 +700,7 @@ def strip_quoted(text: str) -> str:
         out.append(line)
         i += 1
     if cut:
-        while out and (not out[-1].strip() or _RULE.match(out[-1])):
+        while out and (not out[-1].strip() or _RULE.match(out[-1].strip())):
             out.pop()
     if len(out) == n:
         return text
