@@ -95,6 +95,8 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "sending": Outbox(cfg, store).sending_status(now),
         "quarantine": _quarantine(store, since),
         "suspicious": _suspicious(store, since, now),
+        "spam_reports": store.scalar("SELECT count(*) FROM events WHERE kind = 'spam_report' AND at > ? AND at <= ?",
+                                     iso(since), iso(now)),
         "trend": [{"date": moment.astimezone(cfg.tz).date().isoformat(), "levels": levels}
                   for moment, levels in zip(moments, backlog["levels"])],
     }

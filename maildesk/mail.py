@@ -21,6 +21,7 @@ import email.generator
 import email.message
 import email.parser
 import email.utils
+import functools
 import hashlib
 import io
 import re
@@ -30,6 +31,7 @@ from datetime import datetime, timezone
 
 import html2text
 import mailparser
+from charset_normalizer import from_bytes as _detect_charset
 
 __all__ = [
     "Attachment",
@@ -88,6 +90,10 @@ class InboundMail:
     defects: tuple[str, ...]
     size: int
     order_number: str | None
+    # What was read by guessing (unknown charsets, undeclared 8-bit headers): worth a note on the complaint.
+    notes: tuple[str, ...] = ()
+    # An abuse feedback report (ARF, Hotmail JMRP): its Feedback-Type, e.g. "abuse"; bounce_of names our mail.
+    feedback: str | None = None
 
 
 class ParseError(Exception):
@@ -102,6 +108,8 @@ class ParseError(Exception):
 # ------------------------------------------------------------------ regexes etc.
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
+_HIGH_RUN = re.compile(rb"[\x80-\xff]{2,}")
 # C0/C1 controls and bidi overrides: they break logs and can disguise text.
 _CTRL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]")
 _CTRL_BODY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
@@ -138,7 +146,9 @@ _CHARSET_ALIASES = {
     "x-user-defined": None,
     "default": None,
 }
-_FORBIDDEN_CODECS = {"undefined", "unicode_escape", "raw_unicode_escape", "idna", "punycode", "mbcs", "oem"}
+# Codecs that are not a charset of text (names as codecs.lookup() spells them).
+_FORBIDDEN_CODECS = {"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "mbcs", "oem"}
+_NO_INFO = {"us-ascii", "ascii", "ansi_x3.4-1968"}  # declared, but says nothing about 8-bit bytes
 # Charsets whose ASCII-only bytes are not ASCII text (ISO-2022-JP is 7-bit).
 _SEVEN_BIT_CODECS = ("iso2022", "utf-7", "utf-16", "utf-32", "hz")
 _LATIN_CODECS = {"cp1252", "latin-1", "iso8859-1", "iso8859-15", "ascii"}
@@ -184,12 +194,38 @@ def _codec(charset) -> str | None:
         if cs is None:
             return None
     try:
-        name = codecs.lookup(cs).name
+        info = codecs.lookup(cs)
     except (LookupError, ValueError, TypeError):
         return None
-    if name in _FORBIDDEN_CODECS:
+    if info.name in _FORBIDDEN_CODECS or not getattr(info, "_is_text_encoding", True):
         return None
-    return name
+    return info.name
+
+
+def _unusable_charset(charset, data: bytes) -> str | None:
+    """A note when declared 8-bit text had to be read without its (unknown or unusable) charset."""
+    if not charset or not isinstance(charset, str) or data.isascii() or _codec(charset):
+        return None
+    label = _one_line(charset.strip().strip("\"'"), 40)
+    return None if label.lower() in _NO_INFO else f"unknown charset {label!r}: text read as UTF-8 or windows-1252"
+
+
+@functools.lru_cache(maxsize=64)
+def _single_byte(codec: str) -> bool:
+    """One character per byte: such a charset reads any bytes, so it cannot tell UTF-8 from itself."""
+    try:
+        return len(bytes(range(128, 256)).decode(codec, "replace")) == 128
+    except Exception:
+        return False
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with a few bad bytes, decoded; None when it is not UTF-8."""
+    text = data.decode("utf-8", "replace")
+    high = len(data) - len(data.translate(None, bytes(range(128, 256))))
+    # Latin-1 text yields one U+FFFD per accented byte; UTF-8 with one bad
+    # byte yields few.  Keep UTF-8 only in the second case.
+    return text if text.count("\ufffd") * 4 < high else None
 
 
 def _guess_8bit(data: bytes) -> str:
@@ -198,11 +234,8 @@ def _guess_8bit(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    text = data.decode("utf-8", "replace")
-    high = len(data) - len(data.translate(None, bytes(range(128, 256))))
-    # Latin-1 text yields one U+FFFD per accented byte; UTF-8 with one bad
-    # byte yields few.  Keep UTF-8 only in the second case.
-    if text.count("\ufffd") * 4 < high:
+    text = _mostly_utf8(data)
+    if text is not None:
         return text
     try:
         return data.decode("cp1252")
@@ -211,7 +244,13 @@ def _guess_8bit(data: bytes) -> str:
 
 
 def _decode_bytes(data: bytes, charset=None) -> str:
-    """Bytes -> text whatever the declared charset says; never raises."""
+    """Bytes -> text whatever the declared charset says; never raises, never a lone surrogate
+    (UTF-7 and friends can decode to one, and nothing downstream can encode it)."""
+    text = _decode_any(data, charset)
+    return _ANY_SURROGATE.sub("\ufffd", text) if not text.isascii() else text
+
+
+def _decode_any(data: bytes, charset=None) -> str:
     if not data:
         return ""
     codec = _codec(charset)
@@ -243,11 +282,62 @@ def _decode_bytes(data: bytes, charset=None) -> str:
         return _guess_8bit(data)
 
 
-def _unsurrogate(s: str) -> str:
+def _detect(data: bytes) -> str | None:
+    """Undeclared multi-byte text (GB2312, Shift_JIS, Big5, EUC-KR ...) by charset-normalizer, or None.
+
+    Only asked when most 8-bit bytes come in runs, as in multi-byte charsets: French or
+    German text has its accents one by one, and on a few bytes the detector's guess for
+    it is worse than windows-1252 (it says cp037 for a lone 'é')."""
+    high = len(data) - len(data.translate(None, bytes(range(128, 256))))
+    if high < 4 or sum(len(run) for run in _HIGH_RUN.findall(data)) * 4 < high * 3:
+        return None
+    try:
+        best = _detect_charset(data[:4096]).best()
+        codec = _codec(best.encoding) if best is not None else None
+        if codec is None or codec in _LATIN_CODECS or codec.startswith(("utf-16", "utf-32")):
+            return None
+        return data.decode(codec)
+    except Exception:
+        return None
+
+
+def _header_bytes(data: bytes, charsets: tuple[str, ...] = (), notes: list[str] | None = None) -> str:
+    """Raw 8-bit header bytes (no encoded-word): the message's own charsets first, then UTF-8,
+    then a detector, windows-1252/Latin-1 last. A single-byte charset reads anything, so it
+    comes after UTF-8 (UTF-8 labelled Latin-1 is the classic "Ã©")."""
+    for codec in charsets:
+        if not _single_byte(codec):
+            try:
+                return data.decode(codec)
+            except Exception:
+                pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    for codec in charsets:
+        if _single_byte(codec):
+            try:
+                return data.decode(codec)
+            except Exception:
+                pass
+    text = _mostly_utf8(data)
+    if text is not None:
+        return text
+    text = _detect(data)
+    how = "guessed by charset detection"
+    if text is None:
+        text, how = _guess_8bit(data), "read as windows-1252 (no charset declared)"
+    if notes is not None and f"8-bit header {how}" not in notes:
+        notes.append(f"8-bit header {how}")
+    return text
+
+
+def _unsurrogate(s: str, charsets: tuple[str, ...] = (), notes: list[str] | None = None) -> str:
     """Undo the parser's surrogateescape on raw 8-bit header bytes."""
     if s.isascii() or not _SURROGATE.search(s):
         return s
-    return _guess_8bit(s.encode("utf-8", "surrogateescape"))
+    return _ANY_SURROGATE.sub("\ufffd", _header_bytes(s.encode("utf-8", "surrogateescape"), charsets, notes))
 
 
 def _b64_segment(clean: bytes) -> bytes:
@@ -283,7 +373,7 @@ def _b64_salvage(data: bytes | str) -> bytes:
     return b"".join(_b64_segment(seg) for seg in _B64_PAD_RUN.split(clean) if seg)
 
 
-def _decode_words(s: str) -> str:
+def _decode_words(s: str, notes: list[str] | None = None) -> str:
     """RFC 2047 decoding that survives what decode_header() rejects.
 
     Adjacent words in the same charset are joined before decoding because
@@ -301,7 +391,11 @@ def _decode_words(s: str) -> str:
     def flush():
         nonlocal pending_cs, pending
         if pending_cs is not None:
-            out.append(_decode_bytes(bytes(pending), pending_cs))
+            data = bytes(pending)
+            note = _unusable_charset(pending_cs, data) if notes is not None else None
+            if note and note not in notes:
+                notes.append(note)
+            out.append(_decode_bytes(data, pending_cs))
         pending_cs, pending = None, bytearray()
 
     for m in _ENCODED_WORD.finditer(s):
@@ -454,7 +548,6 @@ _MD_LINK = re.compile(r"\[([^\[\]\n]*)\]\(((?:[^()\s]|\([^()\s]*\))+)\)")
 _AUTO_LINK = re.compile(r"<((?:https?|ftp)://[^<>\s]+)>")
 _MD_ESCAPE = re.compile(r"\\([()\[\]])")
 _MD_HEADING = re.compile(r"^#{1,6} ", re.M)
-_TRAILING_WS = re.compile(r"[ \t]+$", re.M)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _NESTING_TAG = re.compile(r"(?i)</?(?:blockquote|ul|ol|dl|dd)\b[^>]{0,500}>")
 _CELL_END = re.compile(r"(?i)(</t[dh]\s*>)")
@@ -490,7 +583,7 @@ def _html_to_text(html: str) -> str:
     text = _AUTO_LINK.sub(r"\1", text)
     text = _MD_HEADING.sub("", text)
     text = text.replace("\xa0", " ")
-    text = _TRAILING_WS.sub("", text)
+    text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))  # "[ \t]+$" is quadratic on long runs
     text = _BLANK_RUNS.sub("\n\n", text)
     return text
 
@@ -545,7 +638,7 @@ _HB_KEY = re.compile(
     r"asunto|fecha|inviato|oggetto|data)[\s*]*:",
     re.I,
 )
-_RULE = re.compile(r"^\s*(?:[-_=]{5,}|(?:\*\s*){3,})\s*$")
+_RULE = re.compile(r"(?:[-_=]{5,}|\*(?:\s*\*){2,})\Z")  # on stripped lines: "\s*$" after "\*\s*" was quadratic
 
 
 def _is_quoted(line: str) -> bool:
@@ -619,7 +712,7 @@ def strip_quoted(text: str) -> str:
         out.append(line)
         i += 1
     if cut:
-        while out and (not out[-1].strip() or _RULE.match(out[-1])):
+        while out and (not out[-1].strip() or _RULE.match(out[-1].strip())):
             out.pop()
     if len(out) == n:
         return text
@@ -771,6 +864,17 @@ def _auto_reason(h: dict[str, list[str]], from_addr: str, subject: str, report: 
     return None
 
 
+_FEEDBACK_TYPE = re.compile(r"[a-z][a-z0-9-]{0,30}")
+# Hotmail/Outlook JMRP: "complaint about message from 203.0.113.5", the original attached.
+_JMRP_SUBJECT = re.compile(r"\s*complaint about message from\b", re.I)
+
+
+def _feedback_type(value) -> str:
+    """RFC 5965 Feedback-Type (abuse, fraud, virus, not-spam, other), "other" when unreadable."""
+    m = _FEEDBACK_TYPE.match(_header_text(value).strip().lower()) if value else None
+    return m.group(0) if m else "other"
+
+
 _BODY_MSGID = re.compile(r"(?im)^[ \t>]*message-id[ \t]*:[ \t]*(?:\n[ \t]+)?(<[^<>\s]{1,900}>)")
 
 
@@ -799,9 +903,17 @@ def _part_charset(part: email.message.Message) -> str | None:
         return None
 
 
+def _raw_payload(part: email.message.Message):
+    """The payload as parsed: a list of parts, or text with 8-bit bytes surrogate-escaped.
+
+    Not get_payload(): for 8-bit text it decodes by the declared charset, and raises
+    for charsets such as 'idna' or 'undefined'; we decode it ourselves."""
+    return getattr(part, "_payload", None)
+
+
 def _part_bytes(part: email.message.Message) -> bytes:
     """Decoded payload; broken base64 keeps what decodes (stdlib returns it raw)."""
-    payload = part.get_payload()
+    payload = _raw_payload(part)
     try:
         cte = str(part.get("content-transfer-encoding", "")).strip().lower()
     except Exception:
@@ -814,7 +926,6 @@ def _part_bytes(part: email.message.Message) -> bytes:
         data = None
     if isinstance(data, bytes):
         return data
-    payload = part.get_payload()
     if isinstance(payload, str):
         return payload.encode("utf-8", "surrogateescape")
     return b""
@@ -844,7 +955,7 @@ def _serialize(part: email.message.Message) -> bytes:
 
 def _recover_multipart(part: email.message.Message) -> email.message.Message | None:
     """A multipart with a missing or wrong boundary: guess it from the body."""
-    payload = part.get_payload()
+    payload = _raw_payload(part)
     if not isinstance(payload, str):
         return None
     m = re.search(r"(?m)^--([^\s]{1,200})[ \t]*\r?$", payload)
@@ -894,6 +1005,8 @@ class _Body:
     embedded_ids: list[str] = field(default_factory=list)
     header_texts: list[str] = field(default_factory=list)
     defects: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    feedback: str | None = None  # Feedback-Type of an ARF report, "abuse" for Hotmail's JMRP
 
 
 def _filename(part: email.message.Message) -> str | None:
@@ -936,7 +1049,7 @@ def describe_part(mime_header: bytes, index: int) -> tuple[str, str, bool]:
     return _safe_filename(name, index, ctype), ctype, body_text
 
 
-def _text_of(part, ctype: str) -> str:
+def _text_of(part, ctype: str, notes: list[str] | None = None) -> str:
     data = _part_bytes(part)
     charset = _part_charset(part)
     if ctype == "text/html" and charset is None:
@@ -944,6 +1057,9 @@ def _text_of(part, ctype: str) -> str:
         if m:
             charset = m.group(1).decode("ascii", "ignore")
     text = _decode_bytes(data, charset)
+    note = _unusable_charset(charset, data)
+    if note and notes is not None and note not in notes:
+        notes.append(note)
     if ctype == "text/plain":
         try:
             flowed = (part.get_param("format") or "").lower() == "flowed"
@@ -985,11 +1101,17 @@ def _walk(msg: email.message.Message) -> _Body:
                 if not inner:
                     body.report = body.report or _REPORT_PARTS.get(ctype)
                     _add_attachment(body, part, ctype, _serialize(part))
-                    if ctype == "message/rfc822":
-                        for child in children:
-                            mid = child.get("message-id") if isinstance(child, email.message.Message) else None
+                    for child in children:
+                        if not isinstance(child, email.message.Message):
+                            continue
+                        if ctype == "message/rfc822":
+                            mid = child.get("message-id")
                             if mid:
                                 body.embedded_ids.append(_header_text(mid))
+                            if child.get("x-hmxmroriginalrecipient") is not None:
+                                body.feedback = body.feedback or "abuse"  # Hotmail/Outlook JMRP
+                        elif ctype == "message/feedback-report":
+                            body.feedback = _feedback_type(child.get("feedback-type"))
                 continue  # the sender's body never lives inside an attached message
             hidden = _epilogue_parts(part)
             if hidden:
@@ -1017,7 +1139,7 @@ def _walk(msg: email.message.Message) -> _Body:
         filename = _filename(part)
 
         if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-            text = _text_of(part, ctype)
+            text = _text_of(part, ctype, body.notes)
             if text.strip():
                 (body.plain if ctype == "text/plain" else body.html).append(text)
             continue
@@ -1026,6 +1148,24 @@ def _walk(msg: email.message.Message) -> _Body:
             body.header_texts.append(_decode_bytes(payload[:MAX_SCAN], _part_charset(part)))
         _add_attachment(body, part, ctype, payload)
     return body
+
+
+def _declared_charsets(msg: email.message.Message) -> tuple[str, ...]:
+    """The charsets the message's own parts declare, in order: raw 8-bit headers are most
+    likely written in them (a GB2312 body, a GB2312 subject). Attached messages not included."""
+    found: dict[str, None] = {}
+    stack = [msg]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        codec = _codec(_part_charset(part))
+        if codec and codec != "utf-8":
+            found.setdefault(codec, None)
+        payload = _raw_payload(part)
+        if isinstance(payload, list) and not part.get_content_maintype() == "message":
+            stack.extend(reversed([p for p in payload if isinstance(p, email.message.Message)]))
+    return tuple(found)
 
 
 # ------------------------------------------------------------------ mail-parser bridge
@@ -1160,16 +1300,18 @@ def _parse(raw: bytes) -> InboundMail:
     if not raw_items:
         raise ParseError("not an e-mail: no header section")
 
+    charsets = _declared_charsets(msg)
+    notes: list[str] = []
     headers: list[tuple[str, str]] = []
     index: dict[str, list[str]] = {}  # lower name -> unfolded, 8-bit-fixed, not RFC 2047 decoded
     decoded: dict[str, list[str]] = {}
     for name, value in raw_items:
         name = _CTRL_LINE.sub("", _unsurrogate(str(name))).strip()
         value = value if isinstance(value, str) else str(value)
-        plain = _unsurrogate(value)
+        plain = _unsurrogate(value, charsets, notes)
         if "\r" in plain or "\n" in plain:
             plain = plain.replace("\r", "").replace("\n", "")
-        text = _CTRL_LINE.sub(" ", _decode_words(plain))
+        text = _CTRL_LINE.sub(" ", _decode_words(plain, notes))
         key = name.lower()
         index.setdefault(key, []).append(plain)
         decoded.setdefault(key, []).append(text)
@@ -1218,6 +1360,11 @@ def _parse(raw: bytes) -> InboundMail:
     else:
         body = _walk(msg)
     defects |= body.defects
+    notes.extend(n for n in body.notes if n not in notes)
+    feedback = body.feedback
+    if feedback is None and _JMRP_SUBJECT.match(subject) and any(
+            a.content_type == "message/rfc822" for a in body.attachments):
+        feedback = "abuse"
     del msg  # the parsed tree holds the encoded payloads; drop it early
 
     html = "\n".join(body.html) if body.html else None
@@ -1233,7 +1380,7 @@ def _parse(raw: bytes) -> InboundMail:
     if order_number is None and reply_text is not text:
         order_number = find_order_number(text)
 
-    report = body.report
+    report = body.report or ("feedback-report" if feedback else None)
     if report is None and "content-type" in index:
         ctype = index["content-type"][0].lower()
         if ctype.lstrip().startswith("multipart/report"):
@@ -1246,6 +1393,8 @@ def _parse(raw: bytes) -> InboundMail:
                 if marker in ctype:
                     report = reason
                     break
+    if report == "feedback-report" and feedback is None:
+        feedback = "other"
     auto_reason = _auto_reason(decoded, from_addr, subject, report)
 
     bounce_of: tuple[str, ...] = ()
@@ -1280,4 +1429,6 @@ def _parse(raw: bytes) -> InboundMail:
         defects=tuple(sorted(defects)),
         size=len(raw),
         order_number=order_number,
+        notes=tuple(notes),
+        feedback=feedback,
     )

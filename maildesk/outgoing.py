@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from email import policy as email_policy, quoprimime
+from email.header import Header
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -15,6 +16,8 @@ from datetime import datetime
 # C0 and C1 controls and the Unicode line separators: str.splitlines() breaks on \x85 and
 # \u2028 too, and the email package then refuses the header (the mail could not be queued)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # no encoding can write a lone surrogate
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender"})  # "=?" there is part of an address
 
 
 class _Registry(HeaderRegistry):
@@ -36,7 +39,16 @@ _POLICY = email_policy.default.clone(header_factory=_Registry())
 
 
 def clean(value: str, limit: int = 900) -> str:
-    return _CONTROL.sub(" ", value or "").strip()[:limit]
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", value or "")).strip()[:limit]
+
+
+def _literal(name: str, value: str) -> str:
+    """A text value holding "=?" as RFC 2047 words of the whole value, folded.
+
+    The stdlib reads "=?...?=" in our text as an encoded word: a customer's subject
+    "Colis =??b?qQ?=" became undecodable bytes and folding it raised
+    UnicodeEncodeError. Encoded ourselves, it reads back exactly as written."""
+    return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\n") + "\n"
 
 
 def address(addr: str, name: str | None = None) -> Address:
@@ -94,7 +106,10 @@ def _compose_email(headers, text: str, html: str | None = None,
     """The general case, through the stdlib's EmailMessage (HTML alternative, extra headers)."""
     msg = EmailMessage(policy=_POLICY)
     for name, value in headers:
-        msg[name] = value
+        if isinstance(value, str) and "=?" in value and name.lower() not in _ADDRESS_HEADERS:
+            msg.set_raw(name, _literal(name, value)[len(name) + 2:-1])
+        else:
+            msg[name] = value
     for name, value in (extra_headers or {}).items():
         msg[name] = clean(value)
     msg.set_content(text, cte="quoted-printable")
@@ -129,7 +144,9 @@ def _plain_address(value: Address) -> str | None:
 def _fold(name: str, value) -> str:
     """One header line as the stdlib writes it, without its cost when the value needs no work."""
     if isinstance(value, str):
-        plain = value if "=?" not in value and _PLAIN_VALUE.match(value) else None
+        if "=?" in value and name.lower() not in _ADDRESS_HEADERS:
+            return _literal(name, value)
+        plain = value if _PLAIN_VALUE.match(value) else None
     else:
         parts = [_plain_address(a) for a in (value if isinstance(value, list) else [value])]
         plain = None if None in parts else ", ".join(parts)

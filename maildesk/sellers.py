@@ -23,6 +23,11 @@ STRIKE_KINDS = ("unanswered", "late", "reported")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+# An address inside free text: only where a run of local-part characters starts (the
+# look-behind), local part at most 64 as RFC 5321 says. Searching with _EMAIL itself tries
+# every start inside a long run of letters and rescans the run each time: quadratic.
+_EMAIL_IN_TEXT = re.compile(r"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+                            r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
 _PHONE = re.compile(r"\+?[0-9 ().-]+")
 FIELD_ALIASES = {
     "id": "id", "seller_id": "id", "seller": "id",
@@ -156,14 +161,22 @@ def mentioned(text: str, names: Mapping[str, str], addresses: Iterable[str]) -> 
     `names` maps a normalised shop name to anything; a shop name only
     counts as whole words, and one shorter than 3 letters never does."""
     found: list[str] = []
-    words = _WORDS.findall(plain(_EMAIL.sub(" ", text or "")))  # addresses are matched whole, below
-    for size in range(min(MAX_NAME_WORDS, len(words)), 0, -1):
-        for i in range(len(words) - size + 1):
+    words = _WORDS.findall(plain(_EMAIL_IN_TEXT.sub(" ", text or "")))  # addresses are matched whole, below
+    longest: dict[str, int] = {}  # first word of a shop name -> most words of a name starting with it
+    for key in names:
+        first, *rest = key.split(" ")
+        longest[first] = max(longest.get(first, 0), len(rest) + 1)
+    hits = []  # (-words, position, key): longer names first, then in reading order
+    for i, word in enumerate(words):
+        for size in range(min(longest.get(word, 0), MAX_NAME_WORDS, len(words) - i), 0, -1):
             key = " ".join(words[i:i + size])
-            if len(key) >= 3 and key in names and key not in found:
-                found.append(key)
+            if len(key) >= 3 and key in names:
+                hits.append((-size, i, key))
+    for _size, _i, key in sorted(hits):
+        if key not in found:
+            found.append(key)
     known = addresses if isinstance(addresses, (set, frozenset, dict)) else set(addresses)
-    for m in _EMAIL.finditer(text or ""):
+    for m in _EMAIL_IN_TEXT.finditer(text or ""):
         address = m.group(0).lower()
         if address in known and address not in found:
             found.append(address)

@@ -160,10 +160,11 @@ class Workflow:
             log_event("ignored_automatic", sender=mail.from_addr, reason=reason)
             return None
         complaint = candidates[0]
-        kind = "bounce" if mail.bounce_of or "delivery" in reason else "auto"
+        # a feedback report: the customer marked our mail as spam (counted in the digest)
+        kind = "spam_report" if mail.feedback else "bounce" if mail.bounce_of or "delivery" in reason else "auto"
         self._store_message(complaint["id"], mail, raw, kind, arrived_at)
         self.store.add_event(complaint["id"], now, mail.from_addr, kind, reason=reason,
-                             subject=mail.subject[:120])
+                             subject=mail.subject[:120], **({"feedback": mail.feedback} if mail.feedback else {}))
         log_event("automatic_recorded", complaint["ref"], sender=mail.from_addr, reason=reason)
         return complaint["ref"]
 
@@ -271,6 +272,8 @@ class Workflow:
             "kind": kind, "at": iso(at), "from_addr": mail.from_addr, "to_addrs": ", ".join(mail.to),
             "subject": mail.subject, "body": mail.text, "reply_text": mail.reply_text, "raw": raw,
         })
+        if mail.notes and complaint_id is not None:  # read by guessing: staff see it on the complaint
+            self.store.add_event(complaint_id, at, "maildesk", "decoded_best_effort", notes=list(mail.notes))
         limit = int(self.cfg.storage.attachment_max_mb * 1024 * 1024)
         for att in mail.attachments:
             self.store.insert("attachments", {

@@ -767,3 +767,56 @@ def test_an_address_whose_bytes_are_not_utf8_is_not_made_up():
     assert m.from_addr == "j\ufffdrg@x.test" and m.from_name == "Jörg"  # the name may be guessed
     m = parse("From: Jörg <jörg@x.test>\r\nSubject: s\r\nMessage-ID: <n@x.test>\r\n\r\nx\r\n".encode())
     assert m.from_addr == "jörg@x.test" and sendable(m.from_addr) == (True, "")
+
+
+# --- issue 12: undeclared 8-bit headers, unusable charsets, feedback reports -----------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def _raw8(subject: bytes, charset: bytes | None = None, body: bytes = b"Bonjour") -> bytes:
+    ctype = b"Content-Type: text/plain; charset=" + charset + b"\n" if charset else b""
+    return b"From: a@x.test\nSubject: " + subject + b"\nMIME-Version: 1.0\n" + ctype + b"\n" + body
+
+
+def test_raw_8bit_subjects_read_by_the_charsets_the_message_declares():
+    gb = "转发：整体提升企业服务水平"
+    assert parse(_raw8(gb.encode("gb2312"), b"gb2312", "你好".encode("gb2312"))).subject == gb
+    sj = "ご注文の商品が届きません"
+    assert parse(_raw8(sj.encode("shift_jis"), b"shift_jis", "こんにちは".encode("shift_jis"))).subject == sj
+    assert parse(_raw8("Réclamation colis abîmé".encode("utf-8"), b"iso-8859-1")).subject == "Réclamation colis abîmé"
+    m = parse(_raw8("Réclamation colis abîmé".encode("latin-1")))
+    assert m.subject == "Réclamation colis abîmé" and m.notes  # guessed, and said so
+    assert parse(_raw8(gb.encode("utf-8"))).notes == ()
+
+
+def test_unusable_charsets_are_read_best_effort_with_a_note():
+    for charset in (b"undefined", b"idna", b"punycode", b"x-unknown", b"unicode_escape"):
+        m = parse(_raw8(b"Colis", charset, "Colis abîmé \\u0041".encode()))
+        assert m.text == "Colis abîmé \\u0041", charset
+        assert any("unknown charset" in n for n in m.notes), charset
+    m = parse(_raw8(b"Colis +2AA-", b"utf-7", b"Bonjour +2AA- +AOk-"))
+    assert m.text == "Bonjour \ufffd é"
+
+
+def test_hotmail_jmrp_is_a_feedback_report_naming_our_mail():
+    raw = (b"From: staff@hotmail.com\nSubject: complaint about message from 203.0.113.7\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nabuse report\n"
+           b"--b\nContent-Type: message/rfc822\n\nX-HmXmrOriginalRecipient: <c@hotmail.example>\n"
+           b"From: support@imolocale.fr\nMessage-ID: <ack-1@imolocale.fr>\n\nBonjour\n--b--\n")
+    m = parse(raw)
+    assert m.auto_reason == "feedback-report" and m.feedback == "abuse"
+    assert m.bounce_of == ("<ack-1@imolocale.fr>",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.binary(min_size=1, max_size=40), value=st.binary(max_size=200), charset=st.binary(max_size=20))
+def test_random_header_bytes_never_raise_anything_but_parse_error(name, value, charset):
+    raw = (b"From: a@x.test\n" + name + b": " + value + b"\nSubject: " + value +
+           b"\nContent-Type: text/plain; charset=" + charset + b"\n\n" + value)
+    try:
+        m = parse(raw)
+    except ParseError:
+        return
+    for text in (m.subject, m.from_name, m.text, *(v for _, v in m.headers)):
+        text.encode("utf-8")  # clean Unicode: no lone surrogates

@@ -72,3 +72,18 @@ def test_the_fast_path_matches_the_stdlib(subject, name, to, text, refs, referen
     fast, ref = both(subject=subject, from_name=name, to=to, text=text, references=refs,
                      in_reply_to=refs[-1] if refs else None, reference=reference)
     assert fast == ref
+
+
+def test_subjects_holding_encoded_word_lookalikes_compose_and_read_back_as_written():
+    """A customer's subject "Colis =??b?qQ?=" made composing the accented staff subject raise (issue 12)."""
+    for subject in ("[IMO-4K7M2Q] Nouvelle réclamation : Colis =??b?qQ?=",
+                    "Réclamation =?x-unknown?q?caf=E9?= reçue",
+                    ("é =??q?a?= " + "très long " * 20).strip(),
+                    "=?utf-8?b?w6k=?= literal"):
+        fast, ref = both(subject=subject)
+        assert fast == ref
+        assert message_from_bytes(fast, policy=policy.default)["Subject"] == subject
+    # a lone surrogate cannot be written by any encoding: it becomes U+FFFD instead of an error
+    fast, ref = both(subject="Colis \udcff reçu")
+    assert fast == ref
+    assert message_from_bytes(fast, policy=policy.default)["Subject"] == "Colis \ufffd reçu"

@@ -1,0 +1,90 @@
+"""Every function that reads mail text or headers runs in time linear in its input (issue 12, finding 9).
+
+Not a wall-clock bound: each function gets the same worst shape at 100 KB and at 1 MB and the
+test asserts the ratio of the two times (best of 2) stays near 10. Linear work gives ~10 on
+any machine, fast or loaded; quadratic work gives ~100 (mentioned() took 0.75 s on 10 k
+letters and 15 s on 40 k before). The bound of 30 leaves room for noise, not for n²."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from maildesk import mail, policy, refs, sellers
+
+SMALL, BIG = 100_000, 1_000_000
+SHAPES = {
+    "letters": "a",
+    "words": "a ",
+    "at": "a@",
+    "at-run": "@",
+    "dash": "a-",
+    "encoded-word": "=?",
+    "quotes": ">",
+    "blank-lines": " \t\n",
+    "spaces": " ",
+    "nbsp": "&nbsp;",
+    "digits": "7",
+    "tag": "[IMO-",
+    "stars": "* ",
+    "angle": "<a",
+    "order": "commande n° ",
+    "attribution": "Le 3 a écrit ",
+}
+
+
+def fill(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def _mail(text: str) -> bytes:
+    head = text[:900_000].replace("\n", " ")
+    return ("From: Client <c@example.fr>\nTo: s@imolocale.test\nSubject: Bonjour " + head +
+            "\nReferences: " + head + "\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+            "Bonjour\n" + text + "\n* * *" + " " * 1000 + "x\n-----Original Message-----\n").encode()
+
+
+def _html(text: str) -> str:
+    return "<p>Bonjour " + text + "</p>"
+
+
+READERS = {
+    "sellers.mentioned": lambda s: sellers.mentioned(s, {"boutique lumiere": 1, "a a": 2}, {"s@shop.fr"}),
+    "sellers.asks_for_contact": sellers.asks_for_contact,
+    "mail.parse": lambda s: mail.parse(_mail(s)),
+    "mail.strip_quoted": mail.strip_quoted,
+    "mail.find_order_number": mail.find_order_number,
+    "mail.detect_language": mail.detect_language,
+    "mail._html_to_text": lambda s: mail._html_to_text(_html(s)),
+    "mail._decode_words": mail._decode_words,
+    "mail._msgids": lambda s: mail._msgids([s]),
+    "refs.find_references": lambda s: refs.find_references("IMO", s),
+    "refs.tagged_subject": lambda s: refs.tagged_subject("IMO-23456A", s),
+    "policy.parse_rating": policy.parse_rating,
+}
+
+
+def best_of_2(fn, arg) -> float:
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        fn(arg)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_work_grows_linearly_with_the_input(reader):
+    fn = READERS[reader]
+    worst = []
+    for name, unit in SHAPES.items():
+        small, big = best_of_2(fn, fill(unit, SMALL)), best_of_2(fn, fill(unit, BIG))
+        worst.append((big / max(small, 1e-4), name, round(small, 4), round(big, 4)))
+    ratio, name, small, big = max(worst)
+    assert ratio < 30, f"{reader} on {name!r}: {small}s for 100 KB, {big}s for 1 MB (x{ratio:.0f})"
+
+
+def test_mentioned_finds_names_and_addresses_as_before():
+    names = {"boutique lumiere": 1, "boutique": 2, "ab": 3}
+    text = "La Boutique Lumière (S@shop.fr, pas la@shop.fr.example) et la boutique ab"
+    assert sellers.mentioned(text, names, {"s@shop.fr", "la@shop.fr"}) == ["boutique lumiere", "boutique", "s@shop.fr"]
