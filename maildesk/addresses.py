@@ -7,6 +7,8 @@ are one sender, not three.
 """
 from __future__ import annotations
 
+from aiosmtplib.email import parse_address
+
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
@@ -25,3 +27,18 @@ def mailbox_key(address: str) -> str:
         if not quoted:
             local = local.replace(".", "")
     return f"{local}@{domain}"
+
+
+def smtp_problem(address: str) -> str | None:
+    """Why this address cannot go on an SMTP command line as it is, or None when it can.
+    The outbox checks it before saying anything to the server: the SMTP library refuses some
+    shapes (`bob"smith"@x`, `"a"."b"@x`), and would quietly send `<a>@x` to `a` instead."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in address):
+        return f"address {address!r} holds a control character"
+    try:
+        parsed = parse_address(address)
+    except ValueError:
+        return f"address {address!r} is refused by the SMTP library"
+    if parsed != address.strip():
+        return f"address {address!r} would be sent to {parsed!r} instead"
+    return None

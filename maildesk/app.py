@@ -28,7 +28,8 @@ class App:
         self.token_source = oauth2.token_source(cfg, env)  # None: passwords ([oauth2] absent)
         self.outbox = Outbox(cfg, self.store, password=self.smtp_password(),
                              dry_run_dir=cfg.resolve(cfg.storage.dry_run_dir) if self.dry_run else None,
-                             token_source=self.token_source)
+                             token_source=self.token_source,
+                             sent_lookup=self.sent_copies if cfg.smtp_saves_to_sent else None)
         self.clock_jobs: list[Callable[[datetime], None]] = []
         self.clock_jobs += self.workflow.sellers.clock_jobs()  # outreach deadlines, decision web hooks
         self.clock_jobs.append(DigestJob(self))  # the admins' daily digest, once a day after [digest] send_at
@@ -46,6 +47,15 @@ class App:
             mailbox = replace(mailbox, read_only=True)
         return Inbox(mailbox, self.imap_password(), token_source=self.token_source,
                      attachment_max_bytes=int(self.cfg.storage.attachment_max_mb * 1024 * 1024))
+
+    def sent_copies(self, message_ids: list[str]) -> set[str]:
+        """Which of our Message-IDs the Sent folder holds (the outbox asks after a crash)."""
+        inbox = self.make_inbox()
+        inbox.connect()
+        try:
+            return inbox.sent_copies(message_ids)
+        finally:
+            inbox.close()
 
     def close(self) -> None:
         self.store.close()
