@@ -59,3 +59,14 @@ def test_addresses_the_smtp_library_cannot_take_as_they_are(address):
                                      "first.last+tag@gmail.com"])
 def test_ordinary_addresses_are_fine(address):
     assert smtp_problem(address) is None
+
+
+def test_saves_to_sent_is_on_by_itself_for_gmail_only():
+    from maildesk.config import ConfigError
+    from tests.support import make_config
+    assert make_config(smtp={"host": "smtp.gmail.com"}).smtp_saves_to_sent
+    assert not make_config(smtp={"host": "mail.example.fr"}).smtp_saves_to_sent
+    assert make_config(smtp={"host": "mail.example.fr", "saves_to_sent": "yes"}).smtp_saves_to_sent
+    assert not make_config(smtp={"host": "smtp.gmail.com", "saves_to_sent": "no"}).smtp_saves_to_sent
+    with pytest.raises(ConfigError, match="saves_to_sent"):
+        make_config(smtp={"saves_to_sent": "maybe"})
