@@ -50,7 +50,6 @@ import aiosmtplib
 from . import faults
 from .addresses import smtp_problem
 from .logs import event as log_event
-from .oauth2 import TokenError
 from .store import Store, iso
 
 MAX_BACKOFF = timedelta(hours=1)

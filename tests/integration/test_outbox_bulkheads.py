@@ -8,7 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email import message_from_bytes, message_from_string, policy as email_policy
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def test_poison_rows_fail_alone_while_twenty_customers_are_answered(dovecot, pla
     rows = {r["message_id"]: r for r in desk.rows("SELECT * FROM outbox")}
     for to, message_id in refused_ids.items():
         row = rows[message_id]
-        assert row["status"] == "failed" and to in row["last_error"] or repr(to) in row["last_error"]
+        assert row["status"] == "failed" and repr(to) in row["last_error"]
     [idn] = desk.rows("SELECT o.status, o.last_error, o.complaint_id FROM outbox o WHERE o.rcpt = ?",
                       json.dumps([IDN]))
     assert idn["status"] == "failed" and "server does not offer SMTPUTF8" in idn["last_error"]
