@@ -344,3 +344,11 @@ class Spellings:
                 out += [text[pos:start], replacement]
                 pos = end
         return "".join(out) + text[pos:] if out else (text or "")
+
+
+def smtp_problem(address: str) -> str | None:
+    """Why the outbox must not put this address on an SMTP command line, or None.
+    The last guard before the server (rows queued before addresses were checked
+    where they enter): the same rule as `sendable`, so the two never disagree."""
+    ok, why = sendable(address)
+    return None if ok else f"address {address!r}: {why}"

@@ -78,8 +78,12 @@ def add_parsers(sub) -> None:
     dg.add_argument("--html", action="store_true", help="print the HTML version instead")
     dg.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
-    ob = sub.add_parser("outbox", help="mail waiting or failed; retry it")
-    ob.add_argument("--failed", action="store_true", help="only mail that failed for good")
+    ob = sub.add_parser("outbox", help="mail waiting or failed; retry or cancel it")
+    ob.add_argument("action", nargs="?", choices=("list", "cancel"), default="list",
+                    help="cancel ID --reason TEXT: stop a mail for good")
+    ob.add_argument("id", nargs="?", type=int, metavar="ID", help="the mail to cancel (from the list)")
+    ob.add_argument("--reason", help="why it is cancelled (kept on the mail and its complaint)")
+    ob.add_argument("--failed", action="store_true", help="only mail that failed for good or was cancelled")
     again = ob.add_mutually_exclusive_group()
     again.add_argument("--retry", type=int, metavar="ID", help="put this mail back in line and send it now")
     again.add_argument("--all", action="store_true", help="retry every failed or waiting mail now")
@@ -334,8 +338,32 @@ def digest_command(app, args) -> int:
 
 # --- outbox -----------------------------------------------------------------
 
+def _operator() -> str:
+    """Who runs the command, for the audit trail: the login name."""
+    import getpass
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return f"uid {os.getuid()}"
+
+
 def outbox_command(app, args) -> int:
     now = utcnow()
+    if args.action == "cancel":
+        if args.id is None or not (args.reason or "").strip():
+            print("maildesk: usage: maildesk outbox cancel ID --reason TEXT", file=sys.stderr)
+            return 2
+        who = _operator()
+        refused = app.outbox.cancel(args.id, args.reason.strip(), who, now)
+        if refused:
+            print(f"maildesk: {refused}", file=sys.stderr)
+            return 1
+        print(f"mail #{args.id} cancelled by {who}: it will not be sent")
+        return 0
+    if args.id is not None:
+        print("maildesk: an ID goes with cancel (maildesk outbox cancel ID --reason TEXT) or --retry ID",
+              file=sys.stderr)
+        return 2
     if args.retry is not None or args.all:
         count = app.outbox.retry(now, args.retry)
         if not count:
@@ -346,11 +374,11 @@ def outbox_command(app, args) -> int:
         print(f"{count} mail(s) put back in line: {result.sent} sent, {result.retry} will be retried, "
               f"{result.failed} failed again, {result.held} held by the daily limit")
         return 0 if not result.failed else 1
-    where = "o.status = 'failed'" if args.failed else "o.status IN ('queued', 'failed')"
+    where = "o.status IN ('failed', 'cancelled')" if args.failed else "o.status IN ('queued', 'failed')"
     rows = [dict(r) for r in app.store.all(
         "SELECT o.id, o.status, o.attempts, o.kind, o.audience, o.rcpt, o.subject, o.created_at, "
-        f"o.next_attempt_at, o.last_error, c.ref FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id "
-        f"WHERE {where} ORDER BY o.id")]
+        "o.next_attempt_at, o.last_error, o.cancelled_at, o.cancelled_by, o.cancel_reason, c.ref "
+        f"FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id WHERE {where} ORDER BY o.id")]
     for r in rows:
         r["to"] = json.loads(r.pop("rcpt"))
     if args.json:
@@ -358,14 +386,19 @@ def outbox_command(app, args) -> int:
         return 0
     tz = app.cfg.tz
     for r in rows:
-        when = ("next try " + _local(from_iso(r["next_attempt_at"]), tz, "%m-%d %H:%M")) if r["status"] == "queued" else "gave up"
-        print(f"#{r['id']:<5} {r['status']:<7} {r['attempts']} tries  {when:<20} {r['audience']}:{r['kind']:<12} "
+        when = {"queued": "next try " + _local(from_iso(r["next_attempt_at"]), tz, "%m-%d %H:%M"),
+                "cancelled": "cancelled " + _local(from_iso(r["cancelled_at"]), tz, "%m-%d %H:%M")}.get(
+                    r["status"], "gave up")
+        print(f"#{r['id']:<5} {r['status']:<9} {r['attempts']} tries  {when:<20} {r['audience']}:{r['kind']:<12} "
               f"{', '.join(r['to'])}" + (f"  [{r['ref']}]" if r["ref"] else ""))
         print(f"{'':8}{digest.one_line(r['subject'], 70)}")
+        if r["status"] == "cancelled":
+            print(f"{'':8}cancelled by {r['cancelled_by']}: {digest.one_line(r['cancel_reason'], 100)}")
         if r["last_error"]:
             print(f"{'':8}error: {digest.one_line(r['last_error'], 100)}")
-    print(f"{len(rows)} mail(s) {'failed' if args.failed else 'waiting or failed'}"
-          + ("; retry with: maildesk outbox --retry ID (or --all)" if rows else ""))
+    print(f"{len(rows)} mail(s) {'failed or cancelled' if args.failed else 'waiting or failed'}"
+          + ("; retry with: maildesk outbox --retry ID (or --all); stop one with: maildesk outbox cancel ID "
+             "--reason TEXT" if rows else ""))
     return 0
 
 

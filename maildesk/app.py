@@ -41,7 +41,8 @@ class App:
     def outbox(self) -> Outbox:
         return Outbox(self.cfg, self.store, password=self.smtp_password(),
                       dry_run_dir=self.cfg.dry_run_path if self.dry_run else None,
-                      token_source=self.token_source)
+                      token_source=self.token_source,
+                      sent_lookup=self.sent_copies if self.cfg.smtp_saves_to_sent else None)
 
     def imap_password(self) -> str | None:
         return read_secret("mailbox", self.cfg.mailbox, self.env)
@@ -56,6 +57,15 @@ class App:
             mailbox = replace(mailbox, read_only=True)
         return Inbox(mailbox, self.imap_password(), token_source=self.token_source,
                      attachment_max_bytes=int(self.cfg.storage.attachment_max_mb * 1024 * 1024))
+
+    def sent_copies(self, message_ids: list[str]) -> set[str]:
+        """Which of our Message-IDs the Sent folder holds (the outbox asks after a crash)."""
+        inbox = self.make_inbox()
+        inbox.connect()
+        try:
+            return inbox.sent_copies(message_ids)
+        finally:
+            inbox.close()
 
     def close(self) -> None:
         self.store.close()

@@ -62,6 +62,7 @@ class SmtpConfig:
     reserve: int = 50
     timeout_seconds: int = 30
     connections: int = 3  # at most this many SMTP connections side by side for a backlog
+    saves_to_sent: str = "auto"  # the server files what it accepts in the mailbox's Sent folder (Gmail: auto)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,14 @@ class Config:
             return self.smtp.daily_limit
         return 450 if self.smtp.host.endswith(("gmail.com", "googlemail.com")) else 0
 
+    @property
+    def smtp_saves_to_sent(self) -> bool:
+        """Does the SMTP server file every mail it accepts in the mailbox's Sent folder, as Gmail
+        does? Then a mail whose send a crash interrupted is looked up there before it goes again."""
+        if self.smtp.saves_to_sent != "auto":
+            return self.smtp.saves_to_sent == "yes"
+        return self.smtp.host.endswith(("gmail.com", "googlemail.com"))
+
 
 SECTIONS: dict[str, type] = {
     "mailbox": MailboxConfig, "smtp": SmtpConfig, "storage": StorageConfig,
@@ -273,6 +282,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{name}.port must be between 1 and 65535, got {sec.port}")
     if not 1 <= cfg.smtp.connections <= 10:
         raise ConfigError(f"smtp.connections must be between 1 and 10, got {cfg.smtp.connections}")
+    if cfg.smtp.saves_to_sent not in ("auto", "yes", "no"):
+        raise ConfigError(f'smtp.saves_to_sent must be "auto", "yes" or "no", got {cfg.smtp.saves_to_sent!r}')
     if "@" not in cfg.smtp.from_address:
         raise ConfigError(f"smtp.from_address must be an e-mail address, got {cfg.smtp.from_address!r}")
     if cfg.mailbox.poll_seconds < 1:

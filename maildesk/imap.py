@@ -414,6 +414,27 @@ class Inbox:
             return self._call(self.client.find_special_folder, SENT)
         return name
 
+    def sent_copies(self, message_ids: list[str]) -> set[str]:
+        """Which of these Message-IDs are in the Sent folder (`[mailbox] sent_folder`, or the one
+        flagged \\Sent). Gmail files there every mail its SMTP server accepted: after a crash it
+        tells whether a mail in flight went out. Read-only, then back to our folder."""
+        folder = self.sent_folder_name() or self.find_special(b"\\Sent")
+        if not folder:
+            raise FolderMissing("no Sent folder to look in: set [mailbox] sent_folder")
+        self._call(self.client.select_folder, folder, readonly=True)
+        try:
+            found = set()
+            for message_id in message_ids:
+                if self.gmail:  # Gmail's own search knows the Message-ID exactly
+                    criteria = ["X-GM-RAW", f"rfc822msgid:{message_id.strip('<>')}"]
+                else:
+                    criteria = ["HEADER", "Message-ID", message_id]
+                if self._call(self.client.search, criteria):
+                    found.add(message_id)
+            return found
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
     def read_folder(self, folder: str, after_uid: int | None, max_bytes: int) -> tuple[int, int, list[Fetched]]:
         """New messages of another folder (e.g. Sent), read-only, then back to ours.
 

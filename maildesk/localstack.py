@@ -336,6 +336,10 @@ class SmtpSink:
     not a Dovecot user (an alias such as help@) goes to the first Dovecot user; ``local_addresses``
     defaults to the Dovecot users. If that APPEND fails the sender gets a 451 and nothing is
     captured, as with a real MX.
+
+    It offers SMTPUTF8 (internationalized addresses), as Gmail does; ``smtputf8=False`` makes
+    a server that does not. With ``files_sent`` it files every accepted mail in that Dovecot's
+    \\Sent folder (first user, flagged \\Seen) before answering 250, as smtp.gmail.com does.
     """
 
     def __init__(
@@ -343,8 +347,12 @@ class SmtpSink:
         deliver_to: Dovecot | None = None,
         local_addresses: Iterable[str] | None = None,
         spool_dir: Path | None = None,
+        smtputf8: bool = True,
+        files_sent: Dovecot | None = None,
     ) -> None:
         self.deliver_to = deliver_to
+        self.smtputf8 = smtputf8
+        self.files_sent = files_sent
         if local_addresses is None:
             local_addresses = deliver_to.users if deliver_to else ()
         self.local_addresses = {a.lower() for a in local_addresses}
@@ -422,6 +430,11 @@ class SmtpSink:
                     await loop.run_in_executor(None, self._deliver, envelope.mail_from, local, data)
                 except Exception as exc:  # like a real MX: temporary failure, the sender retries
                     return f"451 4.3.0 local delivery failed: {exc}"
+        if self.files_sent is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self._file_sent, data)
+            except Exception as exc:
+                return f"451 4.3.0 filing in Sent failed: {exc}"
         captured = Captured(envelope.mail_from, rcpts, data, time.time())
         if self.spool_dir is not None:  # before notifying, so wait_for() implies the file exists
             self._spool(captured)
@@ -438,6 +451,11 @@ class SmtpSink:
         raw = f"Return-Path: <{mail_from or ''}>\r\n".encode() + data
         for user in {by_name.get(r.lower(), next(iter(dovecot.users))) for r in rcpts}:
             dovecot.append(raw, "INBOX", user=user)
+
+    def _file_sent(self, data: bytes) -> None:
+        dovecot = self.files_sent
+        assert dovecot is not None
+        dovecot.append(data, _mailbox_name(dovecot.special_use["\\Sent"]), flags=[b"\\Seen"])
 
     def _spool(self, captured: Captured) -> None:
         with self._cond:
@@ -456,7 +474,8 @@ class SmtpSink:
             return
         # A new Controller each time: aiosmtpd closes its event loop on stop.
         self._controller = Controller(
-            self, hostname=self.host, port=self.port, data_size_limit=50 * 1024 * 1024
+            self, hostname=self.host, port=self.port, data_size_limit=50 * 1024 * 1024,
+            enable_SMTPUTF8=self.smtputf8,
         )
         self._controller.start()
 

@@ -4,11 +4,26 @@ connections` side by side when a batch is big: a backlog).
 
 Each attempt ends as sent, a temporary failure (4xx, connection trouble:
 retried with back-off, never dropped) or a permanent failure (5xx:
-recorded on the complaint for staff to see). A row is marked sent right
-after the server accepts it; the only window for a duplicate is a crash
-between those two steps, and then the copy carries the same Message-ID.
+recorded on the complaint for staff to see). Each row is its own bulkhead:
+whatever goes wrong with one mail (an address the SMTP library refuses, an
+internationalized address the server cannot take, an error nobody foresaw)
+ends as that row's outcome, and the rest of the batch goes on. An error
+nobody foresaw is retried with back-off MAX_UNEXPECTED_ATTEMPTS times, then
+the row fails (`send_failed` on the complaint, listed in the digest).
 
-How wide that window is:
+The adapter (`_send_one`) turns one send into an outcome value (Sent,
+TempFail, PermFail); `_settle` is the one place that stores it.
+
+A row is marked sent right after the server accepts it; the only window for
+a duplicate is a crash between those two steps, and then the copy carries
+the same Message-ID. The row is marked "in flight" (in_flight_at, committed)
+just before it is handed to the server, so after a crash only the rows that
+may have been accepted are in doubt; when the server files what it accepts
+in the Sent folder (Gmail; `[smtp] saves_to_sent`), such a row is looked up
+there by its Message-ID before it is sent again, and found means sent: the
+window is closed.
+
+How wide that window is without the Sent folder:
 - the process killed (OOM, kill -9, a crash): one mail per connection in
   use, i.e. one, or at most `[smtp] connections` during a backlog (each
   may have a mail accepted and not yet marked). Marks are committed at
@@ -33,8 +48,8 @@ from pathlib import Path
 import aiosmtplib
 
 from . import faults
+from .addresses import smtp_problem
 from .logs import event as log_event
-from .oauth2 import TokenError
 from .store import Store, iso
 
 MAX_BACKOFF = timedelta(hours=1)
@@ -42,6 +57,62 @@ LEASE = timedelta(minutes=10)  # longer than any one batch takes to send
 BATCH = 500
 MARK_SYNC_EVERY = 8  # a mark in 8 waits for the disk (see above)
 ROWS_PER_CONNECTION = 25  # a batch opens a further connection for every 25 rows, up to [smtp] connections
+MAX_UNEXPECTED_ATTEMPTS = 5  # an error nobody foresaw on one row: tried this often, then the row fails
+
+# Near the daily limit, what goes first (tiers, lowest first): a customer's first answer and staff's
+# answers to customers; then other mail (staff notifications, escalations, seller mail); last routine
+# mail (status updates, the digest) and admin alerts. Only the first tier may use `[smtp] reserve`.
+FIRST, OTHER, LAST = 0, 1, 2
+FIRST_KINDS = ("ack", "relay", "ask", "resolution")
+
+
+def tier(kind: str, audience: str, routine: bool) -> int:
+    if audience == "customer" and kind in FIRST_KINDS:
+        return FIRST
+    return LAST if routine or audience == "admin" else OTHER
+
+
+# the same rule for SQL's ORDER BY and GROUP BY (tests/unit/test_outbox.py checks they agree)
+TIER_SQL = (f"(CASE WHEN audience = 'customer' AND kind IN ({', '.join(repr(k) for k in FIRST_KINDS)}) "
+            f"THEN {FIRST} WHEN routine != 0 OR audience = 'admin' THEN {LAST} ELSE {OTHER} END)")
+
+
+def allowance(waiting: dict[int, int], room: int | None, reserve: int) -> dict[int, int]:
+    """How many mails of each tier may go now, given how many wait in each, the sends left
+    today (`room`; None: no limit) and the reserve kept for the first tier."""
+    if room is None:
+        return dict(waiting)
+    go = {}
+    for t in sorted(waiting):
+        usable = room if t == FIRST else room - reserve
+        go[t] = max(0, min(waiting[t], usable))
+        room -= go[t]
+    return go
+
+
+def needs_smtputf8(mail_from: str, rcpts: list[str]) -> bool:
+    """RFC 6531: an internationalized address travels only with SMTPUTF8."""
+    return not all(a.isascii() for a in (mail_from, *rcpts))
+
+
+# --- the outcome of one send: `_send_one` returns one, `_settle` stores it -----------------------
+
+@dataclass(frozen=True)
+class Sent:
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class TempFail:
+    reason: str
+    stop: bool = False  # the connection (or the server's patience) is gone: stop sending on it
+    in_doubt: bool = False  # it broke mid-send: the server may have accepted the mail
+    unexpected: bool = False  # an error nobody foresaw: counted, and bounded
+
+
+@dataclass(frozen=True)
+class PermFail:
+    reason: str
 
 
 @dataclass
@@ -68,12 +139,13 @@ def backoff(attempts: int) -> timedelta:
 
 class Outbox:
     def __init__(self, cfg, store: Store, password: str | None = None, dry_run_dir: Path | None = None,
-                 token_source=None):
+                 token_source=None, sent_lookup=None):
         self.cfg = cfg
         self.store = store
         self.password = password
         self.dry_run_dir = dry_run_dir
         self.token_source = token_source  # OAuth2: callable returning a fresh access token
+        self.sent_lookup = sent_lookup  # Message-IDs -> those in the Sent folder; None: not asked
         self._marks = 0  # marks committed since the last one that waited for the disk
 
     # --- what may go now -----------------------------------------------------
@@ -81,25 +153,26 @@ class Outbox:
         return self.store.scalar("SELECT count(*) FROM outbox WHERE sent_at >= ?", iso(now - timedelta(hours=24)))
 
     def due(self, now: datetime) -> tuple[list, int]:
-        """Rows to send now, and how many were held back by the daily limit.
+        """Rows to send now, first tier first, and how many were held back by the daily limit.
 
-        Near the limit, routine mail (status updates, digests) waits so that
-        acknowledgements and staff answers still go out (`[smtp] reserve`)."""
+        Near the limit (`[smtp] reserve` sends left) only the first tier goes: a
+        customer's first answer and staff answers (see `tier`, `allowance`)."""
         rows = self.store.all("SELECT id, message_id, complaint_id, kind, routine, mail_from, rcpt, raw, attempts, "
+                              f"unexpected, in_flight_at, {TIER_SQL} AS tier, "
                               "(SELECT ref FROM complaints c WHERE c.id = outbox.complaint_id) AS ref "
                               "FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? "
                               "AND (lease_until IS NULL OR lease_until < ?) "
-                              "ORDER BY routine, id LIMIT ?", iso(now), iso(now), BATCH)
+                              "ORDER BY tier, id LIMIT ?", iso(now), iso(now), BATCH)
         limit = self.cfg.smtp_daily_limit
         if not limit:
             return rows, 0
-        room = limit - self.sent_last_24h(now)
+        go = allowance(collections.Counter(r["tier"] for r in rows), limit - self.sent_last_24h(now),
+                       self.cfg.smtp.reserve)
         allowed = []
-        for row in rows:
-            if room <= 0 or (row["routine"] and room <= self.cfg.smtp.reserve):
-                continue
-            allowed.append(row)
-            room -= 1
+        for row in rows:  # in tier order: the first go[tier] of each
+            if go[row["tier"]] > 0:
+                go[row["tier"]] -= 1
+                allowed.append(row)
         held = len(rows) - len(allowed)
         if held:
             log_event("sending_limit", level=30, held=held, limit=limit)
@@ -110,15 +183,11 @@ class Outbox:
         the last 24 h and how much due mail the limit holds back right now."""
         limit = self.cfg.smtp_daily_limit
         sent = self.sent_last_24h(now)
-        counts = dict(self.store.all("SELECT routine, count(*) FROM outbox WHERE status = 'queued' "
-                                     "AND next_attempt_at <= ? GROUP BY routine", iso(now)))
-        urgent, routine = counts.get(0, 0), counts.get(1, 0)
+        waiting = dict(self.store.all(f"SELECT {TIER_SQL} AS tier, count(*) FROM outbox WHERE status = 'queued' "
+                                      "AND next_attempt_at <= ? GROUP BY tier", iso(now)))
         held = 0
         if limit:
-            room = max(limit - sent, 0)
-            urgent_go = min(urgent, room)
-            routine_go = min(routine, max(room - urgent_go - self.cfg.smtp.reserve, 0))
-            held = urgent + routine - urgent_go - routine_go
+            held = sum(waiting.values()) - sum(allowance(waiting, limit - sent, self.cfg.smtp.reserve).values())
         return {"limit": limit, "reserve": self.cfg.smtp.reserve, "sent_last_24h": sent, "held": held}
 
     def is_ours(self, message_id: str) -> bool:
@@ -152,7 +221,9 @@ class Outbox:
             if self.dry_run_dir is not None:
                 self._write_dry_run(rows, now, result)
             else:
-                asyncio.run(self._send_all(rows, now, result))
+                rows = self._settle_in_doubt(rows, now, result)
+                if rows:
+                    asyncio.run(self._send_all(rows, now, result))
         finally:
             self._marks = 0  # this commit waits for the disk: every mark before it is safe too
             with self.store.transaction():  # rows not reached (broken connection) wait for the next flush
@@ -162,6 +233,28 @@ class Outbox:
                     "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ? AND lease_owner = ?",
                     [(r["id"], os.getpid()) for r in rows])
         return result
+
+    def _settle_in_doubt(self, rows, now: datetime, result: FlushResult) -> list:
+        """Rows whose last send was cut off (a crash, a connection lost mid-send) may have been
+        accepted: when the server files what it accepts in Sent (Gmail), look there first.
+        Returns the rows still to send."""
+        in_doubt = [r for r in rows if r["in_flight_at"]]
+        if not in_doubt or self.sent_lookup is None:
+            return rows
+        try:
+            found = self.sent_lookup([r["message_id"] for r in in_doubt])
+        except Exception as e:  # the mailbox cannot tell now: these wait rather than go twice
+            reason = f"could not look in the Sent folder: {type(e).__name__}: {e}"
+            for row in in_doubt:
+                self._settle(row, TempFail(reason, in_doubt=True), now, result)
+            log_event("sent_lookup_failed", level=30, rows=len(in_doubt), error=type(e).__name__)
+            return [r for r in rows if not r["in_flight_at"]]
+        for row in in_doubt:
+            if row["message_id"] in found:
+                self._settle(row, Sent("found in the Sent folder after an interrupted send; not sent again"),
+                             now, result)
+        log_event("sent_lookup", rows=len(in_doubt), found=len(found))
+        return [r for r in rows if r["message_id"] not in found]
 
     def _claim(self, rows, now: datetime) -> list:
         """Take the rows for this process, so a CLI flush beside the daemon never
@@ -211,16 +304,23 @@ class Outbox:
         elif s.username:
             await client.login(s.username, self.password or "")
 
-    async def _send_all(self, rows, now: datetime, result: FlushResult) -> None:
+    async def _connect(self) -> aiosmtplib.SMTP:
         client = self._client()
         try:
             await client.connect()
             await self._login(client)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, TokenError) as e:
-            code = getattr(e, "code", None)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    async def _send_all(self, rows, now: datetime, result: FlushResult) -> None:
+        try:
+            client = await self._connect()
+        except Exception as e:  # unreachable, refused, or anything else: every row waits, none is to blame
             for row in rows:
-                self._retry(row, now, f"connect: {type(e).__name__}: {e}", result, permanent=False)
-            log_event("smtp_unreachable", level=40, error=f"{type(e).__name__}", code=code)
+                self._settle(row, TempFail(f"connect: {type(e).__name__}: {e}"), now, result)
+            log_event("smtp_unreachable", level=40, error=f"{type(e).__name__}", code=getattr(e, "code", None))
             return
         queue = collections.deque(rows)  # shared: each connection takes the next row, in order
         stop = []  # set when one connection meets trouble: the others finish the mail in hand and stop
@@ -231,14 +331,11 @@ class Outbox:
 
     async def _send_extra(self, queue, stop: list, now: datetime, result: FlushResult) -> None:
         """A further connection for a big batch; if it cannot be had, the others do without it."""
-        client = self._client()
         try:
-            await client.connect()
-            await self._login(client)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, TokenError) as e:
+            client = await self._connect()
+        except Exception as e:
             log_event("smtp_extra_connection_refused", level=30, error=f"{type(e).__name__}",
                       code=getattr(e, "code", None))
-            client.close()
             return
         await self._send_queue(client, queue, stop, now, result)
 
@@ -248,32 +345,77 @@ class Outbox:
             while queue and not stop:
                 row = queue.popleft()
                 faults.step("before_send")
-                try:
-                    await client.sendmail(row["mail_from"], json.loads(row["rcpt"]), row["raw"])
-                except aiosmtplib.SMTPRecipientsRefused as e:
-                    codes = [r.code for r in e.recipients]
-                    self._retry(row, now, f"recipients refused: {codes}", result,
-                                permanent=all(c >= 500 for c in codes))
-                except aiosmtplib.SMTPResponseException as e:
-                    quota = "5.4.5" in e.message  # Gmail's daily sending limit: wait, never fail the mail
-                    self._retry(row, now, f"{e.code} {e.message}", result, permanent=e.code >= 500 and not quota)
-                    if e.code == 421 or quota:
-                        stop.append(e.code)
-                        break
-                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
-                    self._retry(row, now, f"{type(e).__name__}: {e}", result, permanent=False)
-                    stop.append(type(e).__name__)
-                    break
-                else:
+                outcome = await self._send_one(client, row, now)
+                if isinstance(outcome, Sent):
                     faults.step("after_send_before_mark")
-                    self._mark(row, now, "sent", None)
-                    result.sent += 1
-                    log_event("mail_sent", self._ref(row), kind=row["kind"], message_id=row["message_id"])
+                self._settle(row, outcome, now, result)
+                if isinstance(outcome, TempFail) and outcome.stop:
+                    stop.append(outcome.reason)
+                    break
+                if isinstance(outcome, TempFail) and outcome.unexpected:
+                    client = await self._recover(client)  # the envelope may be half open
+                    if client is None:
+                        break
         finally:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                client.close()
+            if client is not None:
+                try:
+                    await client.quit()
+                except Exception:
+                    client.close()
+
+    async def _recover(self, client: aiosmtplib.SMTP) -> aiosmtplib.SMTP | None:
+        """After an error nobody foresaw, a clean envelope for the next row: RSET, or else a new
+        connection; None when neither can be had (the rest waits for the next flush)."""
+        try:
+            await client.rset()
+            return client
+        except Exception:
+            client.close()
+        try:
+            return await self._connect()
+        except Exception as e:
+            log_event("smtp_unreachable", level=40, error=f"{type(e).__name__}", code=getattr(e, "code", None))
+            return None
+
+    async def _send_one(self, client: aiosmtplib.SMTP, row, now: datetime) -> Sent | TempFail | PermFail:
+        """One mail handed to the server; every way it can end is an outcome, never an exception."""
+        try:
+            rcpts = json.loads(row["rcpt"])
+            options = []
+            for address in (row["mail_from"], *rcpts):
+                problem = smtp_problem(address)
+                if problem:  # before anything is said to the server
+                    return PermFail(problem)
+            if needs_smtputf8(row["mail_from"], rcpts):
+                if client.is_ehlo_or_helo_needed:
+                    await client.ehlo()
+                if not client.supports_extension("smtputf8"):
+                    odd = next(a for a in (*rcpts, row["mail_from"]) if not a.isascii())
+                    return PermFail(f"server does not offer SMTPUTF8, needed for the internationalized "
+                                    f"address {odd}")
+                options = ["SMTPUTF8"]
+            self._begin(row, now)
+            await client.sendmail(row["mail_from"], rcpts, row["raw"], mail_options=options)
+        except aiosmtplib.SMTPRecipientsRefused as e:
+            codes = [r.code for r in e.recipients]
+            reason = f"recipients refused: {codes}"
+            return PermFail(reason) if all(c >= 500 for c in codes) else TempFail(reason)
+        except aiosmtplib.SMTPResponseException as e:
+            quota = "5.4.5" in e.message  # Gmail's daily sending limit: wait, never fail the mail
+            reason = f"{e.code} {e.message}"
+            if e.code >= 500 and not quota:
+                return PermFail(reason)
+            return TempFail(reason, stop=e.code == 421 or quota)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+            return TempFail(f"{type(e).__name__}: {e}", stop=True, in_doubt=True)
+        except Exception as e:  # a bulkhead: this row's trouble stays this row's
+            return TempFail(f"unexpected {type(e).__name__}: {e}", unexpected=True)
+        return Sent()
+
+    def _begin(self, row, now: datetime) -> None:
+        """Committed before the mail goes: after a crash, this row (and only it) may have been accepted."""
+        with self.store.transaction(durable=False):
+            self.store.conn.execute("UPDATE outbox SET in_flight_at = ? WHERE id = ?", (iso(now), row["id"]))
 
     def _ref(self, row) -> str | None:
         if row["complaint_id"] is None:
@@ -282,41 +424,75 @@ class Outbox:
             return row["ref"]
         return self.store.scalar("SELECT ref FROM complaints WHERE id = ?", row["complaint_id"])
 
-    def _mark(self, row, now: datetime, status: str, error: str | None) -> None:
+    def _mark(self, row, now: datetime, status: str, note: str | None) -> None:
         self._marks += 1
         durable = self._marks >= MARK_SYNC_EVERY
         with self.store.transaction(durable=durable):
-            self.store.update("outbox", row["id"], {"status": status, "sent_at": iso(now),
-                                                    "attempts": row["attempts"] + 1, "last_error": error})
+            self.store.update("outbox", row["id"], {"status": status, "sent_at": iso(now), "in_flight_at": None,
+                                                    "attempts": row["attempts"] + 1, "last_error": note})
         if durable:
             self._marks = 0
 
-    def _retry(self, row, now: datetime, error: str, result: FlushResult, permanent: bool) -> None:
+    def _settle(self, row, outcome: Sent | TempFail | PermFail, now: datetime, result: FlushResult) -> None:
+        """The one place an outcome is stored: on the row, and on the complaint when it failed."""
+        if isinstance(outcome, Sent):
+            self._mark(row, now, "sent", outcome.note)
+            result.sent += 1
+            log_event("mail_sent", self._ref(row), kind=row["kind"], message_id=row["message_id"],
+                      note=outcome.note)
+            return
         attempts = row["attempts"] + 1
-        with self.store.transaction():
-            if permanent:
+        unexpected = row["unexpected"] + (isinstance(outcome, TempFail) and outcome.unexpected)
+        if isinstance(outcome, TempFail) and unexpected >= MAX_UNEXPECTED_ATTEMPTS and outcome.unexpected:
+            outcome = PermFail(f"{outcome.reason} (gave up after {unexpected} tries)")
+        if isinstance(outcome, PermFail):
+            with self.store.transaction():
                 self.store.update("outbox", row["id"], {"status": "failed", "attempts": attempts,
-                                                        "last_error": error[:500]})
+                                                        "unexpected": unexpected, "in_flight_at": None,
+                                                        "last_error": outcome.reason[:500]})
                 if row["complaint_id"] is not None:
                     self.store.add_event(row["complaint_id"], now, "smtp", "send_failed",
-                                         mail=row["kind"], error=error[:300])
-            else:
-                self.store.update("outbox", row["id"], {"attempts": attempts, "last_error": error[:500],
-                                                        "next_attempt_at": iso(now + backoff(attempts))})
-        if permanent:
+                                         mail=row["kind"], error=outcome.reason[:300])
             result.failed += 1
-            log_event("send_failed", self._ref(row), level=40, kind=row["kind"], error=error[:200])
-        else:
-            result.retry += 1
-            log_event("send_retry", self._ref(row), level=30, kind=row["kind"], attempts=attempts,
-                      error=error[:200])
+            log_event("send_failed", self._ref(row), level=40, kind=row["kind"], error=outcome.reason[:200])
+            return
+        with self.store.transaction():
+            self.store.update("outbox", row["id"], {
+                "attempts": attempts, "unexpected": unexpected, "last_error": outcome.reason[:500],
+                "next_attempt_at": iso(now + backoff(attempts)),
+                "in_flight_at": row["in_flight_at"] or iso(now) if outcome.in_doubt else None})
+        result.retry += 1
+        log_event("send_retry", self._ref(row), level=30, kind=row["kind"], attempts=attempts,
+                  error=outcome.reason[:200])
 
     def retry(self, now: datetime, row_id: int | None = None) -> int:
         """Put failed (or waiting) mail back in line now: `maildesk outbox --retry`."""
         with self.store.transaction():
-            # never 'sent' (a duplicate) nor 'dry-run' (trial mail must never go out later)
+            # never 'sent' (a duplicate), 'dry-run' (trial mail must never go out later) nor 'cancelled'
             where, params = ("id = ?", [row_id]) if row_id else ("1", [])
             cur = self.store.conn.execute(
-                f"UPDATE outbox SET status = 'queued', next_attempt_at = ? WHERE {where} "
+                f"UPDATE outbox SET status = 'queued', next_attempt_at = ?, unexpected = 0 WHERE {where} "
                 "AND status IN ('failed', 'queued')", [iso(now), *params])
             return cur.rowcount
+
+    def cancel(self, row_id: int, reason: str, by: str, now: datetime) -> str | None:
+        """An operator stops a mail for good (`maildesk outbox cancel`): recorded on the row and
+        on its complaint. Returns why it cannot be cancelled, or None when it was."""
+        with self.store.transaction():
+            row = self.store.one("SELECT id, status, kind, complaint_id, lease_owner, lease_until "
+                                 "FROM outbox WHERE id = ?", row_id)
+            if row is None:
+                return f"no mail #{row_id} in the outbox"
+            if row["status"] in ("sent", "dry-run", "cancelled"):
+                return f"mail #{row_id} is {row['status']} already; nothing to cancel"
+            if row["lease_owner"] and row["lease_until"] and row["lease_until"] >= iso(now) \
+                    and _alive(row["lease_owner"]):
+                return f"mail #{row_id} is being sent right now (pid {row['lease_owner']}); try again in a moment"
+            self.store.update("outbox", row_id, {"status": "cancelled", "cancelled_at": iso(now),
+                                                 "cancelled_by": by, "cancel_reason": reason,
+                                                 "lease_until": None, "lease_owner": None})
+            if row["complaint_id"] is not None:
+                self.store.add_event(row["complaint_id"], now, by, "send_cancelled", mail=row["kind"],
+                                     reason=reason)
+        log_event("send_cancelled", self._ref(row), kind=row["kind"], by=by)
+        return None

@@ -36,6 +36,10 @@ class _Registry(HeaderRegistry):
 
 
 _POLICY = email_policy.default.clone(header_factory=_Registry())
+# RFC 6532: a mail to or from an internationalized address (sent with SMTPUTF8) carries its header
+# fields in UTF-8, so `To:` shows the address exactly as the envelope does (an encoded-word is not
+# allowed inside an address: `=?utf-8?q?j=C3=B6rg?=@x` reaches nobody)
+_POLICY_UTF8 = _POLICY.clone(utf8=True)
 
 
 def clean(value: str, limit: int = 900) -> str:
@@ -96,15 +100,17 @@ def compose(*, from_addr: str, from_name: str, to: list[str], subject: str, text
     headers = _headers(from_addr=from_addr, from_name=from_name, to=to, subject=subject, message_id=message_id,
                        date=date, in_reply_to=in_reply_to, references=references,
                        auto_submitted=auto_submitted, reply_to=reply_to, reference=reference)
+    utf8 = not all(a.isascii() for a in (from_addr, *to, reply_to or ""))
+    policy = _POLICY_UTF8 if utf8 else _POLICY
     if html or extra_headers:
-        return _compose_email(headers, text, html, extra_headers)
-    return _compose_plain(headers, text)
+        return _compose_email(headers, text, html, extra_headers, policy)
+    return _compose_plain(headers, text, policy)
 
 
 def _compose_email(headers, text: str, html: str | None = None,
-                   extra_headers: dict[str, str] | None = None) -> bytes:
+                   extra_headers: dict[str, str] | None = None, policy=_POLICY) -> bytes:
     """The general case, through the stdlib's EmailMessage (HTML alternative, extra headers)."""
-    msg = EmailMessage(policy=_POLICY)
+    msg = EmailMessage(policy=policy)
     for name, value in headers:
         if isinstance(value, str) and "=?" in value and name.lower() not in _ADDRESS_HEADERS:
             msg.set_raw(name, _literal(name, value)[len(name) + 2:-1])
@@ -141,7 +147,7 @@ def _plain_address(value: Address) -> str | None:
     return None
 
 
-def _fold(name: str, value) -> str:
+def _fold(name: str, value, policy=_POLICY) -> str:
     """One header line as the stdlib writes it, without its cost when the value needs no work."""
     if isinstance(value, str):
         if "=?" in value and name.lower() not in _ADDRESS_HEADERS:
@@ -152,11 +158,12 @@ def _fold(name: str, value) -> str:
         plain = None if None in parts else ", ".join(parts)
     if plain is not None and len(name) + 2 + len(plain) <= _MAX_LINE:
         return f"{name}: {plain}\n"
-    return _POLICY.fold(name, _POLICY.header_store_parse(name, value)[1])
+    return policy.fold(name, policy.header_store_parse(name, value)[1])
 
 
-def _compose_plain(headers, text: str) -> bytes:
+def _compose_plain(headers, text: str, policy=_POLICY) -> bytes:
     lines = text.encode("utf-8").splitlines()
     body = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
-    head = "".join(_fold(name, value) for name, value in headers)
-    return (head + _TEXT_HEADERS + "\n".join(_NEWLINE.split(body))).encode("ascii", "surrogateescape")
+    head = "".join(_fold(name, value, policy) for name, value in headers)
+    return (head + _TEXT_HEADERS + "\n".join(_NEWLINE.split(body))).encode(
+        "utf-8" if policy.utf8 else "ascii", "surrogateescape")

@@ -233,6 +233,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_changes ON events(complaint_id, at)
         WHERE kind IN ('resolved', 'closed', 'reopened', 'escalated', 'level_lowered');
     """,
+    # 6: the outbox's bulkheads and duplicate window: when a send was handed to the server and not yet
+    #    settled (in_flight_at: after a crash the Sent folder is asked before sending again), how many
+    #    attempts ended in an error nobody expected (bounded), and who cancelled a row and why
+    """
+    ALTER TABLE outbox ADD COLUMN in_flight_at TEXT;
+    ALTER TABLE outbox ADD COLUMN unexpected INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN cancelled_at TEXT;
+    ALTER TABLE outbox ADD COLUMN cancelled_by TEXT;
+    ALTER TABLE outbox ADD COLUMN cancel_reason TEXT;
+    """,
 ]
 
 
