@@ -253,9 +253,6 @@ class Daemon:
         try:
             while not self.stop_event.is_set():
                 try:
-                    if first_tick:
-                        first_tick = False
-                        self.tick()  # deadlines that passed while we were stopped, at once
                     if self.inbox.client is None:
                         self.inbox.connect()
                         log_event("imap_connected", host=self.cfg.mailbox.host,
@@ -263,6 +260,9 @@ class Daemon:
                         delay = 1.0
                     self.process_inbox()
                     self.process_sent_folder()
+                    if first_tick:  # after the inbox: a digest that fell due counts the mail that waited
+                        first_tick = False
+                        self.tick()  # deadlines that passed while we were stopped, at once
                     scheduler.run_pending()
                     self.flush()
                     if self.stop_event.is_set():
@@ -272,6 +272,9 @@ class Daemon:
                     self.inbox.close()
                     log_event("imap_unavailable", level=40 if isinstance(e, LoginRefused) else 30,
                               error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    if first_tick:  # no inbox to read: the deadlines still may not wait for it
+                        first_tick = False
+                        self.tick()
                     scheduler.run_pending()
                     self.flush()
                     self.stop_event.wait(delay)
