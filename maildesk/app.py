@@ -31,6 +31,7 @@ class App:
         self.workflow = Workflow(cfg, self.store, self.templates)
         self.clock_jobs: list[Callable[[datetime], None]] = []
         self.clock_jobs += self.workflow.sellers.clock_jobs()  # outreach deadlines, decision web hooks
+        self.clock_jobs.append(self.workflow.notices.flush)  # alerts and flood notices that waited their hour
         self.clock_jobs.append(DigestJob(self))  # the admins' daily digest, once a day after [digest] send_at
 
     @cached_property

@@ -273,9 +273,6 @@ class Daemon:
             while not self.stop_event.is_set():
                 sd_notify("WATCHDOG=1")  # each turn of the loop; IDLE waits at most a minute
                 try:
-                    if first_tick:
-                        first_tick = False
-                        self.tick()  # deadlines that passed while we were stopped, at once
                     if self.inbox.client is None:
                         self.inbox.connect()
                         log_event("imap_connected", host=self.cfg.mailbox.host,
@@ -284,6 +281,9 @@ class Daemon:
                         self.recover()
                     self.process_inbox()
                     self.process_sent_folder()
+                    if first_tick:  # after the inbox: a digest that fell due counts the mail that waited
+                        first_tick = False
+                        self.tick()  # deadlines that passed while we were stopped, at once
                     scheduler.run_pending()
                     self.flush()
                     if self.stop_event.is_set():
@@ -293,6 +293,9 @@ class Daemon:
                     self.inbox.close()
                     log_event("imap_unavailable", level=40 if isinstance(e, LoginRefused) else 30,
                               error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    if first_tick:  # no inbox to read: the deadlines still may not wait for it
+                        first_tick = False
+                        self.tick()
                     scheduler.run_pending()
                     self.flush()
                     self.stop_event.wait(delay)

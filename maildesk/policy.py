@@ -109,11 +109,12 @@ def apply(c: Complaint, changes: dict) -> Complaint:
 
 # --- events ------------------------------------------------------------------
 
-def open_complaint(c: Complaint, now: datetime, cfg: Config, *, send_ack: bool = True,
+def open_complaint(c: Complaint, now: datetime, cfg: Config, *, send_ack: bool = True, notify_staff: bool = True,
                    seller_hint: str | None = None, contact_request: bool = False) -> Decision:
     """P1-P3, P6: a new complaint is acknowledged with its reference and sent to level 1.
     A first message asking for the seller's details (P12) is answered in the
-    acknowledgement: imolocale contacts the seller first (P11); staff see it too."""
+    acknowledgement: imolocale contacts the seller first (P11); staff see it too.
+    `notify_staff=False`: a flooding mailbox's complaint, told to staff in one coalesced notice."""
     d = Decision()
     d.event("opened", level=1, customer=c.customer_addr)
     if contact_request:
@@ -124,7 +125,10 @@ def open_complaint(c: Complaint, now: datetime, cfg: Config, *, send_ack: bool =
         d.changes["acked_at"] = now
     else:
         d.event("ack_suppressed", reason="too many automatic replies to this address in the last hour")
-    d.tell_staff(handlers(c, cfg), "staff_new", "notify", seller_hint=seller_hint, contact_request=contact_request)
+    if notify_staff:
+        d.tell_staff(handlers(c, cfg), "staff_new", "notify", seller_hint=seller_hint, contact_request=contact_request)
+    else:
+        d.event("notify_coalesced", reason="flood: staff get one notice an hour for this mailbox")
     return d
 
 

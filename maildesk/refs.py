@@ -54,6 +54,12 @@ def tag(reference: str) -> str:
     return f"[{reference}]"
 
 
+def without_tags(prefix: str, subject: str) -> str:
+    """The subject with every `[PREFIX-XXXXXX]` tag removed (spaces tidied): a new complaint's
+    subject must not carry another complaint's reference. Bare mentions (no brackets) stay."""
+    return re.sub(r"\s{2,}", " ", tag_pattern(prefix).sub(" ", subject or "")).strip()
+
+
 def tagged_subject(reference: str, subject: str) -> str:
     """The subject with our tag once, at the front, whatever replies did to it."""
     prefix = reference.split("-")[0]

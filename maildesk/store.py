@@ -17,6 +17,8 @@ from typing import Iterator
 
 import sqlite_utils
 
+from .addresses import mailbox_key
+
 MIGRATIONS: list[str] = [
     # 1: the walking skeleton
     """
@@ -243,12 +245,35 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN cancelled_by TEXT;
     ALTER TABLE outbox ADD COLUMN cancel_reason TEXT;
     """,
+    # 7: the flood caps count by mailbox (addresses.mailbox_key: +tags and Gmail dots folded), not by
+    #    spelling; notices: admin alerts and flood notifications coalesced to one mail an hour (notices.py)
+    """
+    ALTER TABLE complaints ADD COLUMN customer_key TEXT;
+    UPDATE complaints SET customer_key = mailbox_key(customer_addr);
+    CREATE INDEX complaints_customer_key ON complaints(customer_key, opened_at);
+    ALTER TABLE outbox ADD COLUMN rcpt_key TEXT;
+    UPDATE outbox SET rcpt_key = mailbox_key(json_extract(rcpt, '$[0]'))
+        WHERE audience = 'customer' AND json_array_length(rcpt) = 1;
+    CREATE INDEX outbox_rcpt_key ON outbox(rcpt_key, created_at) WHERE rcpt_key IS NOT NULL;
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        at TEXT NOT NULL,
+        complaint_id INTEGER REFERENCES complaints(id),
+        context TEXT NOT NULL DEFAULT '{}',
+        mailed_at TEXT,
+        message_id TEXT
+    );
+    CREATE INDEX notices_held ON notices(kind, key, at) WHERE mailed_at IS NULL;
+    CREATE INDEX notices_mailed ON notices(kind, key, mailed_at) WHERE mailed_at IS NOT NULL;
+    """,
 ]
 
 
 # Tables keyed by `id INTEGER PRIMARY KEY` that Store.insert/update write with plain SQL when
 # every value is a plain SQLite value; anything else goes through sqlite-utils as before.
-_PLAIN_TABLES = frozenset({"complaints", "messages", "attachments", "events", "outbox"})
+_PLAIN_TABLES = frozenset({"complaints", "messages", "attachments", "events", "outbox", "notices"})
 # plain-SQL inserts also for `processed` (one row per message; keyed by message_id, nobody uses the
 # returned rowid)
 _PLAIN_INSERTS = _PLAIN_TABLES | {"processed"}
@@ -347,6 +372,7 @@ class Store:
             conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
                                    check_same_thread=False)
         conn.row_factory = sqlite3.Row
+        conn.create_function("mailbox_key", 1, mailbox_key, deterministic=True)  # migration 7
         self.conn = conn
         try:
             if not readonly:
@@ -507,6 +533,21 @@ class Store:
                         "FROM messages WHERE complaint_id = ? ORDER BY at, id", complaint_id)
 
     def recent_auto_replies(self, address: str, since: datetime) -> int:
-        """Automatic mail queued to one customer since then (staff-written relays do not count)."""
-        return self.scalar("SELECT count(*) FROM outbox WHERE rcpt = ? AND audience = 'customer' "
-                           "AND kind NOT IN ('relay', 'ask') AND created_at >= ?", json.dumps([address]), iso(since))
+        """Automatic mail queued to one mailbox (any spelling of it) since then (staff-written
+        relays do not count)."""
+        return self.scalar("SELECT count(*) FROM outbox WHERE rcpt_key = ? AND audience = 'customer' "
+                           "AND kind NOT IN ('relay', 'ask') AND created_at >= ?", mailbox_key(address), iso(since))
+
+    def opened_since(self, address: str, since: datetime) -> int:
+        """Complaints one mailbox (any spelling of it) opened since then."""
+        return self.scalar("SELECT count(*) FROM complaints WHERE customer_key = ? AND opened_at >= ?",
+                           mailbox_key(address), iso(since))
+
+    def complaints_we_wrote_in(self, message_ids) -> list[sqlite3.Row]:
+        """Complaints of the mail WE sent under these Message-IDs (a bounce or an answer to our mail)."""
+        ids = list(dict.fromkeys(message_ids))[-50:]
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        return self.all(f"SELECT DISTINCT c.* FROM outbox o JOIN complaints c ON c.id = o.complaint_id "
+                        f"WHERE o.message_id IN ({marks})", *ids)

@@ -34,6 +34,21 @@ def choose(sender: str, role: str, tagged: Sequence[Mapping], by_headers: Sequen
     return None
 
 
+def choose_automatic(sender: str, is_staff: bool, ours: Sequence[Mapping], claimed: Sequence[Mapping],
+                     seller_addresses: Mapping[int, str] | None = None):
+    """The complaint automatic mail joins, or None. `ours`: complaints of the mail of ours it
+    bounces or answers (its Message-ID); `claimed`: those its tag or reply headers name, which
+    count only when the sender is a party (a tag alone from anyone else is not enough)."""
+    if ours:
+        return ours[0]
+    sellers = seller_addresses or {}
+    for complaint in claimed:
+        if (belongs(complaint, sender, STAFF if is_staff else CUSTOMER)
+                or belongs(complaint, sender, SELLER, sellers.get(complaint["id"]))):
+            return complaint
+    return None
+
+
 def foreign_reference(sender: str, role: str, tagged: Sequence[Mapping]) -> bool:
     """True when a customer carries another customer's reference (logged, never shown)."""
     return role == CUSTOMER and any(c["customer_addr"] != sender for c in tagged)

@@ -12,10 +12,12 @@ import sqlite3
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
-from . import addresses, classify, policy, refs, staff, threads
+from . import addresses, budgets, classify, policy, refs, staff, threads
+from .addresses import mailbox_key
 from .config import Config
 from .logs import event as log_event
 from .mail import InboundMail, ParseError, parse
+from .notices import Notices
 from .outgoing import compose, new_message_id
 from .seller_desk import SellerDesk
 from .store import Store, from_iso, iso
@@ -23,6 +25,9 @@ from .templates import Templates
 
 AUTO_SUBMITTED = {"ack": "auto-replied", "relay": None, "outreach": None}  # everything else: auto-generated
 HISTORY = 5  # messages shown in staff notifications
+# inbound kinds never shown to anyone as part of a complaint (staff notifications' history): automatic
+# mail and forged staff mail are recorded for the timeline, but their text is nobody's news
+UNSHOWN = ("auto", "bounce", "suspicious")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Workflow:
         self.templates = templates
         self.silent = False  # importing history (`import-mbox`): decide everything, send nothing
         self.sellers = SellerDesk(self)  # P11-P13: registry, outreach, contact details, sanctions
+        self.notices = Notices(self)  # admin alerts and flood notices, coalesced to one mail an hour
 
     # --- inbound -------------------------------------------------------------
     def receive(self, raw: bytes, arrived_at: datetime, now: datetime, omitted: tuple = ()) -> Outcome:
@@ -119,21 +125,18 @@ class Workflow:
             ref = refs.new_reference(prefix)
             if self.store.complaint(ref) is None:
                 break
+        key = mailbox_key(mail.from_addr)
+        intake = self._intake(mail.from_addr, key, now)
         row_id = self.store.insert("complaints", {
-            "ref": ref, "customer_addr": mail.from_addr, "customer_name": mail.from_name,
-            "subject": mail.subject, "lang": mail.language, "order_number": mail.order_number,
+            "ref": ref, "customer_addr": mail.from_addr, "customer_key": key, "customer_name": mail.from_name,
+            "subject": refs.without_tags(prefix, mail.subject),  # another complaint's tag is not this one's
+            "lang": mail.language, "order_number": mail.order_number,
             "level": 1, "status": "open", "first_contact": iso(arrived_at), "opened_at": iso(now),
         })
         complaint = self.store.complaint_by_id(row_id)
         self._store_message(row_id, mail, raw, "customer", arrived_at)
-        recent = self.store.recent_auto_replies(mail.from_addr, now - timedelta(hours=1))
-        send_ack = recent < self.cfg.policy.max_auto_replies_per_hour
-        # the first acknowledgement held back this hour for this address: admins hear of it, once
-        flood_starts = not send_ack and self.store.one(
-            "SELECT 1 FROM events WHERE kind = 'ack_suppressed' AND actor = ? AND at >= ? LIMIT 1",
-            mail.from_addr, iso(now - timedelta(hours=1))) is None
-        decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=send_ack,
-                                         seller_hint=self.sellers.hint(mail),
+        decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=intake.send_ack,
+                                         notify_staff=intake.notify_each, seller_hint=self.sellers.hint(mail),
                                          contact_request=self.sellers.asks_for_contact(mail))
         reachable, why = addresses.sendable(mail.from_addr)
         if not reachable:
@@ -142,26 +145,49 @@ class Workflow:
         self._apply(complaint, decision, now, actor=mail.from_addr)
         log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
                   order=mail.order_number)
-        if not send_ack:
+        if not intake.send_ack:
             log_event("ack_suppressed", ref, level=30, customer=mail.from_addr, reason="flood")
-        if flood_starts:
-            opened = self.store.scalar("SELECT count(*) FROM complaints WHERE customer_addr = ? AND opened_at >= ?",
-                                       mail.from_addr, iso(now - timedelta(hours=1)))
-            self.queue(None, policy.Mail("admin_flood", tuple(self.cfg.teams.admins), "alert", "admin",
-                                         context={"address": mail.from_addr, "opened": opened, "ref": ref,
-                                                  "cap": self.cfg.policy.max_auto_replies_per_hour,
-                                                  "original_subject": mail.subject[:150]}), now)
-            log_event("flood_reported", ref, level=30, customer=mail.from_addr, opened=opened)
+            self._flood(complaint, mail, key, intake, now)
         return ref
 
+    def _intake(self, address: str, key: str, now: datetime) -> budgets.Intake:
+        """What a new complaint from this mailbox may cost (budgets.new_complaint)."""
+        hour_ago = now - budgets.WINDOW
+        return budgets.new_complaint(
+            acks_last_hour=self.store.recent_auto_replies(address, hour_ago),
+            acks_last_day=self.store.recent_auto_replies(address, now - timedelta(hours=24)),
+            held_last_hour=self.notices.held_since("staff_flood", key, hour_ago),
+            cap_per_hour=self.cfg.policy.max_auto_replies_per_hour)
+
+    def _flood(self, complaint, mail: InboundMail, key: str, intake: budgets.Intake, now: datetime) -> None:
+        """A complaint past its mailbox's caps: staff get one notice an hour for the mailbox's
+        flood, the admins one alert an hour for every flood (notices.py)."""
+        opened = self.store.opened_since(mail.from_addr, now - budgets.WINDOW)
+        facts = {"address": mail.from_addr, "opened": opened, "ref": complaint["ref"],
+                 "cap": self.cfg.policy.max_auto_replies_per_hour, "original_subject": mail.subject[:150]}
+        team = policy.handlers(complaint_from_row(complaint), self.cfg)
+        if team:
+            self.notices.raise_notice(key, policy.Mail("staff_flood", team, "notify", "staff", context=facts),
+                                      now, complaint["id"])
+        if intake.flood_starts:
+            self.notices.raise_notice("*", policy.Mail("admin_flood", tuple(self.cfg.teams.admins), "alert",
+                                                       "admin", context=facts), now, complaint["id"])
+            log_event("flood_reported", complaint["ref"], level=30, customer=mail.from_addr, opened=opened)
+
     def _robot(self, mail: InboundMail, raw: bytes, reason: str, tagged, by_headers, arrived_at, now) -> str | None:
-        candidates = [*self.store.complaints_for_message_ids(mail.bounce_of), *by_headers, *tagged]
-        if not candidates:
-            log_event("ignored_automatic", sender=mail.from_addr, reason=reason)
-            return None
-        complaint = candidates[0]
+        """Automatic mail joins a complaint only through a Message-ID of ours that it bounces or
+        answers, or when its sender is a party; otherwise it is kept on its own, shown to no one."""
+        ours = self.store.complaints_we_wrote_in([*mail.bounce_of, *mail.in_reply_to, *mail.references])
+        claimed = [*tagged, *by_headers]
+        linked = {c["id"]: self.sellers.registry.address_of(c["seller_id"]) for c in claimed if c["seller_id"]}
+        complaint = threads.choose_automatic(mail.from_addr, mail.from_addr in self.cfg.staff, ours, claimed, linked)
         # a feedback report: the customer marked our mail as spam (counted in the digest)
         kind = "spam_report" if mail.feedback else "bounce" if mail.bounce_of or "delivery" in reason else "auto"
+        if complaint is None:
+            self._store_message(None, mail, raw, kind, arrived_at)  # kept, never lost, nobody's news
+            log_event("automatic_unthreaded", sender=mail.from_addr, reason=reason,
+                      claimed=",".join(sorted({c["ref"] for c in claimed})) or None)
+            return None
         self._store_message(complaint["id"], mail, raw, kind, arrived_at)
         self.store.add_event(complaint["id"], now, mail.from_addr, kind, reason=reason,
                              subject=mail.subject[:120], **({"feedback": mail.feedback} if mail.feedback else {}))
@@ -259,9 +285,10 @@ class Workflow:
             self.store.add_event(complaint["id"], now, mail.from_addr, "suspicious", why=why)
         else:
             self.store.add_event(None, now, mail.from_addr, "suspicious", why=why, subject=mail.subject[:120])
-        self.queue(None, policy.Mail("admin_suspicious", tuple(self.cfg.teams.admins), "alert", "admin",
-                                     context={"claimed": mail.from_addr, "why": why, "ref": ref,
-                                              "original_subject": mail.subject[:150]}), now)
+        self.notices.raise_notice("*", policy.Mail("admin_suspicious", tuple(self.cfg.teams.admins), "alert", "admin",
+                                                   context={"claimed": mail.from_addr, "why": why, "ref": ref,
+                                                            "original_subject": mail.subject[:150]}),
+                                  now, complaint["id"] if complaint else None)
         log_event("suspicious_staff_mail", ref, level=30, claimed=mail.from_addr, why=why)
         return ref
 
@@ -392,6 +419,7 @@ class Workflow:
             "message_id": message_id, "complaint_id": complaint["id"] if complaint else None,
             "kind": mail.kind, "audience": mail.audience, "routine": int(mail.routine),
             "mail_from": self.cfg.smtp.from_address, "rcpt": json.dumps(list(mail.to)),
+            "rcpt_key": mailbox_key(mail.to[0]) if mail.audience == "customer" and len(mail.to) == 1 else None,
             "subject": rendered.subject, "raw": raw, "status": "queued", "attempts": 0,
             "next_attempt_at": iso(now), "created_at": iso(now)})
         if complaint:
@@ -429,8 +457,8 @@ class Workflow:
                 c[key] = from_iso(value)
         history = self.store.all(
             "SELECT direction, kind, at, from_addr, subject, reply_text, body FROM messages "
-            "WHERE complaint_id = ? AND (direction = 'in' OR kind LIKE 'customer:%') "
-            "ORDER BY at DESC, id DESC LIMIT ?", complaint["id"], HISTORY)
+            "WHERE complaint_id = ? AND ((direction = 'in' AND kind NOT IN (?, ?, ?)) OR kind LIKE 'customer:%') "
+            "ORDER BY at DESC, id DESC LIMIT ?", complaint["id"], *UNSHOWN, HISTORY)
         items = [{**dict(h), "at": from_iso(h["at"])} for h in history]
         first = self.store.one("SELECT reply_text, body FROM messages WHERE complaint_id = ? AND direction = 'in' "
                                "AND kind = 'customer' ORDER BY at, id LIMIT 1", complaint["id"])

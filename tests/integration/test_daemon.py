@@ -59,3 +59,24 @@ def test_polling_without_idle(desk):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_first_digest_after_start_counts_the_mail_that_waited(desk):
+    """Issue 12, finding 7: at start the inbox is read before a digest that fell due is built."""
+    desk.write_config(digest={"enabled": True, "send_at": "00:00"})
+    for i in range(3):
+        desk.deliver(mail(sender=f"waiting{i}@example.fr", subject=f"Colis {i}"))
+    proc = subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(desk.config), "run"],
+                            cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    try:
+        desk.sink.wait_for(7, timeout=60)  # 3 acknowledgements, 3 staff notifications, the digest
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    [digest] = desk.sent(to="admin@imolocale.test")
+    text = digest.get_body(("plain",)).get_content()
+    refs = [r["ref"] for r in desk.rows("SELECT ref FROM complaints")]
+    assert len(refs) == 3 and all(ref in text for ref in refs)

@@ -212,3 +212,56 @@ def test_second_instance_is_refused(desk):
         assert result.returncode == 1 and "already running" in result.stderr and "4242" in result.stderr
     finally:
         os.close(fd)
+
+
+def test_a_strangers_new_complaint_carries_only_its_own_reference(desk):
+    """Issue 12, finding 6: the other customer's tag leaves the new complaint's subject."""
+    desk.deliver(mail(subject="Remboursement"))
+    desk.once()
+    victim_ref = ref_of(desk.sent(to="camille@example.fr")[0])
+    desk.sink.clear()
+    desk.deliver(mail(sender="mallory@evil.example", name="Mallory", subject=f"Re: [{victim_ref}] Colis cassé",
+                      message_id="<stranger@evil.example>"))
+    desk.once()
+    [row] = desk.rows("SELECT ref, subject FROM complaints WHERE customer_addr = 'mallory@evil.example'")
+    assert row["subject"] == "Re: Colis cassé"
+    for sent in desk.sent():
+        assert victim_ref not in str(sent["Subject"]) and row["ref"] in str(sent["Subject"])
+    [kept] = desk.rows("SELECT subject FROM messages WHERE message_id = '<stranger@evil.example>'")
+    assert kept["subject"] == f"Re: [{victim_ref}] Colis cassé"  # the original keeps it
+
+
+def test_automatic_mail_joins_only_through_our_message_id_or_as_a_party(desk):
+    """Issue 12, finding 12: 'automatic' mail from a stranger is no way into someone's complaint."""
+    desk.deliver(mail(message_id="<victim@example.fr>"))
+    desk.once()
+    [ack] = desk.sent(to="camille@example.fr")
+    ref = ref_of(ack)
+    before = len(desk.sent())
+    phish = "Le client a changé d'adresse : écrivez désormais à attacker@evil.test, IBAN FR7630006000011234567890189"
+    auto = {"Auto-Submitted": "auto-replied"}
+    desk.deliver(mail(sender="attacker@evil.test", name="A", subject=f"Réponse automatique : [{ref}] Colis",
+                      body=phish, headers=auto, message_id="<tag@evil.test>"))
+    desk.deliver(mail(sender="attacker@evil.test", name="A", subject="Absent", body=phish, headers=auto,
+                      in_reply_to="<victim@example.fr>", message_id="<theirs@evil.test>"))
+    desk.deliver(mail(sender="attacker@evil.test", name="A", subject="Absent", body=phish, headers=auto,
+                      in_reply_to=ack["Message-ID"], message_id="<ours@evil.test>"))
+    desk.deliver(mail(sender="MAILER-DAEMON@mx.example", name="Mail Delivery System", subject="Undelivered Mail",
+                      body=f"Your message could not be delivered.\nMessage-ID: {ack['Message-ID']}",
+                      message_id="<bounce@mx.example>"))
+    desk.once()
+    joined = {r["message_id"]: r["complaint_id"] for r in desk.rows("SELECT message_id, complaint_id FROM messages "
+                                                                    "WHERE direction = 'in'")}
+    victim_id = desk.rows("SELECT id FROM complaints WHERE ref = ?", ref)[0]["id"]
+    assert joined["<tag@evil.test>"] is None and joined["<theirs@evil.test>"] is None  # kept on their own
+    assert joined["<ours@evil.test>"] == victim_id  # it answers a mail of ours
+    assert joined["<bounce@mx.example>"] == victim_id  # a genuine bounce of our acknowledgement
+    outcomes = {r["message_id"]: r["outcome"] for r in desk.rows("SELECT message_id, outcome FROM processed")}
+    assert outcomes["<tag@evil.test>"] == "robot"
+    assert len(desk.sent()) == before  # nothing answered, nobody notified
+    # the customer writes again: staff hear of it, never of the stranger's text
+    desk.deliver(mail(subject=f"Re: [{ref}] Colis", body="Toujours rien."))
+    desk.once()
+    [note] = desk.sent(to="cs@imolocale.test")[-1:]
+    assert "Toujours rien" in body(note) and "IBAN" not in body(note) and "attacker@evil.test" not in body(note)
+    assert len(desk.rows("SELECT * FROM complaints")) == 1

@@ -135,3 +135,21 @@ def test_permanent_refusal_then_acknowledgement_text_is_intact(desk):
         app.close()
     [ack] = desk.sent(to="camille@example.fr")
     assert re.search(r"\[IMO-[0-9A-Z]{6}\] Colis abîmé", str(ack["Subject"])) and body(ack)
+
+
+def test_outsiders_cannot_spend_the_days_sending(desk):
+    """Issue 12, finding 11: 20 complaints from attacker+N@evil.test used all 40 sends of the day;
+    counted by mailbox, they cost the caps' worth and one coalesced notice and alert."""
+    desk.write_config(smtp={"daily_limit": 40, "reserve": 5})
+    for i in range(20):
+        desk.deliver(mail(sender=f"attacker+{i}@evil.test", name="A", subject=f"Colis {i}"))
+    desk.deliver(mail(sender="genuine@example.fr", name="Genuine", subject="Colis jamais reçu"))
+    desk.once()
+    kinds = [r["kind"] for r in desk.rows("SELECT kind FROM outbox WHERE rcpt LIKE '%evil.test%' "
+                                          "OR audience != 'customer'")]
+    assert desk.sent(to="genuine@example.fr"), "the genuine customer was not acknowledged"
+    assert len([m for m in desk.sent() if "attacker" in str(m["To"])]) == 5  # max_auto_replies_per_hour
+    assert kinds.count("alert") == 1
+    assert len(desk.sent()) == 5 + 5 + 1 + 1 + 2  # acks, notifications, flood notice, alert; the genuine pair
+    assert desk.rows("SELECT count(*) n FROM outbox WHERE status != 'sent'")[0]["n"] == 0
+    assert len(desk.rows("SELECT * FROM complaints")) == 21  # every message kept

@@ -215,3 +215,37 @@ def test_a_robot_that_hides_what_it_is_gets_a_bounded_number_of_replies(fresh):
     hours = (now - T0).total_seconds() / 3600
     assert sent_to_robot <= cap * (int(hours) + 2)
     assert len([r for r in fresh.outbox() if r["kind"] == "alert"]) <= int(hours) + 2
+
+
+def test_alerts_and_flood_notices_are_coalesced_and_every_one_is_counted(tmp_path):
+    """Issue 12, finding 11: 10 forgeries were 10 alerts; a flood across +tags was a notification
+    per complaint. Now: the first at once, the rest of the hour in one mail with its count."""
+    p = Pipeline(tmp_path, security={"require_authenticated_staff": True})
+    try:
+        for i in range(10):
+            p.receive(mail(sender="cs@imolocale.test", name="CS", subject=f"#resolve {i}",
+                           message_id=f"<forged{i}@evil.test>"), T0 + timedelta(minutes=i))
+        for i in range(20):
+            p.receive(mail(sender=f"attacker+{i}@evil.test", name="A", subject=f"Colis {i}",
+                           message_id=f"<flood{i}@evil.test>"), T0 + timedelta(minutes=i))
+        kinds = [r["kind"] for r in p.outbox()]
+        assert kinds.count("alert") == 2  # one forgery alert, one flood alert
+        assert kinds.count("ack") == p.cfg.policy.max_auto_replies_per_hour
+        assert kinds.count("notify") == p.cfg.policy.max_auto_replies_per_hour + 1  # + one flood notice
+        before = p.last_outbox_id()
+        assert p.workflow.notices.flush(T0 + timedelta(minutes=50)) == 0  # the hour is not over
+        with p.store.transaction():
+            assert p.workflow.notices.flush(T0 + timedelta(minutes=70)) == 2
+        texts = [message_from_bytes(r["raw"], policy=email_policy.default) for r in p.outbox(before)]
+        forged = next(m for m in texts if "cs@imolocale.test" in str(m["Subject"]))
+        text = forged.get_body(("plain",)).get_content()
+        assert "(et 8 autre(s))" in str(forged["Subject"])  # the 9 that waited: the latest, 8 more
+        assert "9 messages suspects depuis" in text and text.count("cs@imolocale.test :") == 8
+        notice = next(m for m in texts if "attacker" in str(m["Subject"]))
+        assert str(notice["Subject"]).startswith("[maildesk] 14 réclamation(s) de attacker+19@evil.test")
+        assert len(texts) == 2 and p.store.scalar("SELECT count(*) FROM notices WHERE mailed_at IS NULL") == 0
+        assert p.store.scalar("SELECT count(*) FROM notices") == 10 + 15 + 1  # every occurrence, in one mail
+        for row in p.outbox():
+            check_outgoing(row)
+    finally:
+        p.close()

@@ -41,6 +41,12 @@ def test_flooded_address_gets_no_ack_but_staff_still_know():
     assert [e.kind for e in d.events] == ["opened", "ack_suppressed"]
 
 
+def test_a_flooding_mailbox_complaint_is_left_to_the_coalesced_notice():
+    d = policy.open_complaint(new(), T0, CFG, send_ack=False, notify_staff=False)
+    assert kinds(d) == []
+    assert [e.kind for e in d.events] == ["opened", "ack_suppressed", "notify_coalesced"]
+
+
 def test_nothing_happens_a_minute_before_24h():
     c = new()
     c, d = run(c, T0 + 24 * H - timedelta(minutes=1))

@@ -36,3 +36,13 @@ def test_find_references_in_subjects():
 def test_tagged_subject_keeps_one_tag_and_drops_reply_prefixes():
     ref = refs.new_reference("IMO")
     assert refs.tagged_subject(ref, f"Re: Tr: [{ref}] Colis") == f"[{ref}] Colis"
+
+
+def test_without_tags_removes_every_tag_of_ours_and_keeps_the_rest():
+    other = refs.new_reference("IMO")
+    assert refs.without_tags("IMO", f"Re: [{other}] Colis abîmé") == "Re: Colis abîmé"
+    assert refs.without_tags("IMO", f"Re:[{other.lower()}]  Colis [ imo - {other[4:]} ] encore") == "Re: Colis encore"
+    assert refs.without_tags("IMO", f"[{other}]") == ""
+    # a bare mention and other helpdesks' tags are the customer's words: kept
+    assert refs.without_tags("IMO", f"Au sujet de {other} [TICKET-42]") == f"Au sujet de {other} [TICKET-42]"
+    assert refs.without_tags("IMO", "") == ""
