@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import digest, policy, probe, quarantine
 from .config import ConfigError, read_secret
 from .store import Store, from_iso
-from .daemon import utcnow
+from .daemon import UNFETCHABLE_TRIES, utcnow
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "maildesk.toml"
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
@@ -207,6 +207,7 @@ def status(cfg, args, env=os.environ) -> int:
             "next_deadlines": upcoming(store, cfg, now),
             "quarantine_held": store.scalar("SELECT count(*) FROM quarantine WHERE status = 'held'"),
             "digest_last_sent": store.get_state(digest.STATE_KEY),
+            **mailbox_state(store),
         }
     finally:
         store.close()
@@ -223,7 +224,21 @@ def status(cfg, args, env=os.environ) -> int:
         print_json(doc)
     else:
         print(format_status(doc, cfg))
-    return 0 if ok else 1
+    return 0 if ok and not doc["loop_trouble"] else 1
+
+
+def mailbox_state(store: Store) -> dict:
+    """What the daemon recorded about the mailbox: logins, a failing loop, messages left alone."""
+    logins = json.loads(store.get_state("imap_logins") or "{}")
+    unfetchable = []
+    for (value,) in store.all("SELECT value FROM state WHERE key LIKE 'unfetchable:%'"):
+        unfetchable += [{"uid": int(uid), **entry} for uid, entry in json.loads(value or "{}").items()]
+    left = [json.loads(v) for (v,) in store.all("SELECT value FROM state WHERE key LIKE 'first_start:%'")]
+    return {"imap_logins": {"today": logins.get("today", 0) if logins.get("day") == utcnow().date().isoformat()
+                            else 0, "total": logins.get("total", 0), "last": logins.get("last")},
+            "loop_trouble": json.loads(store.get_state("loop_trouble") or "null"),
+            "unfetchable": unfetchable,
+            "first_start_left": sum(d.get("count", 0) for d in left)}
 
 
 def format_status(doc: dict, cfg) -> str:
@@ -247,6 +262,19 @@ def format_status(doc: dict, cfg) -> str:
     op = doc["open"]
     lines.append(f"open        {op['total']}: level 1 {op['1']}, level 2 {op['2']}, level 3 {op['3']}")
     lines.append(f"quarantine  {doc['quarantine_held']} held")
+    logins = doc["imap_logins"]
+    lines.append(f"imap logins {logins['today']} today, {logins['total']} in all"
+                 + (f", last {_local(from_iso(logins['last']), tz)}" if logins["last"] else ""))
+    if doc["loop_trouble"]:
+        t = doc["loop_trouble"]
+        lines.append(f"TROUBLE     the main loop keeps failing since {_local(from_iso(t['since']), tz)}: {t['error']}")
+    skipped = [u for u in doc["unfetchable"] if u["tries"] >= UNFETCHABLE_TRIES]
+    if skipped:
+        lines.append(f"unfetchable {len(skipped)} message(s) the server will not serve, left in the inbox: "
+                     + ", ".join(f"UID {u['uid']} ({u['subject'] or 'no subject'})" for u in skipped[:5]))
+    if doc["first_start_left"]:
+        lines.append(f"first start {doc['first_start_left']} older message(s) left unanswered in the inbox "
+                     "(maildesk backfill --since DATE keeps them as history)")
     lines.append(f"digest      last sent {doc['digest_last_sent'] or 'never'}")
     lines.append("next deadlines" + ("" if doc["next_deadlines"] else "  none"))
     for n in doc["next_deadlines"]:

@@ -105,11 +105,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(app, args) -> int:
     from .daemon import AlreadyRunning, Daemon
+    from .imap import FolderMissing
     try:
         return Daemon(app).run()
     except AlreadyRunning as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
+    except FolderMissing as e:  # retrying cannot help: one line, and systemd sees the failure
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 2
 
 
 def cmd_once(app, args) -> int:

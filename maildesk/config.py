@@ -45,6 +45,7 @@ class MailboxConfig:
     read_only: bool = False
     max_message_mb: float = 10.0  # above: read part by part (imap.py), big attachments by name and size
     timeout_seconds: int = 30
+    first_start_hours: float = 24  # first run on an empty database: older inbox mail is left untouched
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"smtp.from_address must be an e-mail address, got {cfg.smtp.from_address!r}")
     if cfg.mailbox.poll_seconds < 1:
         raise ConfigError("mailbox.poll_seconds must be at least 1")
+    if cfg.mailbox.first_start_hours < 0:
+        raise ConfigError("mailbox.first_start_hours must be 0 (answer everything) or more")
     p = cfg.policy
     if not p.reference_prefix.isalnum() or not p.reference_prefix.isascii():
         raise ConfigError(f"policy.reference_prefix must be letters or digits, got {p.reference_prefix!r}")

@@ -1,0 +1,128 @@
+"""Issue 13 on the local stack: what Gmail does on the first day, played by Dovecot
+(and a small relay that answers NO as Gmail does for a message it cannot serve)."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tests.imap_proxy import RefusingImapProxy
+from tests.support import ROOT, mail
+
+
+@pytest.fixture
+def refusing(desk):
+    """Mail goes through a relay that refuses to FETCH the body of UID 2 (set later)."""
+    proxy = RefusingImapProxy(desk.dovecot.port)
+    desk.write_config(mailbox={"port": proxy.port})
+    yield proxy
+    proxy.close()
+
+
+def _three(desk):
+    for who in ("first", "second", "third"):
+        desk.deliver(mail(sender=f"{who}@example.fr", subject=f"Colis de {who}"))
+
+
+def test_a_message_the_server_will_not_serve_is_skipped_after_three_tries(desk, refusing):
+    _three(desk)
+    refusing.refuse_uids = {2}
+    desk.once()
+    customers = {r["customer_addr"] for r in desk.rows("SELECT customer_addr FROM complaints")}
+    assert customers == {"first@example.fr", "third@example.fr"}  # the others are not held up
+    assert desk.folder("INBOX") == 1
+    desk.once()
+    assert not [m for m in desk.sent() if "admin@" in str(m["To"])]
+    desk.once()  # the third refusal: left alone, admins told with the subject Gmail's ENVELOPE gives
+    alerts = [m for m in desk.sent() if "admin@imolocale.test" in str(m["To"])]
+    assert len(alerts) == 1 and "UID 2" in str(alerts[0]["Subject"])
+    assert "Colis de second" in alerts[0].get_body().get_content()
+    tries = refusing.refusals
+    desk.once()
+    assert refusing.refusals == tries  # not asked for again
+    assert refusing.logins == 4  # one login per `once`, never one per refusal
+    assert desk.folder("INBOX") == 1  # left where it is
+    doc = json.loads(desk.cli("status", "--json", "--no-connect").stdout)
+    assert [u["uid"] for u in doc["unfetchable"]] == [2] and doc["imap_logins"]["total"] == 4
+
+
+def test_the_daemon_logs_in_once_while_a_message_is_refused(desk, refusing):
+    """Before: every NO dropped the connection and the back-off went back to 1 s after each
+    login, about one login a second for as long as the message stayed."""
+    _three(desk)
+    refusing.refuse_uids = {2}
+    desk.write_config(mailbox={"idle": False, "poll_seconds": 1})
+    proc = subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(desk.config), "run"],
+                            cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    try:
+        # two acknowledgements, two staff notes, then the admins' alert after the third pass
+        desk.sink.wait_for(5, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert refusing.refusals >= 3 and refusing.logins == 1
+    assert any("admin@" in str(m["To"]) for m in desk.sent())
+
+
+def test_a_folder_that_cannot_be_selected_stops_with_one_line(desk):
+    desk.write_config(mailbox={"sent_folder": "[Gmail]/Sent Mail"})
+    result = desk.cli("once")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "'[Gmail]/Sent Mail'" in result.stderr and "'Sent'" in result.stderr and "sent_folder" in result.stderr
+    desk.write_config(mailbox={"sent_folder": None, "folder": "Boîte"})
+    result = desk.cli("run")
+    assert result.returncode == 2 and "'Boîte'" in result.stderr and "'INBOX'" in result.stderr
+
+
+class _Clock(threading.Event):
+    """The loop's pauses, recorded instead of waited; stops the loop after `passes` pauses."""
+
+    def __init__(self, passes: int):
+        super().__init__()
+        self.pauses: list[float] = []
+        self.passes = passes
+
+    def wait(self, timeout=None):
+        self.pauses.append(timeout)
+        if len(self.pauses) >= self.passes:
+            self.set()
+        return self.is_set()
+
+
+def test_the_loop_backs_off_after_an_unexpected_error_and_tells_the_admins(desk):
+    from maildesk.daemon import Daemon
+    desk.write_config(mailbox={"idle": False, "poll_seconds": 1})
+    app = desk.app()
+    broken = {"on": True}
+    real_flush = app.outbox.flush
+
+    def flush(now, stopping=None):  # a bug in one part of the pass, as TemplateNotFound was
+        if broken["on"]:
+            raise RuntimeError("fr/ack.txt not found")
+        real_flush(now, stopping=stopping)
+        daemon.stop_event.set()  # one whole pass is enough to see
+
+    app.outbox.flush = flush
+    daemon = Daemon(app)
+    daemon.stop_event = _Clock(passes=12)
+    assert daemon.run() == 0
+    assert daemon.stop_event.pauses[:10] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]
+    trouble = json.loads(app.store.get_state("loop_trouble"))
+    assert "fr/ack.txt" in trouble["error"]
+    alerts = desk.rows("SELECT * FROM outbox WHERE kind = 'loop_failing'")
+    assert len(alerts) == 1  # once, not once a pass; it waits in the outbox while mail is broken
+    status = desk.cli("status", "--no-connect")
+    assert status.returncode == 1 and "keeps failing" in status.stdout
+    broken["on"] = False  # fixed: one whole pass resets the back-off and clears the trouble
+    daemon.stop_event = _Clock(passes=3)
+    assert daemon.run() == 0 and daemon.stop_event.pauses == []
+    assert app.store.get_state("loop_trouble") == ""
+    assert any("admin@imolocale.test" in str(m["To"]) for m in desk.sent())
+    app.close()
