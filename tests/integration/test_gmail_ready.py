@@ -126,3 +126,40 @@ def test_the_loop_backs_off_after_an_unexpected_error_and_tells_the_admins(desk)
     assert app.store.get_state("loop_trouble") == ""
     assert any("admin@imolocale.test" in str(m["To"]) for m in desk.sent())
     app.close()
+
+
+# --- a safe first start (item 7) ----------------------------------------------------
+
+def _old_mail(desk, n: int, age, who: str = "old") -> None:
+    from datetime import datetime, timezone
+    with desk.dovecot.client() as c:
+        for i in range(n):
+            c.append("INBOX", mail(sender=f"{who}{i}@example.fr", subject=f"Ancienne {i}"),
+                     msg_time=datetime.now(timezone.utc) - age)
+
+
+def test_the_first_start_leaves_old_mail_untouched_and_answers_the_recent(desk):
+    from datetime import timedelta
+    desk.write_config(mailbox={"first_start_hours": 24})
+    _old_mail(desk, 300, timedelta(days=30))
+    desk.deliver(mail(sender="recent@example.fr"))
+    result = desk.once()
+    assert [r["customer_addr"] for r in desk.rows("SELECT customer_addr FROM complaints")] == ["recent@example.fr"]
+    assert {str(m["To"]) for m in desk.sent() if "imolocale" not in str(m["To"])} == {"recent@example.fr"}
+    assert "left=300" in result.stderr and "backfill --since" in result.stderr
+    with desk.dovecot.client() as c:  # not moved, not marked seen
+        c.select_folder("INBOX", readonly=True)
+        flags = c.get_flags(c.search("ALL"))
+    assert len(flags) == 300 and not any(b"\\Seen" in f for f in flags.values())
+    assert "300 older message(s) left" in desk.cli("status", "--no-connect").stdout
+
+
+def test_a_later_start_after_a_day_of_downtime_answers_everything_that_waited(desk):
+    from datetime import timedelta
+    desk.write_config(mailbox={"first_start_hours": 24})
+    _old_mail(desk, 3, timedelta(days=30))
+    desk.once()  # the first start: the three are left
+    _old_mail(desk, 2, timedelta(days=1, hours=2), who="late")  # came while maildesk was down for a day
+    desk.once()
+    got = {r["customer_addr"] for r in desk.rows("SELECT customer_addr FROM complaints")}
+    assert got == {"late0@example.fr", "late1@example.fr"} and desk.folder("INBOX") == 3
