@@ -104,6 +104,7 @@ class SecurityConfig:
     authserv_id: str = "mx.google.com"
     require_authenticated_staff: bool = True
     expose_staff_address: bool = False
+    staff_trust: str = "dmarc"  # "dkim": also Workspace's default key; "spf-aligned": also SPF (weaker)
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"smtp.from_address must be an e-mail address, got {cfg.smtp.from_address!r}")
     if cfg.mailbox.poll_seconds < 1:
         raise ConfigError("mailbox.poll_seconds must be at least 1")
+    if cfg.security.staff_trust not in ("dmarc", "dkim", "spf-aligned"):
+        raise ConfigError(f'security.staff_trust must be "dmarc", "dkim" or "spf-aligned", '
+                          f'got {cfg.security.staff_trust!r}')
     if cfg.mailbox.first_start_hours < 0:
         raise ConfigError("mailbox.first_start_hours must be 0 (answer everything) or more")
     p = cfg.policy
