@@ -62,6 +62,7 @@ def add_parsers(sub) -> None:
     ck = sub.add_parser("check", help="validate the config, try IMAP login, folders and SMTP login")
     ck.add_argument("--json", action="store_true")
     ck.add_argument("--timeout", type=float, default=10, help="seconds per connection (default 10)")
+    ck.add_argument("--staff-mail", metavar="FILE", help="a staff mail (.eml) to judge instead of the last one seen")
 
     it = sub.add_parser("init", help="write a commented starter config where --config points")
     it.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -153,6 +154,7 @@ def check(cfg, args, env=os.environ) -> int:
         results.append(_secret_failure("smtp", errors["smtp"]))
     else:
         results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
+    results += _staff_trust(cfg, getattr(args, "staff_mail", None))
     ok = all(r.ok for r in results)
     if args.json:
         print_json({"ok": ok, "checks": [r.as_dict() for r in results]})
@@ -163,6 +165,49 @@ def check(cfg, args, env=os.environ) -> int:
                 print(f"{'':18}hint: {r.hint}")
         print("all good" if ok else "something needs fixing (see FAIL above)")
     return 0 if ok else 1
+
+
+def _staff_trust(cfg, path: str | None) -> list[probe.Result]:
+    """How staff mail is judged: the level chosen, and what the last staff mail (or FILE)
+    says the staff domain lacks, in the words of the Workspace console."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from . import staff
+    sec = cfg.security
+    if not sec.require_authenticated_staff:
+        return [probe.Result("staff trust", True, "not checked: [security] require_authenticated_staff = false "
+                             "(anyone can write as staff)")]
+    level = ("" if sec.staff_trust == "dmarc" else
+             f'weaker trust chosen: staff_trust = "{sec.staff_trust}" ('
+             + ("Google Workspace's default DKIM key also counts" if sec.staff_trust == "dkim"
+                else "SPF alone also counts") + "); ")
+    raw = None
+    if path:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as e:
+            return [probe.Result("staff trust", False, f"{path}: {e.strerror}", "give a saved .eml file")]
+    elif cfg.staff and cfg.database_path.exists():
+        store = Store(cfg.database_path)
+        try:
+            marks = ",".join("?" * len(cfg.staff))
+            row = store.one(f"SELECT raw FROM messages WHERE direction = 'in' AND lower(from_addr) IN ({marks}) "
+                            "ORDER BY at DESC LIMIT 1", *cfg.staff)
+            raw = row["raw"] if row else None
+        finally:
+            store.close()
+    if raw is None:
+        return [probe.Result("staff trust", True, level + "no staff mail seen yet; "
+                             "`maildesk check --staff-mail FILE` judges a saved one")]
+    head = BytesHeaderParser(policy=compat32).parsebytes(bytes(raw)[:262144])
+    sender = (head.get("From") or "").rpartition("<")[2].rstrip(">").strip().lower()
+    auth = tuple(" ".join(str(v).split()) for v in head.get_all("Authentication-Results") or ())
+    arc = tuple((k, " ".join(str(v).split())) for k, v in head.items()
+                if k.lower() in ("arc-seal", "arc-authentication-results"))
+    trusted, why = staff.verify_sender(auth, sender, sec.authserv_id, arc, sec.staff_trust)
+    lacks = staff.auth_report(auth, sec.authserv_id, sender)
+    detail = f"{level}staff mail from {sender}: {'trusted' if trusted else 'REFUSED'} ({why.split(' (')[0]})"
+    return [probe.Result("staff trust", trusted, detail, "; ".join(lacks) or None)]
 
 
 # --- status -----------------------------------------------------------------

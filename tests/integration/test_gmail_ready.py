@@ -163,3 +163,21 @@ def test_a_later_start_after_a_day_of_downtime_answers_everything_that_waited(de
     desk.once()
     got = {r["customer_addr"] for r in desk.rows("SELECT customer_addr FROM complaints")}
     assert got == {"late0@example.fr", "late1@example.fr"} and desk.folder("INBOX") == 3
+
+
+# --- staff trust in `check` (item 2) --------------------------------------------------
+
+def test_check_says_what_a_workspace_domain_without_dkim_lacks(desk):
+    from tests.unit.test_staff_trust import WORKSPACE_NO_DKIM
+    desk.write_config(security={"require_authenticated_staff": True},
+                      teams={"customer_service": ["julie@imolocale.fr"]})
+    eml = desk.dir / "staff.eml"
+    eml.write_bytes(mail(sender="julie@imolocale.fr", name="Julie",
+                         headers={"Authentication-Results": WORKSPACE_NO_DKIM.replace("\r\n", "")}))
+    result = desk.cli("check", "--staff-mail", str(eml))
+    assert result.returncode == 1
+    assert "staff mail from julie@imolocale.fr: REFUSED" in result.stdout
+    assert "Start authentication" in result.stdout and "_dmarc.imolocale.fr" in result.stdout
+    desk.write_config(security={"staff_trust": "dkim"})
+    result = desk.cli("check", "--staff-mail", str(eml))
+    assert 'weaker trust chosen: staff_trust = "dkim"' in result.stdout and "julie@imolocale.fr: trusted" in result.stdout
