@@ -88,6 +88,11 @@ def add_parsers(sub) -> None:
     qu.add_argument("--all", action="store_true", help="retry every message in the quarantine folder")
     qu.add_argument("--json", action="store_true")
 
+    sp = sub.add_parser("spam", help="mail in Gmail's spam folder: list it, or move one to the inbox to be handled")
+    sp.add_argument("action", nargs="?", choices=("list", "rescue"), default="list")
+    sp.add_argument("uid", nargs="?", type=int, metavar="UID", help="for rescue: the UID shown by list")
+    sp.add_argument("--json", action="store_true")
+
 
 # --- init -------------------------------------------------------------------
 
@@ -441,5 +446,49 @@ def _retry(app, args) -> int:
     return 1 if missing else 0
 
 
-COMMANDS = {"digest": digest_command, "outbox": outbox_command, "quarantine": quarantine_command}
+def spam_command(app, args) -> int:
+    """`spam list`: what the last pass found in spam and left there. `spam rescue UID`: move it
+    to the inbox, where the daemon's next pass (or `once`) handles it like any other mail."""
+    from .daemon import Daemon
+    from .imap import MailboxError
+    if args.action == "list":
+        doc = digest.spam(app.store, listed=1000)
+        if args.json:
+            print_json(doc)
+            return 0
+        for m in doc["listed"]:
+            print(f"uid {m['uid']:<6} {_local(m['at'], app.cfg.tz)}  {m['sender']}  {digest.one_line(m['subject'], 60)!r}")
+        print(f"{doc['count']} message(s) in {doc['folder'] or 'the spam folder'}, none answered"
+              + ("; to have one handled: maildesk spam rescue UID" if doc["count"] else ""))
+        return 0
+    if args.uid is None:
+        print("maildesk: name the UID to rescue (see `maildesk spam list`)", file=sys.stderr)
+        return 2
+    if app.cfg.mailbox.read_only:
+        print("maildesk: mailbox.read_only is set: nothing can be moved", file=sys.stderr)
+        return 1
+    daemon = Daemon(app)
+    daemon.inbox = app.make_inbox()
+    try:
+        daemon.connect()
+        folder = daemon.inbox.junk_folder_name()
+        if not folder:
+            print("maildesk: no spam folder (mailbox.junk_folder)", file=sys.stderr)
+            return 1
+        _validity, uids, _new = daemon.inbox.read_headers(folder, set(), None)
+        if args.uid not in uids:
+            print(f"maildesk: no message with UID {args.uid} in {folder} (see `maildesk spam list`)", file=sys.stderr)
+            return 1
+        daemon.inbox.move_from(folder, [args.uid], app.cfg.mailbox.folder)
+    except MailboxError as e:
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 1
+    finally:
+        daemon.inbox.close()
+    print(f"UID {args.uid} moved from {folder} to {app.cfg.mailbox.folder}: the next pass handles it")
+    return 0
+
+
+COMMANDS = {"digest": digest_command, "outbox": outbox_command, "quarantine": quarantine_command,
+            "spam": spam_command}
 WITHOUT_APP = {"status": status, "check": check}  # they report missing secrets instead of stopping on them

@@ -46,6 +46,7 @@ class MailboxConfig:
     max_message_mb: float = 10.0  # above: read part by part (imap.py), big attachments by name and size
     timeout_seconds: int = 30
     first_start_hours: float = 24  # first run on an empty database: older inbox mail is left untouched
+    junk_folder: str = "auto"  # the spam folder read each pass ("auto": flagged \\Junk; "": none)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import schedule
 
-from . import faults, policy
+from . import faults, policy, refs, staff
 from .imap import ConnectionLost, FolderMissing, Inbox, LoginRefused, MailboxError, Unfetchable
 from .logs import event as log_event
 from .mail import parse, ParseError
@@ -211,6 +211,60 @@ class Daemon:
                            "anyone: maildesk backfill --since YYYY-MM-DD (or import-mbox a Takeout export)")
         return set(old)
 
+    # --- the spam folder ---------------------------------------------------------------------
+    def process_junk(self) -> int:
+        """Read the spam folder (\\Junk; Gmail keeps spam 30 days, then deletes it), headers only.
+        Mail that is surely ours (one of our tags or Message-IDs, or DMARC-authenticated mail from
+        a known customer, seller or staff member) is moved to the inbox and handled like any other;
+        the rest is only listed for the digest and `maildesk spam list`. Nothing is answered from
+        spam. Returns how many were moved to the inbox."""
+        folder = self.inbox.junk_folder_name()
+        if not folder or folder == self.inbox.cfg.folder:
+            return 0
+        saved = json.loads(self.store.get_state("junk") or "{}")
+        known = {int(u): item for u, item in saved.get("items", {}).items()} if saved.get("folder") == folder else {}
+        validity, uids, new = self.inbox.read_headers(folder, set(known), saved.get("validity"))
+        if validity != saved.get("validity"):
+            known = {}
+        rescue = []
+        for uid, header, arrived in new:
+            item = junk_item(uid, header, arrived)
+            why = self.rescue_reason(header)
+            if why and not self.inbox.cfg.read_only:
+                rescue.append(uid)
+                log_event("spam_rescued", uid=uid, sender=item["sender"], why=why)
+            else:
+                known[uid] = item
+        self.inbox.move_from(folder, rescue, self.inbox.cfg.folder)
+        present = set(uids) - set(rescue)
+        items = {str(u): i for u, i in known.items() if u in present}  # Gmail deletes spam after 30 days
+        if items != saved.get("items") or validity != saved.get("validity") or folder != saved.get("folder"):
+            with self.store.transaction():
+                self.store.set_state("junk", json.dumps({"folder": folder, "validity": validity, "items": items}))
+        return len(rescue)
+
+    def rescue_reason(self, header: bytes) -> str | None:
+        """Why a mail in spam is surely for us, or None."""
+        try:
+            mail = parse(header.rstrip(b"\r\n") + b"\r\n\r\n")
+        except ParseError:
+            return None
+        prefix = self.cfg.policy.reference_prefix
+        for ref in refs.find_references(prefix, mail.subject):
+            if self.store.complaint(ref) is not None:
+                return f"our tag {ref}"
+        for mid in (*mail.in_reply_to, *mail.references)[-50:]:
+            if self.store.one("SELECT 1 FROM messages WHERE message_id = ?", mid) is not None:
+                return "answers a message of ours"
+        sender = mail.from_addr.lower()
+        known = (sender in self.cfg.staff
+                 or self.store.one("SELECT 1 FROM complaints WHERE customer_addr IN (?, ?) LIMIT 1",
+                                   mail.from_addr, sender) is not None
+                 or self.store.one("SELECT 1 FROM sellers WHERE lower(address) = ? LIMIT 1", sender) is not None)
+        if known and staff.dmarc_pass(mail.auth_results, sender, self.cfg.security.authserv_id):
+            return "known sender, dmarc=pass"
+        return None
+
     def process_sent_folder(self) -> int:
         """Shared-mailbox mode: what staff sent from the support account itself."""
         folder = self.inbox.sent_folder_name()
@@ -316,6 +370,8 @@ class Daemon:
             try:
                 self.connect()
                 self.process_inbox()
+                if self.process_junk():
+                    self.process_inbox()  # what was rescued from spam, now
                 self.process_sent_folder()
             finally:
                 self.inbox.close()
@@ -351,6 +407,8 @@ class Daemon:
                         log_event("imap_connected", host=self.cfg.mailbox.host,
                                   idle=self.inbox.can_idle and self.cfg.mailbox.idle)
                     self.process_inbox()
+                    if self.process_junk():
+                        self.process_inbox()
                     self.process_sent_folder()
                     scheduler.run_pending()
                     self.flush()
@@ -421,6 +479,16 @@ class Daemon:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def junk_item(uid: int, header: bytes, arrived: datetime) -> dict:
+    """What the digest shows of a mail in spam: never its body."""
+    try:
+        mail = parse(header.rstrip(b"\r\n") + b"\r\n\r\n")
+        sender, subject = mail.from_addr, mail.subject[:120]
+    except ParseError:
+        sender, subject = "?", "?"
+    return {"uid": uid, "sender": sender, "subject": subject, "at": iso(arrived)}
 
 
 def _ranges(uids: list[int]) -> str:

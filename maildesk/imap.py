@@ -523,6 +523,52 @@ class Inbox:
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
 
+    def junk_folder_name(self) -> str | None:
+        """`[mailbox] junk_folder`: a name, "auto" for the folder flagged \\Junk (Gmail:
+        "[Gmail]/Spam", in the account's language), or "" for none."""
+        name = self.cfg.junk_folder
+        if name.lower() in ("auto", "\\junk"):
+            return self._call(self.client.find_special_folder, b"\\Junk")
+        return name or None
+
+    def read_headers(self, folder: str, known: set[int], validity: int | None
+                     ) -> tuple[int, list[int], list[tuple[int, bytes, datetime]]]:
+        """(UIDVALIDITY, every UID, (uid, header, arrival) of those not `known`) of `folder`,
+        read-only, then back to ours. Only headers, and only of new messages: spam is kept 30
+        days and this runs every pass (Gmail allows ~2,500 MB of IMAP a day)."""
+        info = self._call(self.client.select_folder, folder, readonly=True)
+        try:
+            now_validity = int(info.get(b"UIDVALIDITY", 0))
+            if now_validity != validity:
+                known = set()
+            uids = self._call(self.client.search, ["ALL"])
+            new = [u for u in uids if u not in known]
+            out = []
+            for start in range(0, len(new), BATCH):
+                chunk = new[start:start + BATCH]
+                got = self._call(self.client.fetch, chunk, ["INTERNALDATE", "BODY.PEEK[HEADER]"])
+                for uid in chunk:
+                    if uid in got:
+                        out.append((uid, got[uid].get(b"BODY[HEADER]") or b"", self._meta(got[uid])[1]))
+            return now_validity, uids, out
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
+    def move_from(self, folder: str, uids: list[int], destination: str) -> None:
+        """Move messages of another folder (e.g. spam) to `destination`, then back to ours."""
+        if not uids:
+            return
+        self._call(self.client.select_folder, folder)
+        try:
+            if self.can_move:
+                self._call(self.client.move, uids, destination)
+            else:
+                self._call(self.client.copy, uids, destination)
+                self._call(self.client.delete_messages, uids)
+                self._call(self.client.uid_expunge, uids)
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
     def noop(self) -> None:
         self._call(self.client.noop)
 

@@ -224,6 +224,17 @@ def verify_sender(auth_results: tuple[str, ...], sender: str, authserv_id: str,
     return False, f"no Authentication-Results from {authserv_id}"
 
 
+def dmarc_pass(auth_results: tuple[str, ...], sender: str, authserv_id: str) -> bool:
+    """Did our own server see DMARC pass for the sender's domain? (Rescuing mail from spam.)"""
+    domain = sender.rpartition("@")[2].lower()
+    for header in auth_results:
+        server, results = _results(header)
+        if server == authserv_id.lower():
+            return any(r["method"] == "dmarc" and r["result"] == "pass"
+                       and r["props"].get("header.from", domain) == domain for r in results)
+    return False
+
+
 def verify(mail, security) -> tuple[bool, str]:
     """verify_sender for a parsed mail, with the [security] settings."""
     arc = tuple((n, v) for n, v in mail.headers if n.lower() in ("arc-seal", "arc-authentication-results"))

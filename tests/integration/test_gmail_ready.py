@@ -181,3 +181,49 @@ def test_check_says_what_a_workspace_domain_without_dkim_lacks(desk):
     desk.write_config(security={"staff_trust": "dkim"})
     result = desk.cli("check", "--staff-mail", str(eml))
     assert 'weaker trust chosen: staff_trust = "dkim"' in result.stdout and "julie@imolocale.fr: trusted" in result.stdout
+
+
+# --- Gmail's spam folder (item 1) -----------------------------------------------------
+
+GMAIL_DMARC = ("mx.google.com; dkim=pass header.i=@example.fr header.s=s1 header.b=YWJj; spf=pass (google.com: "
+               "domain of camille@example.fr designates 192.0.2.1 as permitted sender) smtp.mailfrom=camille@example.fr; "
+               "dmarc=pass (p=NONE sp=NONE dis=NONE) header.from=example.fr")
+
+
+def test_a_complaint_gmail_filed_as_spam_is_rescued_and_an_unrelated_spam_only_listed(desk):
+    desk.deliver(mail(sender="camille@example.fr", subject="Colis jamais reçu"))
+    desk.once()
+    ref = desk.rows("SELECT ref FROM complaints")[0]["ref"]
+    ack = next(m for m in desk.sent() if str(m["To"]) == "camille@example.fr")
+    desk.sink.clear()
+    # her answer, and a new mail of hers, land in spam; so does a stranger's offer
+    desk.deliver(mail(sender="camille@example.fr", subject=f"Re: [{ref}] Colis jamais reçu",
+                      in_reply_to=ack["Message-ID"], body="Voici la photo du colis."), folder="Junk")
+    desk.deliver(mail(sender="camille@example.fr", subject="Autre commande", body="Une autre commande manque.",
+                      headers={"Authentication-Results": GMAIL_DMARC}), folder="Junk")
+    desk.deliver(mail(sender="offers@spam.example", subject="Gagnez un iPhone", body="Cliquez ici"), folder="Junk")
+    result = desk.once()
+    assert "spam_rescued" in result.stderr
+    assert desk.folder("Junk") == 1 and desk.folder("INBOX") == 0
+    opened = {r["subject"] for r in desk.rows("SELECT subject FROM complaints")}
+    assert "Autre commande" in opened and "Gagnez un iPhone" not in opened
+    kinds = [r["kind"] for r in desk.rows("SELECT m.kind FROM messages m JOIN complaints c ON c.id = m.complaint_id "
+                                          "WHERE c.ref = ? AND m.direction = 'in'", ref)]
+    assert len(kinds) == 2  # her answer joined her complaint
+    assert not [m for m in desk.sent() if "spam.example" in str(m["To"])]  # nothing answered from spam
+    listed = desk.cli("spam", "list").stdout
+    assert "offers@spam.example" in listed and "Gagnez un iPhone" in listed and "1 message(s) in Junk" in listed
+    text = desk.cli("digest", "--print").stdout
+    assert "SPAM : 1 message dans Junk" in text and "offers@spam.example" in text
+
+
+def test_an_admin_rescues_one_spam_and_it_is_answered(desk):
+    desk.deliver(mail(sender="nouveau@example.fr", subject="Ma commande", body="Bonjour"), folder="Junk")
+    desk.once()
+    assert not desk.sent() and desk.folder("Junk") == 1
+    uid = json.loads(desk.cli("spam", "list", "--json").stdout)["listed"][0]["uid"]
+    result = desk.cli("spam", "rescue", str(uid))
+    assert result.returncode == 0, result.stderr
+    desk.once()
+    assert any(str(m["To"]) == "nouveau@example.fr" for m in desk.sent())
+    assert desk.cli("spam", "rescue", "999").returncode == 1
