@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import digest, policy, probe, quarantine
+from . import digest, oauth2, policy, probe, quarantine
 from .config import ConfigError, read_secret
 from .store import Store, from_iso
 from .daemon import UNFETCHABLE_TRIES, utcnow
@@ -120,7 +120,7 @@ def _secrets(cfg, env):
     out, errors = {}, {}
     for name, section, sec in (("imap", "mailbox", cfg.mailbox), ("smtp", "smtp", cfg.smtp)):
         try:
-            out[name] = read_secret(section, sec, env)
+            out[name] = None if cfg.oauth2 else read_secret(section, sec, env)
         except ConfigError as e:
             errors[name] = str(e)
     try:
@@ -258,6 +258,7 @@ def status(cfg, args, env=os.environ) -> int:
             "quarantine_held": store.scalar("SELECT count(*) FROM quarantine WHERE status = 'held'"),
             "digest_last_sent": store.get_state(digest.STATE_KEY),
             **mailbox_state(store),
+            "oauth2_token_dead": oauth2.dead_token(cfg),
         }
     finally:
         store.close()
@@ -274,7 +275,7 @@ def status(cfg, args, env=os.environ) -> int:
         print_json(doc)
     else:
         print(format_status(doc, cfg))
-    return 0 if ok and not doc["loop_trouble"] else 1
+    return 0 if ok and not doc["loop_trouble"] and not doc["oauth2_token_dead"] else 1
 
 
 def mailbox_state(store: Store) -> dict:
@@ -315,6 +316,8 @@ def format_status(doc: dict, cfg) -> str:
     logins = doc["imap_logins"]
     lines.append(f"imap logins {logins['today']} today, {logins['total']} in all"
                  + (f", last {_local(from_iso(logins['last']), tz)}" if logins["last"] else ""))
+    if doc["oauth2_token_dead"]:
+        lines.append(f"TROUBLE     {doc['oauth2_token_dead']}")
     if doc["loop_trouble"]:
         t = doc["loop_trouble"]
         lines.append(f"TROUBLE     the main loop keeps failing since {_local(from_iso(t['since']), tz)}: {t['error']}")

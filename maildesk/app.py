@@ -34,10 +34,11 @@ class App:
         self.clock_jobs.append(DigestJob(self))  # the admins' daily digest, once a day after [digest] send_at
 
     def imap_password(self) -> str | None:
-        return read_secret("mailbox", self.cfg.mailbox, self.env)
+        """None with [oauth2]: the password keys are then not needed at all."""
+        return None if self.cfg.oauth2 else read_secret("mailbox", self.cfg.mailbox, self.env)
 
     def smtp_password(self) -> str | None:
-        return read_secret("smtp", self.cfg.smtp, self.env)
+        return None if self.cfg.oauth2 else read_secret("smtp", self.cfg.smtp, self.env)
 
     def make_inbox(self) -> Inbox:
         mailbox = self.cfg.mailbox

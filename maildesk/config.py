@@ -138,6 +138,8 @@ class OAuth2Config:
     client_secret_env: str = _req()
     refresh_token_env: str = _req()
     token_uri: str = "https://oauth2.googleapis.com/token"
+    # written when Google refuses the refresh token (mail cannot tell anyone then): for monitoring
+    dead_token_file: str = "oauth2-token-dead"
 
 
 @dataclass(frozen=True)

@@ -227,3 +227,24 @@ def test_an_admin_rescues_one_spam_and_it_is_answered(desk):
     desk.once()
     assert any(str(m["To"]) == "nouveau@example.fr" for m in desk.sent())
     assert desk.cli("spam", "rescue", "999").returncode == 1
+
+
+# --- OAuth2 as documented (item 6) ----------------------------------------------------
+
+def test_oauth2_on_the_shipped_config_needs_no_password_and_a_dead_token_is_heard(desk):
+    from tests.integration.test_oauth2 import ENV, oauth_section
+    from tests.oauth_stub import TokenServer
+    with TokenServer() as tokens:
+        # the README's way: [oauth2] added, the shipped password_env keys left in place and unset
+        desk.write_config(mailbox={"password": None, "password_env": "MAILDESK_IMAP_PASSWORD"},
+                          smtp={"password_env": "MAILDESK_SMTP_PASSWORD"}, oauth2=oauth_section(tokens))
+        env = {"MAILDESK_IMAP_PASSWORD": "", "MAILDESK_SMTP_PASSWORD": "", **ENV}
+        status = desk.cli("status", "--no-connect", env=env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        tokens.revoke()  # a password change, a revocation, the 7-day expiry of an app in Testing
+        result = desk.cli("once", env=env)
+        assert result.returncode == 1 and "config error" not in result.stderr
+        marker = desk.dir / "oauth2-token-dead"
+        assert marker.exists() and "maildesk auth gmail" in marker.read_text()
+        status = desk.cli("status", "--no-connect", env=env)
+        assert status.returncode == 1 and "Gmail refused the OAuth2 refresh token" in status.stdout
