@@ -273,9 +273,8 @@ class Daemon:
         key = f"last_uid:sent:{folder}"
         seen = self.store.get_state(key)
         validity, top, fetched = self.inbox.read_folder(
-            folder, int(seen.split(":")[1]) if seen else None, int(self.cfg.mailbox.max_message_mb * 1024 * 1024))
-        if seen and int(seen.split(":")[0]) != validity:  # folder rebuilt: start again from now
-            validity, top, fetched = validity, top, []
+            folder, int(seen.split(":")[1]) if seen else None, int(self.cfg.mailbox.max_message_mb * 1024 * 1024),
+            validity=int(seen.split(":")[0]) if seen else None)
         now = utcnow()
         with self.store.transaction():
             for item in fetched:

@@ -102,6 +102,7 @@ class Inbox:
         self.uidvalidity: int | None = None
         self.logins = 0  # successful logins by this process, for `status` (Gmail locks out login storms)
         self.skip: set[int] = set()  # UIDs pending() leaves out: unfetchable, or left by the first start
+        self._sent_name: str | None = None  # the \\Sent folder found by "auto", kept across passes
 
     # --- connection ------------------------------------------------------------
     def connect(self) -> None:
@@ -490,18 +491,23 @@ class Inbox:
 
     def sent_folder_name(self) -> str | None:
         """`[mailbox] sent_folder`: a name, or "auto" to find it by its \\Sent flag
-        (Gmail names it differently in every language)."""
+        (Gmail names it differently in every language). Looked up once, not every pass."""
         name = self.cfg.sent_folder
         if name and name.lower() in ("auto", "\\sent"):
-            from imapclient.imapclient import SENT
-            return self._call(self.client.find_special_folder, SENT)
+            if self._sent_name is None:
+                from imapclient.imapclient import SENT
+                self._sent_name = self._call(self.client.find_special_folder, SENT)
+            return self._sent_name
         return name
 
-    def read_folder(self, folder: str, after_uid: int | None, max_bytes: int) -> tuple[int, int, list[Fetched]]:
+    def read_folder(self, folder: str, after_uid: int | None, max_bytes: int,
+                    validity: int | None = None) -> tuple[int, int, list[Fetched]]:
         """New messages of another folder (e.g. Sent), read-only, then back to ours.
 
-        Returns (uidvalidity, highest uid seen, messages). With `after_uid`
-        None (first look) nothing old is returned: history is not replayed."""
+        Returns (uidvalidity, highest uid seen, messages). Only UIDs above `after_uid` are
+        asked for (a year of Sent is ~160,000 messages; Gmail allows ~2,500 MB of IMAP a day).
+        With `after_uid` None (first look), or a UIDVALIDITY other than `validity` (the folder
+        was rebuilt), nothing old is returned: history is not replayed, reading starts at UIDNEXT."""
         try:
             info = self.client.select_folder(folder, readonly=True)
         except (imaplib.IMAP4.abort, OSError, EOFError) as e:
@@ -509,17 +515,22 @@ class Inbox:
             raise ConnectionLost(f"IMAP connection lost: {type(e).__name__}: {e}") from None
         except NETWORK_ERRORS as e:
             names = self._folder_names()
+            self._sent_name = None
             self.close()
             raise FolderMissing(_folder_problem(folder, "mailbox.sent_folder", _text(e), names)) from None
         try:
-            validity = int(info.get(b"UIDVALIDITY", 0))
-            uids = self._call(self.client.search, ["ALL"])
-            top = max(uids, default=0)
-            if after_uid is None:
-                return validity, top, []
-            new = sorted(u for u in uids if u > after_uid)[:BATCH]
-            fetched = list(self.fetch(new, max_bytes))
-            return validity, max(new, default=after_uid), fetched
+            now_validity = int(info.get(b"UIDVALIDITY", 0))
+            if after_uid is None or (validity is not None and validity != now_validity):
+                return now_validity, int(info.get(b"UIDNEXT", 1)) - 1, []
+            uids = self._call(self.client.search, ["UID", f"{after_uid + 1}:*"])
+            new = sorted(u for u in uids if u > after_uid)[:BATCH]  # "N:*" names the last one even below N
+            fetched = []
+            for item in self.fetch(new, max_bytes):
+                if isinstance(item, Unfetchable):  # a record of what staff sent: one lost is logged, not retried
+                    log_event("sent_message_unfetchable", level=30, folder=folder, uid=item.uid, reason=item.reason)
+                else:
+                    fetched.append(item)
+            return now_validity, max(new, default=after_uid), fetched
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
 

@@ -29,6 +29,7 @@ class RefusingImapProxy:
         self.refuse_uids = set(refuse_uids or ())
         self.refusals = 0
         self.logins = 0
+        self.commands: list[bytes] = []  # every command but the login (it carries the password)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -69,6 +70,8 @@ class RefusingImapProxy:
     def _answer(self, line: bytes) -> bytes | None:
         if _LOGIN.match(line):
             self.logins += 1
+        elif line[:1].isalnum():
+            self.commands.append(line.split(b" ", 1)[-1])
         m = _FETCH.match(line)
         if m and b"BODY" in m.group(3).upper() and b"BODYSTRUCTURE" not in m.group(3).upper() \
                 and any(_names(m.group(2), uid) for uid in self.refuse_uids):

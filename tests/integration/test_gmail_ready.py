@@ -248,3 +248,24 @@ def test_oauth2_on_the_shipped_config_needs_no_password_and_a_dead_token_is_hear
         assert marker.exists() and "maildesk auth gmail" in marker.read_text()
         status = desk.cli("status", "--no-connect", env=env)
         assert status.returncode == 1 and "Gmail refused the OAuth2 refresh token" in status.stdout
+
+
+# --- Sent read incrementally (item 5) -------------------------------------------------
+
+def test_the_sent_folder_is_read_by_uid_after_the_last_one_seen(desk, refusing):
+    desk.write_config(mailbox={"sent_folder": "auto"})
+    with desk.dovecot.client() as c:
+        for i in range(40):
+            c.append("Sent", mail(sender="support@imolocale.test", to=f"c{i}@example.fr", subject=f"Ancien {i}"))
+    desk.once()  # the first look: nothing of the past is replayed, and no SEARCH ALL of a year of Sent
+    desk.deliver(mail(sender="support@imolocale.test", to="new@example.fr", subject="Réponse",
+                      message_id="<web@imolocale.test>"), folder="Sent")
+    refusing.commands.clear()
+    desk.once()
+    desk.once()
+    searches = [c for c in refusing.commands if b"SEARCH" in c.upper()]
+    # per pass: SEARCH ALL of the inbox and of spam (both small), and Sent only above the last UID seen
+    assert searches.count(b"UID SEARCH ALL") == 4
+    assert [c for c in searches if c != b"UID SEARCH ALL"] == [b"UID SEARCH UID 41:*", b"UID SEARCH UID 42:*"]
+    fetches = [c for c in refusing.commands if b"FETCH" in c.upper() and b"BODY.PEEK[]" in c.upper()]
+    assert len(fetches) == 1 and b"41" in fetches[0]  # the new one, once
