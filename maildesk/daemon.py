@@ -424,8 +424,10 @@ class Daemon:
                     raise
                 except (ConnectionLost, LoginRefused, MailboxError) as e:
                     self.inbox.close()
-                    log_event("imap_unavailable", level=40 if isinstance(e, LoginRefused) else 30,
-                              error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    # a connection ending after a good pass is routine (Gmail ends an OAuth2 session
+                    # with BYE every hour): INFO; a second failure in a row is news
+                    level = 40 if isinstance(e, LoginRefused) else 30 if failures else 20
+                    log_event("imap_unavailable", level=level, error=str(e)[:200], retry_in=f"{delay:.0f}s")
                     error = str(e)
                     try:
                         scheduler.run_pending()

@@ -30,6 +30,7 @@ class RefusingImapProxy:
         self.refusals = 0
         self.logins = 0
         self.commands: list[bytes] = []  # every command but the login (it carries the password)
+        self.live: list[socket.socket] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -44,6 +45,7 @@ class RefusingImapProxy:
 
     def _serve(self, client: socket.socket) -> None:
         backend = socket.create_connection(("127.0.0.1", self.backend_port))
+        self.live.append(client)
         lock = threading.Lock()
         threading.Thread(target=_pump, args=(backend, client, lock), daemon=True).start()
         buf = b""
@@ -78,6 +80,16 @@ class RefusingImapProxy:
             self.refusals += 1
             return m.group(1) + b" NO Some messages could not be FETCHed (Failure)\r\n"
         return None
+
+    def end_sessions(self) -> None:
+        """Say BYE and hang up, as Gmail does when an OAuth2 session's hour is over."""
+        for client in self.live:
+            try:
+                client.sendall(b"* BYE Session expired, please login again.\r\n")
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.live.clear()
 
     def close(self) -> None:
         self.listener.close()

@@ -269,3 +269,33 @@ def test_the_sent_folder_is_read_by_uid_after_the_last_one_seen(desk, refusing):
     assert [c for c in searches if c != b"UID SEARCH ALL"] == [b"UID SEARCH UID 41:*", b"UID SEARCH UID 42:*"]
     fetches = [c for c in refusing.commands if b"FETCH" in c.upper() and b"BODY.PEEK[]" in c.upper()]
     assert len(fetches) == 1 and b"41" in fetches[0]  # the new one, once
+
+
+# --- check understands "auto" (item 8) ------------------------------------------------
+
+def test_check_finds_the_sent_and_spam_folders_set_to_auto(desk):
+    desk.write_config(mailbox={"sent_folder": "auto"})
+    result = desk.cli("check")
+    assert result.returncode == 0, result.stdout
+    assert 'Sent (sent_folder = "auto", found by its \\Sent flag)' in result.stdout
+    assert 'Junk (junk_folder = "auto", found by its \\Junk flag)' in result.stdout
+
+
+def test_the_hourly_end_of_a_gmail_session_is_not_a_warning(desk, refusing):
+    proc = subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(desk.config), "run"],
+                            cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
+    try:
+        desk.deliver(mail(sender="first@example.fr"))
+        desk.sink.wait_for(2, timeout=60)
+        refusing.end_sessions()
+        desk.deliver(mail(sender="second@example.fr"))
+        desk.sink.wait_for(4, timeout=60)  # back after the routine reconnect
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = proc.stderr.read().splitlines()
+    ended = [line for line in log if "imap_unavailable" in line]
+    assert ended and all(" INFO " in line for line in ended), ended
+    assert refusing.logins == 2
