@@ -265,6 +265,26 @@ class Daemon:
             return "known sender, dmarc=pass"
         return None
 
+    def backfill(self, since: datetime):
+        """`maildesk backfill --since DATE`: the messages the first start left in the inbox that
+        arrived since `since`, loaded as history (nothing sent, no clock), left where they are."""
+        from .importer import import_messages
+        self.inbox = self.app.make_inbox()
+        self.connect()
+        try:
+            saved = json.loads(self.store.get_state(f"first_start:{self.inbox.cfg.folder}") or "{}")
+            if saved.get("validity") != self.inbox.uidvalidity or not saved.get("left"):
+                return None
+            present = set(self.inbox.pending())
+            left = sorted(u for u in _expand(saved["left"]) if u in present)
+            wanted = [u for u in left if u not in set(self.inbox.arrived_before(left, since))]
+            max_bytes = int(self.inbox.cfg.max_message_mb * 1024 * 1024)
+            items = ((f.arrived_at, lambda raw=f.raw: raw) for f in self.inbox.fetch(wanted, max_bytes)
+                     if not isinstance(f, Unfetchable))
+            return import_messages(self.app, items, f"{self.inbox.cfg.folder} (backfill)")
+        finally:
+            self.inbox.close()
+
     def process_sent_folder(self) -> int:
         """Shared-mailbox mode: what staff sent from the support account itself."""
         folder = self.inbox.sent_folder_name()

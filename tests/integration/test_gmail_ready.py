@@ -299,3 +299,23 @@ def test_the_hourly_end_of_a_gmail_session_is_not_a_warning(desk, refusing):
     ended = [line for line in log if "imap_unavailable" in line]
     assert ended and all(" INFO " in line for line in ended), ended
     assert refusing.logins == 2
+
+
+def test_backfill_loads_what_the_first_start_left_as_history_and_sends_nothing(desk):
+    from datetime import datetime, timedelta, timezone
+    desk.write_config(mailbox={"first_start_hours": 24})
+    _old_mail(desk, 2, timedelta(days=300), who="ancient")
+    _old_mail(desk, 3, timedelta(days=20))
+    desk.once()
+    assert desk.rows("SELECT * FROM complaints") == [] and desk.sent() == []
+    since = (datetime.now(timezone.utc) - timedelta(days=60)).date().isoformat()
+    result = desk.cli("backfill", "--since", since)
+    assert result.returncode == 0, result.stderr
+    assert "3 message(s) read: 3 complaint(s) created" in result.stdout
+    assert {r["customer_addr"] for r in desk.rows("SELECT customer_addr FROM complaints")} == {
+        "old0@example.fr", "old1@example.fr", "old2@example.fr"}
+    assert desk.sent() == [] and desk.folder("INBOX") == 5
+    assert desk.rows("SELECT * FROM complaints WHERE next_due IS NOT NULL") == []  # no clock on history
+    desk.once()
+    assert desk.sent() == []
+    assert desk.cli("backfill", "--since", "last week").returncode == 2
