@@ -17,10 +17,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import digest, policy, probe, quarantine
+from . import digest, oauth2, policy, probe, quarantine
 from .config import ConfigError, read_secret
 from .store import DatabaseReadOnly, SchemaError, Store, from_iso
-from .daemon import utcnow
+from .daemon import UNFETCHABLE_TRIES, utcnow
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "maildesk.toml"
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
@@ -66,6 +66,7 @@ def add_parsers(sub) -> None:
     ck = sub.add_parser("check", help="validate the config, try IMAP login, folders and SMTP login")
     ck.add_argument("--json", action="store_true")
     ck.add_argument("--timeout", type=float, default=10, help="seconds per connection (default 10)")
+    ck.add_argument("--staff-mail", metavar="FILE", help="a staff mail (.eml) to judge instead of the last one seen")
 
     it = sub.add_parser("init", help="write a commented starter config where --config points")
     it.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -95,6 +96,11 @@ def add_parsers(sub) -> None:
     qu.add_argument("--all", action="store_true", help="retry every message in the quarantine folder")
     qu.add_argument("--json", action="store_true")
 
+    sp = sub.add_parser("spam", help="mail in Gmail's spam folder: list it, or move one to the inbox to be handled")
+    sp.add_argument("action", nargs="?", choices=("list", "rescue"), default="list")
+    sp.add_argument("uid", nargs="?", type=int, metavar="UID", help="for rescue: the UID shown by list")
+    sp.add_argument("--json", action="store_true")
+
 
 # --- init -------------------------------------------------------------------
 
@@ -122,7 +128,7 @@ def _secrets(cfg, env):
     out, errors = {}, {}
     for name, section, sec in (("imap", "mailbox", cfg.mailbox), ("smtp", "smtp", cfg.smtp)):
         try:
-            out[name] = read_secret(section, sec, env)
+            out[name] = None if cfg.oauth2 else read_secret(section, sec, env)
         except ConfigError as e:
             errors[name] = str(e)
     try:
@@ -173,6 +179,7 @@ def check(cfg, args, env=os.environ) -> int:
     else:
         results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
     results.append(_dry_run_dir(cfg))
+    results += _staff_trust(cfg, getattr(args, "staff_mail", None))
     ok = all(r.ok for r in results)
     if args.json:
         print_json({"ok": ok, "checks": [r.as_dict() for r in results]})
@@ -183,6 +190,49 @@ def check(cfg, args, env=os.environ) -> int:
                 print(f"{'':18}hint: {r.hint}")
         print("all good" if ok else "something needs fixing (see FAIL above)")
     return 0 if ok else 1
+
+
+def _staff_trust(cfg, path: str | None) -> list[probe.Result]:
+    """How staff mail is judged: the level chosen, and what the last staff mail (or FILE)
+    says the staff domain lacks, in the words of the Workspace console."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from . import staff
+    sec = cfg.security
+    if not sec.require_authenticated_staff:
+        return [probe.Result("staff trust", True, "not checked: [security] require_authenticated_staff = false "
+                             "(anyone can write as staff)")]
+    level = ("" if sec.staff_trust == "dmarc" else
+             f'weaker trust chosen: staff_trust = "{sec.staff_trust}" ('
+             + ("Google Workspace's default DKIM key also counts" if sec.staff_trust == "dkim"
+                else "SPF alone also counts") + "); ")
+    raw = None
+    if path:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as e:
+            return [probe.Result("staff trust", False, f"{path}: {e.strerror}", "give a saved .eml file")]
+    elif cfg.staff and cfg.database_path.exists():
+        store = Store(cfg.database_path)
+        try:
+            marks = ",".join("?" * len(cfg.staff))
+            row = store.one(f"SELECT raw FROM messages WHERE direction = 'in' AND lower(from_addr) IN ({marks}) "
+                            "ORDER BY at DESC LIMIT 1", *cfg.staff)
+            raw = row["raw"] if row else None
+        finally:
+            store.close()
+    if raw is None:
+        return [probe.Result("staff trust", True, level + "no staff mail seen yet; "
+                             "`maildesk check --staff-mail FILE` judges a saved one")]
+    head = BytesHeaderParser(policy=compat32).parsebytes(bytes(raw)[:262144])
+    sender = (head.get("From") or "").rpartition("<")[2].rstrip(">").strip().lower()
+    auth = tuple(" ".join(str(v).split()) for v in head.get_all("Authentication-Results") or ())
+    arc = tuple((k, " ".join(str(v).split())) for k, v in head.items()
+                if k.lower() in ("arc-seal", "arc-authentication-results"))
+    trusted, why = staff.verify_sender(auth, sender, sec.authserv_id, arc, sec.staff_trust)
+    lacks = staff.auth_report(auth, sec.authserv_id, sender)
+    detail = f"{level}staff mail from {sender}: {'trusted' if trusted else 'REFUSED'} ({why.split(' (')[0]})"
+    return [probe.Result("staff trust", trusted, detail, "; ".join(lacks) or None)]
 
 
 # --- status -----------------------------------------------------------------
@@ -234,6 +284,8 @@ def status(cfg, args, env=os.environ) -> int:
             "next_deadlines": upcoming(store, cfg, now),
             "quarantine_held": store.scalar("SELECT count(*) FROM quarantine WHERE status = 'held'"),
             "digest_last_sent": store.get_state(digest.STATE_KEY),
+            **mailbox_state(store),
+            "oauth2_token_dead": oauth2.dead_token(cfg),
         }
     finally:
         store.close()
@@ -246,6 +298,10 @@ def status(cfg, args, env=os.environ) -> int:
                 probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], QUICK))
         doc["mailbox"], doc["smtp"] = imap.as_dict(), smtp.as_dict()
         problems += [f"{r.name} check failed" for r in (imap, smtp) if not r.ok]
+    if doc["loop_trouble"]:
+        problems.append("the main loop keeps failing (see loop_trouble)")
+    if doc["oauth2_token_dead"]:
+        problems.append("the OAuth2 refresh token is dead: run `maildesk auth gmail` again")
     if pid is None:
         state = DOWN
         problems.insert(0, "the daemon is not running")
@@ -276,6 +332,20 @@ def _report_down(args, why: str) -> int:
     return DOWN
 
 
+def mailbox_state(store: Store) -> dict:
+    """What the daemon recorded about the mailbox: logins, a failing loop, messages left alone."""
+    logins = json.loads(store.get_state("imap_logins") or "{}")
+    unfetchable = []
+    for (value,) in store.all("SELECT value FROM state WHERE key LIKE 'unfetchable:%'"):
+        unfetchable += [{"uid": int(uid), **entry} for uid, entry in json.loads(value or "{}").items()]
+    left = [json.loads(v) for (v,) in store.all("SELECT value FROM state WHERE key LIKE 'first_start:%'")]
+    return {"imap_logins": {"today": logins.get("today", 0) if logins.get("day") == utcnow().date().isoformat()
+                            else 0, "total": logins.get("total", 0), "last": logins.get("last")},
+            "loop_trouble": json.loads(store.get_state("loop_trouble") or "null"),
+            "unfetchable": unfetchable,
+            "first_start_left": sum(d.get("count", 0) for d in left)}
+
+
 def format_status(doc: dict, cfg) -> str:
     tz = cfg.tz
     d = doc["daemon"]
@@ -299,6 +369,21 @@ def format_status(doc: dict, cfg) -> str:
     op = doc["open"]
     lines.append(f"open        {op['total']}: level 1 {op['1']}, level 2 {op['2']}, level 3 {op['3']}")
     lines.append(f"quarantine  {doc['quarantine_held']} held")
+    logins = doc["imap_logins"]
+    lines.append(f"imap logins {logins['today']} today, {logins['total']} in all"
+                 + (f", last {_local(from_iso(logins['last']), tz)}" if logins["last"] else ""))
+    if doc["oauth2_token_dead"]:
+        lines.append(f"TROUBLE     {doc['oauth2_token_dead']}")
+    if doc["loop_trouble"]:
+        t = doc["loop_trouble"]
+        lines.append(f"TROUBLE     the main loop keeps failing since {_local(from_iso(t['since']), tz)}: {t['error']}")
+    skipped = [u for u in doc["unfetchable"] if u["tries"] >= UNFETCHABLE_TRIES]
+    if skipped:
+        lines.append(f"unfetchable {len(skipped)} message(s) the server will not serve, left in the inbox: "
+                     + ", ".join(f"UID {u['uid']} ({u['subject'] or 'no subject'})" for u in skipped[:5]))
+    if doc["first_start_left"]:
+        lines.append(f"first start {doc['first_start_left']} older message(s) left unanswered in the inbox "
+                     "(maildesk backfill --since DATE keeps them as history)")
     lines.append(f"digest      last sent {doc['digest_last_sent'] or 'never'}")
     lines.append("next deadlines" + ("" if doc["next_deadlines"] else "  none"))
     for n in doc["next_deadlines"]:
@@ -449,5 +534,49 @@ def _retry(app, args) -> int:
     return 1 if missing else 0
 
 
-COMMANDS = {"digest": digest_command, "outbox": outbox_command, "quarantine": quarantine_command}
+def spam_command(app, args) -> int:
+    """`spam list`: what the last pass found in spam and left there. `spam rescue UID`: move it
+    to the inbox, where the daemon's next pass (or `once`) handles it like any other mail."""
+    from .daemon import Daemon
+    from .imap import MailboxError
+    if args.action == "list":
+        doc = digest.spam(app.store, listed=1000)
+        if args.json:
+            print_json(doc)
+            return 0
+        for m in doc["listed"]:
+            print(f"uid {m['uid']:<6} {_local(m['at'], app.cfg.tz)}  {m['sender']}  {digest.one_line(m['subject'], 60)!r}")
+        print(f"{doc['count']} message(s) in {doc['folder'] or 'the spam folder'}, none answered"
+              + ("; to have one handled: maildesk spam rescue UID" if doc["count"] else ""))
+        return 0
+    if args.uid is None:
+        print("maildesk: name the UID to rescue (see `maildesk spam list`)", file=sys.stderr)
+        return 2
+    if app.cfg.mailbox.read_only:
+        print("maildesk: mailbox.read_only is set: nothing can be moved", file=sys.stderr)
+        return 1
+    daemon = Daemon(app)
+    daemon.inbox = app.make_inbox()
+    try:
+        daemon.connect()
+        folder = daemon.inbox.junk_folder_name()
+        if not folder:
+            print("maildesk: no spam folder (mailbox.junk_folder)", file=sys.stderr)
+            return 1
+        _validity, uids, _new = daemon.inbox.read_headers(folder, set(), None)
+        if args.uid not in uids:
+            print(f"maildesk: no message with UID {args.uid} in {folder} (see `maildesk spam list`)", file=sys.stderr)
+            return 1
+        daemon.inbox.move_from(folder, [args.uid], app.cfg.mailbox.folder)
+    except MailboxError as e:
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 1
+    finally:
+        daemon.inbox.close()
+    print(f"UID {args.uid} moved from {folder} to {app.cfg.mailbox.folder}: the next pass handles it")
+    return 0
+
+
+COMMANDS = {"digest": digest_command, "outbox": outbox_command, "quarantine": quarantine_command,
+            "spam": spam_command}
 WITHOUT_APP = {"status": status, "check": check}  # they report missing secrets instead of stopping on them

@@ -46,10 +46,11 @@ class App:
                       sent_lookup=self.sent_copies if self.cfg.smtp_saves_to_sent else None)
 
     def imap_password(self) -> str | None:
-        return read_secret("mailbox", self.cfg.mailbox, self.env)
+        """None with [oauth2]: the password keys are then not needed at all."""
+        return None if self.cfg.oauth2 else read_secret("mailbox", self.cfg.mailbox, self.env)
 
     def smtp_password(self) -> str | None:
-        return read_secret("smtp", self.cfg.smtp, self.env)
+        return None if self.cfg.oauth2 else read_secret("smtp", self.cfg.smtp, self.env)
 
     def make_inbox(self) -> Inbox:
         mailbox = self.cfg.mailbox

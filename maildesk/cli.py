@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep complaints first seen in the last DAYS open (default: all imported ones are closed "
                           "as status 'imported': no clock, not overdue, not in the digest's ages)")
 
+    back = sub.add_parser("backfill", help="load the mail the first start left in the inbox as history; sends nothing")
+    back.add_argument("--since", required=True, metavar="YYYY-MM-DD", help="from this day on (local time)")
+
     lst = sub.add_parser("list", help="complaints, newest first")
     lst.add_argument("--level", type=int, choices=(1, 2, 3))
     lst.add_argument("--status", choices=("open", "waiting_customer", "resolved", "closed", "imported"))
@@ -170,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(app, args) -> int:
     from .daemon import AlreadyRunning, Daemon
+    from .imap import FolderMissing
     try:
         return Daemon(app).run()
     except AlreadyRunning as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
+    except FolderMissing as e:  # retrying cannot help: one line, and systemd sees the failure
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 2
 
 
 def cmd_once(app, args) -> int:
@@ -250,8 +257,32 @@ def cmd_import_mbox(app, args) -> int:
     return 0
 
 
+def cmd_backfill(app, args) -> int:
+    from datetime import date, datetime
+    from .daemon import Daemon
+    from .imap import MailboxError
+    try:
+        day = date.fromisoformat(args.since)
+    except ValueError:
+        print(f"maildesk: --since wants a date like 2024-01-31, not {args.since!r}", file=sys.stderr)
+        return 2
+    since = datetime.combine(day, datetime.min.time(), tzinfo=app.cfg.tz)
+    try:
+        r = Daemon(app).backfill(since)
+    except MailboxError as e:
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 1
+    if r is None:
+        print("nothing to backfill: the first start left no mail in the inbox")
+        return 0
+    print(f"{r.messages} message(s) read: {r.complaints} complaint(s) created, {r.duplicates} already known, "
+          f"{r.skipped} skipped (see the log). Nothing was sent; the messages stay in the inbox.")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "once": cmd_once, "show": cmd_show, "resolve": cmd_resolve, "list": cmd_list}
 COMMANDS["import-mbox"] = cmd_import_mbox
+COMMANDS["backfill"] = cmd_backfill
 COMMANDS.update(seller_cli.COMMANDS)
 COMMANDS.update(admin.COMMANDS)
 

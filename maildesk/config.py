@@ -45,6 +45,8 @@ class MailboxConfig:
     read_only: bool = False
     max_message_mb: float = 10.0  # above: read part by part (imap.py), big attachments by name and size
     timeout_seconds: int = 30
+    first_start_hours: float = 24  # first run on an empty database: older inbox mail is left untouched
+    junk_folder: str = "auto"  # the spam folder read each pass ("auto": flagged \\Junk; "": none)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class SecurityConfig:
     authserv_id: str = "mx.google.com"
     require_authenticated_staff: bool = True
     expose_staff_address: bool = False
+    staff_trust: str = "dmarc"  # "dkim": also Workspace's default key; "spf-aligned": also SPF (weaker)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class OAuth2Config:
     client_secret_env: str = _req()
     refresh_token_env: str = _req()
     token_uri: str = "https://oauth2.googleapis.com/token"
+    # written when Google refuses the refresh token (mail cannot tell anyone then): for monitoring
+    dead_token_file: str = "oauth2-token-dead"
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"smtp.from_address must be an e-mail address, got {cfg.smtp.from_address!r}")
     if cfg.mailbox.poll_seconds < 1:
         raise ConfigError("mailbox.poll_seconds must be at least 1")
+    if cfg.security.staff_trust not in ("dmarc", "dkim", "spf-aligned"):
+        raise ConfigError(f'security.staff_trust must be "dmarc", "dkim" or "spf-aligned", '
+                          f'got {cfg.security.staff_trust!r}')
+    if cfg.mailbox.first_start_hours < 0:
+        raise ConfigError("mailbox.first_start_hours must be 0 (answer everything) or more")
     p = cfg.policy
     if not p.reference_prefix.isalnum() or not p.reference_prefix.isascii():
         raise ConfigError(f"policy.reference_prefix must be letters or digits, got {p.reference_prefix!r}")

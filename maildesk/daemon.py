@@ -16,24 +16,27 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import signal
 import socket
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import schedule
 
-from . import faults
-from .imap import ConnectionLost, Inbox, LoginRefused, MailboxError
+from . import faults, policy, refs, staff
+from .imap import ConnectionLost, FolderMissing, Inbox, LoginRefused, MailboxError, Unfetchable
 from .logs import event as log_event
 from .mail import parse, ParseError
 from .store import DatabaseReadOnly, iso
 from .workflow import Outcome
 
 MAX_BACKOFF = 300
+UNFETCHABLE_TRIES = 3  # passes a message the server refuses is tried before it is left alone
+LOOP_ALERT_AFTER = 5  # failed passes in a row before admins are told (1+2+4+8+16 s: about half a minute)
 
 
 def utcnow() -> datetime:
@@ -123,14 +126,24 @@ class Daemon:
         cfg = inbox.cfg
         state_key = f"last_uid:{cfg.folder}:{inbox.uidvalidity}"
         after = int(self.store.get_state(state_key) or 0) if cfg.read_only else 0
+        refused = self._unfetchable_state()
+        inbox.skip = {int(u) for u, r in refused.items() if r["tries"] >= UNFETCHABLE_TRIES}
         uids = inbox.pending(after)
-        handled = 0
         max_bytes = int(cfg.max_message_mb * 1024 * 1024)
+        left = self._first_start(uids)
+        if left:
+            inbox.skip |= left
+            uids = [u for u in uids if u not in left]
+        handled = 0
         for start in range(0, len(uids), 100):
             chunk = uids[start:start + 100]
             done, quarantined = [], []
             with self.store.transaction():
                 for fetched in inbox.fetch(chunk, max_bytes):
+                    if isinstance(fetched, Unfetchable):
+                        self._refused(fetched, refused)
+                        continue
+                    refused.pop(str(fetched.uid), None)
                     faults.step("before_message")
                     outcome = self._receive(fetched)
                     (quarantined if outcome.action == "quarantine" else done).append(fetched.uid)
@@ -138,6 +151,7 @@ class Daemon:
                     faults.step("after_message")
                 if cfg.read_only and chunk:
                     self.store.set_state(state_key, str(max(chunk)))
+                self.store.set_state(self._unfetchable_key(), json.dumps(refused))
                 self.store.set_state("last_poll", iso(utcnow()))
             faults.step("after_commit")
             inbox.move(done, cfg.processed_folder)
@@ -151,6 +165,143 @@ class Daemon:
                 self.store.set_state("last_poll", iso(utcnow()))
         return handled
 
+    # --- messages the server will not serve ---------------------------------------------
+    def _unfetchable_key(self) -> str:
+        return f"unfetchable:{self.inbox.cfg.folder}:{self.inbox.uidvalidity}"
+
+    def _unfetchable_state(self) -> dict[str, dict]:
+        """UID -> {tries, size, subject, reason}: messages the server refused to serve."""
+        return json.loads(self.store.get_state(self._unfetchable_key()) or "{}")
+
+    def _refused(self, item: Unfetchable, refused: dict) -> None:
+        """One more pass where the server would not give this message; at the last try it is
+        left in the inbox for good and admins are told what to do."""
+        entry = refused.setdefault(str(item.uid), {"tries": 0})
+        entry.update(tries=entry["tries"] + 1, size=item.size, subject=item.subject, reason=item.reason)
+        if entry["tries"] < UNFETCHABLE_TRIES:
+            log_event("message_refused", level=30, uid=item.uid, tries=entry["tries"], reason=item.reason)
+            return
+        log_event("message_unfetchable", level=40, uid=item.uid, size=item.size, reason=item.reason,
+                  folder=self.inbox.cfg.folder)
+        what = (f"The IMAP server refused {UNFETCHABLE_TRIES} times to give maildesk the message with UID "
+                f"{item.uid} in {self.inbox.cfg.folder} ({item.size} bytes, subject: {item.subject or 'unknown'}). "
+                f"The server said: {item.reason}. maildesk leaves it where it is and goes on with the other mail.")
+        fix = ("Open it in the web mail: if it shows, forward it to the support address or answer it by hand; "
+               "if not, it may be damaged on the server. Moving it out of the folder and back gives it a new "
+               "UID, which maildesk tries again.")
+        self._alert_admins("message_unfetchable", f"a message the mail server will not serve (UID {item.uid})",
+                           what, fix)
+
+    def _alert_admins(self, kind: str, title: str, what: str, fix: str) -> None:
+        """Queue a mail to the admins; a failure to queue is logged, never raised (the log and
+        `status` say it anyway)."""
+        try:
+            with self.store.transaction():
+                self.app.workflow.queue(None, policy.Mail("admin_mailbox", tuple(self.cfg.teams.admins), kind,
+                                                          "admin", context={"title": title, "what": what,
+                                                                            "fix": fix}), utcnow())
+        except Exception:  # the store or the templates are the trouble: the log must do
+            log_event("admin_alert_failed", level=40, kind=kind, exc_info=True)
+
+    # --- the very first start ------------------------------------------------------------
+    def _first_start(self, uids: list[int]) -> set[int]:
+        """UIDs left untouched because they reached the inbox before the first start (less
+        `[mailbox] first_start_hours`): the past is not answered. Decided once, on an empty
+        database (never polled), and remembered; decided again if the folder's UIDVALIDITY changes."""
+        key = f"first_start:{self.inbox.cfg.folder}"
+        saved = self.store.get_state(key)
+        if saved is None and self.store.get_state("last_poll") is not None:
+            return set()  # a database from before this rule: it has already read this inbox
+        info = json.loads(saved) if saved else {"cutoff": iso(utcnow() - timedelta(
+            hours=self.inbox.cfg.first_start_hours))}
+        if info.get("validity") == self.inbox.uidvalidity:
+            return _expand(info["left"]) & set(uids) if info["left"] else set()
+        cutoff = datetime.fromisoformat(info["cutoff"])
+        old = self.inbox.arrived_before(uids, cutoff) if self.inbox.cfg.first_start_hours > 0 else []
+        info.update(validity=self.inbox.uidvalidity, left=_ranges(old), count=len(old))
+        with self.store.transaction():
+            self.store.set_state(key, json.dumps(info))
+        if old:
+            log_event("first_start_left_old_mail", level=30, left=len(old), folder=self.inbox.cfg.folder,
+                      before=info["cutoff"][:16],
+                      hint="they stay in the inbox unanswered; to keep them as history without answering "
+                           "anyone: maildesk backfill --since YYYY-MM-DD (or import-mbox a Takeout export)")
+        return set(old)
+
+    # --- the spam folder ---------------------------------------------------------------------
+    def process_junk(self) -> int:
+        """Read the spam folder (\\Junk; Gmail keeps spam 30 days, then deletes it), headers only.
+        Mail that is surely ours (one of our tags or Message-IDs, or DMARC-authenticated mail from
+        a known customer, seller or staff member) is moved to the inbox and handled like any other;
+        the rest is only listed for the digest and `maildesk spam list`. Nothing is answered from
+        spam. Returns how many were moved to the inbox."""
+        folder = self.inbox.junk_folder_name()
+        if not folder or folder == self.inbox.cfg.folder:
+            return 0
+        saved = json.loads(self.store.get_state("junk") or "{}")
+        known = {int(u): item for u, item in saved.get("items", {}).items()} if saved.get("folder") == folder else {}
+        validity, uids, new = self.inbox.read_headers(folder, set(known), saved.get("validity"))
+        if validity != saved.get("validity"):
+            known = {}
+        rescue = []
+        for uid, header, arrived in new:
+            item = junk_item(uid, header, arrived)
+            why = self.rescue_reason(header)
+            if why and not self.inbox.cfg.read_only:
+                rescue.append(uid)
+                log_event("spam_rescued", uid=uid, sender=item["sender"], why=why)
+            else:
+                known[uid] = item
+        self.inbox.move_from(folder, rescue, self.inbox.cfg.folder)
+        present = set(uids) - set(rescue)
+        items = {str(u): i for u, i in known.items() if u in present}  # Gmail deletes spam after 30 days
+        if items != saved.get("items") or validity != saved.get("validity") or folder != saved.get("folder"):
+            with self.store.transaction():
+                self.store.set_state("junk", json.dumps({"folder": folder, "validity": validity, "items": items}))
+        return len(rescue)
+
+    def rescue_reason(self, header: bytes) -> str | None:
+        """Why a mail in spam is surely for us, or None."""
+        try:
+            mail = parse(header.rstrip(b"\r\n") + b"\r\n\r\n")
+        except ParseError:
+            return None
+        prefix = self.cfg.policy.reference_prefix
+        for ref in refs.find_references(prefix, mail.subject):
+            if self.store.complaint(ref) is not None:
+                return f"our tag {ref}"
+        for mid in (*mail.in_reply_to, *mail.references)[-50:]:
+            if self.store.one("SELECT 1 FROM messages WHERE message_id = ?", mid) is not None:
+                return "answers a message of ours"
+        sender = mail.from_addr.lower()
+        known = (sender in self.cfg.staff
+                 or self.store.one("SELECT 1 FROM complaints WHERE customer_addr IN (?, ?) LIMIT 1",
+                                   mail.from_addr, sender) is not None
+                 or self.store.one("SELECT 1 FROM sellers WHERE lower(address) = ? LIMIT 1", sender) is not None)
+        if known and staff.dmarc_pass(mail.auth_results, sender, self.cfg.security.authserv_id):
+            return "known sender, dmarc=pass"
+        return None
+
+    def backfill(self, since: datetime):
+        """`maildesk backfill --since DATE`: the messages the first start left in the inbox that
+        arrived since `since`, loaded as history (nothing sent, no clock), left where they are."""
+        from .importer import import_messages
+        self.inbox = self.app.make_inbox()
+        self.connect()
+        try:
+            saved = json.loads(self.store.get_state(f"first_start:{self.inbox.cfg.folder}") or "{}")
+            if saved.get("validity") != self.inbox.uidvalidity or not saved.get("left"):
+                return None
+            present = set(self.inbox.pending())
+            left = sorted(u for u in _expand(saved["left"]) if u in present)
+            wanted = [u for u in left if u not in set(self.inbox.arrived_before(left, since))]
+            max_bytes = int(self.inbox.cfg.max_message_mb * 1024 * 1024)
+            items = ((f.arrived_at, lambda raw=f.raw: raw) for f in self.inbox.fetch(wanted, max_bytes)
+                     if not isinstance(f, Unfetchable))
+            return import_messages(self.app, items, f"{self.inbox.cfg.folder} (backfill)")
+        finally:
+            self.inbox.close()
+
     def process_sent_folder(self) -> int:
         """Shared-mailbox mode: what staff sent from the support account itself."""
         folder = self.inbox.sent_folder_name()
@@ -159,9 +310,8 @@ class Daemon:
         key = f"last_uid:sent:{folder}"
         seen = self.store.get_state(key)
         validity, top, fetched = self.inbox.read_folder(
-            folder, int(seen.split(":")[1]) if seen else None, int(self.cfg.mailbox.max_message_mb * 1024 * 1024))
-        if seen and int(seen.split(":")[0]) != validity:  # folder rebuilt: start again from now
-            validity, top, fetched = validity, top, []
+            folder, int(seen.split(":")[1]) if seen else None, int(self.cfg.mailbox.max_message_mb * 1024 * 1024),
+            validity=int(seen.split(":")[0]) if seen else None)
         now = utcnow()
         with self.store.transaction():
             for item in fetched:
@@ -213,6 +363,17 @@ class Daemon:
              fetched.size, reason[:500]))
         log_event("quarantined", level=30, uid=fetched.uid, size=fetched.size, reason=reason[:200])
 
+    def connect(self) -> None:
+        """Log in, and count it: Gmail locks an account out after too many logins."""
+        self.inbox.connect()
+        today = utcnow().date().isoformat()
+        counted = json.loads(self.store.get_state("imap_logins") or "{}")
+        if counted.get("day") != today:
+            counted = {"day": today, "today": 0, "total": counted.get("total", 0)}
+        counted.update(today=counted["today"] + 1, total=counted["total"] + 1, last=iso(utcnow()))
+        with self.store.transaction():
+            self.store.set_state("imap_logins", json.dumps(counted))
+
     def tick(self) -> None:
         """The clock's work: the sweep, the digest."""
         now = utcnow()
@@ -243,9 +404,11 @@ class Daemon:
             self.app.outbox.release_dead_leases()
             self.inbox = self.app.make_inbox()
             try:
-                self.inbox.connect()
+                self.connect()
                 self.recover()
                 self.process_inbox()
+                if self.process_junk():
+                    self.process_inbox()  # what was rescued from spam, now
                 self.process_sent_folder()
             finally:
                 self.inbox.close()
@@ -266,6 +429,8 @@ class Daemon:
         log_event("started", pid=os.getpid(), folder=self.cfg.mailbox.folder,
                   mode="read-only" if self.cfg.mailbox.read_only else None)
         delay = 1.0
+        failures = 0  # passes in a row that ended in an error; back-off grows until a whole pass works
+        first_pass = True  # trouble recorded by an earlier run ends with this run's first whole pass
         self.inbox = self.app.make_inbox()
         first_tick = True
         sd_notify("READY=1")
@@ -274,51 +439,93 @@ class Daemon:
                 sd_notify("WATCHDOG=1")  # each turn of the loop; IDLE waits at most a minute
                 try:
                     if self.inbox.client is None:
-                        self.inbox.connect()
+                        self.connect()
                         log_event("imap_connected", host=self.cfg.mailbox.host,
                                   idle=self.inbox.can_idle and self.cfg.mailbox.idle)
-                        delay = 1.0
                         self.recover()
                     self.process_inbox()
+                    if self.process_junk():
+                        self.process_inbox()
                     self.process_sent_folder()
                     if first_tick:  # after the inbox: a digest that fell due counts the mail that waited
                         first_tick = False
                         self.tick()  # deadlines that passed while we were stopped, at once
                     scheduler.run_pending()
                     self.flush()
+                    if failures or first_pass:  # a whole pass worked: only now is the back-off over
+                        self._recovered(failures)
+                        first_pass = False
+                    delay, failures = 1.0, 0
                     if self.stop_event.is_set():
                         break
                     self.inbox.wait(max(0.5, min(scheduler.idle_seconds or 60, 60)), self.stop_event.is_set)
+                    continue
+                except FolderMissing as e:  # retrying cannot make the folder appear: stop, say which
+                    log_event("imap_folder_missing", level=50, error=str(e)[:500])
+                    raise
                 except (ConnectionLost, LoginRefused, MailboxError) as e:
                     self.inbox.close()
-                    log_event("imap_unavailable", level=40 if isinstance(e, LoginRefused) else 30,
-                              error=str(e)[:200], retry_in=f"{delay:.0f}s")
-                    if first_tick:  # no inbox to read: the deadlines still may not wait for it
-                        first_tick = False
-                        self.tick()
-                    scheduler.run_pending()
-                    self.flush()
-                    self.stop_event.wait(delay)
-                    delay = min(delay * 2, MAX_BACKOFF)
+                    # a connection ending after a good pass is routine (Gmail ends an OAuth2 session
+                    # with BYE every hour): INFO; a second failure in a row is news
+                    level = 40 if isinstance(e, LoginRefused) else 30 if failures else 20
+                    log_event("imap_unavailable", level=level, error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    error = str(e)
+                    try:
+                        if first_tick:  # no inbox to read: the deadlines still may not wait for it
+                            first_tick = False
+                            self.tick()
+                        scheduler.run_pending()
+                        self.flush()
+                    except Exception:  # the clock and the outbox fail on their own; the wait still comes
+                        log_event("loop_error", level=40, retry_in=f"{delay:.0f}s", exc_info=True)
                 except sqlite3.OperationalError as e:
                     if "readonly" in str(e):  # rights, not a busy moment: retrying never helps
                         log_event("database_readonly", level=50, error=str(e)[:200])
                         raise DatabaseReadOnly(f"database {self.cfg.database_path} became read-only for "
                                                f"this user: {e}; fix its owner, then start again") from None
                     log_event("database_busy", level=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
-                    self.stop_event.wait(delay)
-                    delay = min(delay * 2, MAX_BACKOFF)
-                except Exception:  # last resort: a bug must not stop the helpdesk; say it loudly, go on
+                    error = f"database: {e}"
+                except Exception as e:  # last resort: a bug must not stop the helpdesk; say it loudly, go on
                     log_event("loop_error", level=40, retry_in=f"{delay:.0f}s", exc_info=True)
                     self.inbox.close()
-                    self.stop_event.wait(delay)
-                    delay = min(delay * 2, MAX_BACKOFF)
+                    error = f"{type(e).__name__}: {e}"
+                failures += 1
+                if failures == LOOP_ALERT_AFTER:
+                    self._failing(failures, error)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
         finally:
             sd_notify("STOPPING=1")
             self.inbox.close()
             lock.release()
             log_event("stopped", pid=os.getpid())
         return 0
+
+    def _failing(self, failures: int, error: str) -> None:
+        """Passes keep failing: the log (always), `status` (from the database, when it works),
+        and the admins by mail (when mail works)."""
+        log_event("loop_failing", level=40, failures=failures, error=error[:300])
+        try:
+            with self.store.transaction():
+                self.store.set_state("loop_trouble", json.dumps({"since": iso(utcnow()), "error": error[:300]}))
+        except Exception:  # the database may be the trouble itself: the log line above stands
+            return
+        self._alert_admins("loop_failing", "maildesk keeps failing",
+                           f"maildesk's main loop has failed {failures} times in a row and retries with a "
+                           f"growing pause (at most {MAX_BACKOFF // 60} min). Last error: {error[:300]}",
+                           "See the log (journalctl -u maildesk) and `maildesk status`; `maildesk check` "
+                           "tests the mail servers.")
+        try:
+            self.flush()
+        except Exception:  # mail does not work either: the log and `status` must do
+            log_event("admin_alert_failed", level=40, kind="loop_failing")
+
+    def _recovered(self, failures: int) -> None:
+        if not self.store.get_state("loop_trouble"):
+            return
+        log_event("loop_recovered", failures=failures)
+        with self.store.transaction():
+            self.store.set_state("loop_trouble", "")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -328,3 +535,34 @@ class Daemon:
         from .ops import RECOVER_KEY, recover
         if self.store.get_state(RECOVER_KEY):
             recover(self)
+
+
+def junk_item(uid: int, header: bytes, arrived: datetime) -> dict:
+    """What the digest shows of a mail in spam: never its body."""
+    try:
+        mail = parse(header.rstrip(b"\r\n") + b"\r\n\r\n")
+        sender, subject = mail.from_addr, mail.subject[:120]
+    except ParseError:
+        sender, subject = "?", "?"
+    return {"uid": uid, "sender": sender, "subject": subject, "at": iso(arrived)}
+
+
+def _ranges(uids: list[int]) -> str:
+    """Sorted UIDs as "1-300,305": a few bytes for years of mail."""
+    out: list[str] = []
+    for u in sorted(uids):
+        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == u - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{u}"
+        elif out and "-" not in out[-1] and int(out[-1]) == u - 1:
+            out[-1] = f"{out[-1]}-{u}"
+        else:
+            out.append(str(u))
+    return ",".join(out)
+
+
+def _expand(text: str) -> set[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        out.update(range(int(low), int(high or low) + 1))
+    return out

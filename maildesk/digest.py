@@ -94,6 +94,7 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "outbox": _outbox(store),
         "sending": Outbox(cfg, store).sending_status(now),
         "quarantine": _quarantine(store, since),
+        "spam": spam(store),
         "suspicious": _suspicious(store, since, now),
         "spam_reports": store.scalar("SELECT count(*) FROM events WHERE kind = 'spam_report' AND at > ? AND at <= ?",
                                      iso(since), iso(now)),
@@ -301,6 +302,16 @@ def _quarantine(store: Store, since: datetime) -> dict:
     return {"held": held,
             "held_count": store.scalar("SELECT count(*) FROM quarantine WHERE status = 'held'"),
             "new": store.scalar("SELECT count(*) FROM quarantine WHERE at > ?", iso(since))}
+
+
+def spam(store: Store, listed: int = 20) -> dict:
+    """What the last pass found in the spam folder and left there (nothing in it is answered):
+    how many, since when, and the newest senders and subjects."""
+    saved = json.loads(store.get_state("junk") or "{}")
+    items = sorted(saved.get("items", {}).values(), key=lambda i: i["at"], reverse=True)
+    return {"folder": saved.get("folder"), "count": len(items),
+            "oldest": from_iso(items[-1]["at"]) if items else None,
+            "listed": [{**i, "at": from_iso(i["at"])} for i in items[:listed]]}
 
 
 def _suspicious(store: Store, since: datetime, now: datetime) -> list[dict]:

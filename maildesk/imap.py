@@ -51,6 +51,10 @@ class FolderMissing(MailboxError):
     pass
 
 
+class Refused(MailboxError):
+    """The server answered NO or BAD to a command; the connection is still good."""
+
+
 class _Unreadable(Exception):
     """The server will not give a large message part by part: read its first bytes instead."""
 
@@ -67,6 +71,16 @@ class Fetched:
     # `omitted` the attachments not fetched (payload None), `large` what was kept, for its event
     omitted: tuple[Attachment, ...] = ()
     large: dict | None = None
+
+
+@dataclass(frozen=True)
+class Unfetchable:
+    """A message the server refuses to serve (Gmail: "NO Some messages could not be FETCHed"),
+    even alone: the daemon counts the tries and, after a few, leaves it where it is."""
+    uid: int
+    reason: str
+    size: int = 0
+    subject: str = ""
 
 
 NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, imaplib.IMAP4.abort, imaplib.IMAP4.error,
@@ -86,6 +100,9 @@ class Inbox:
         self.attachment_max_bytes = attachment_max_bytes  # [storage] attachment_max_mb; None: max_message_mb
         self.seen_uid = 0  # the highest UID pending() returned: wait() looks for anything newer
         self.uidvalidity: int | None = None
+        self.logins = 0  # successful logins by this process, for `status` (Gmail locks out login storms)
+        self.skip: set[int] = set()  # UIDs pending() leaves out: unfetchable, or left by the first start
+        self._sent_name: str | None = None  # the \\Sent folder found by "auto", kept across passes
 
     # --- connection ------------------------------------------------------------
     def connect(self) -> None:
@@ -111,6 +128,7 @@ class Inbox:
         except NETWORK_ERRORS as e:
             raise ConnectionLost(f"cannot reach IMAP server {c.host}:{c.port}: {type(e).__name__}: {e}") from None
         self.client = client
+        self.logins += 1
         caps = {cap.upper() for cap in client.capabilities()}
         self.can_idle = b"IDLE" in caps
         self.can_move = b"MOVE" in caps
@@ -122,10 +140,20 @@ class Inbox:
                     if not client.folder_exists(folder):
                         client.create_folder(folder)
             info = client.select_folder(c.folder, readonly=c.read_only)
-        except NETWORK_ERRORS as e:
+        except (imaplib.IMAP4.abort, OSError, EOFError) as e:
             self.close()
-            raise FolderMissing(f"IMAP folder problem ({c.folder}): {_text(e)}") from None
+            raise ConnectionLost(f"IMAP connection lost: {type(e).__name__}: {e}") from None
+        except NETWORK_ERRORS as e:  # NO/BAD: retrying cannot help; say what the server has instead
+            names = self._folder_names()
+            self.close()
+            raise FolderMissing(_folder_problem(c.folder, "mailbox.folder", _text(e), names)) from None
         self.uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+
+    def _folder_names(self) -> list[str]:
+        try:
+            return [name for _flags, _sep, name in self.client.list_folders()]
+        except Exception:  # only for the message; the folder problem is the news
+            return []
 
     def close(self) -> None:
         if self.client is not None:
@@ -155,20 +183,24 @@ class Inbox:
         self._call(self.client.noop)
         uids = self._call(self.client.search, criteria)
         self.seen_uid = max(self.seen_uid, *uids, after_uid)
-        return sorted(u for u in uids if u > after_uid)
+        return sorted(u for u in uids if u > after_uid and u not in self.skip)
 
-    def fetch(self, uids: list[int], max_bytes: int) -> Iterator[Fetched]:
+    def fetch(self, uids: list[int], max_bytes: int) -> Iterator[Fetched | Unfetchable]:
         """The messages, in order. Whole ones are fetched FETCH_BYTES at a time and each is let go
-        once yielded; one above `max_bytes` is read part by part (`_fetch_large`)."""
+        once yielded; one above `max_bytes` is read part by part (`_fetch_large`). When the server
+        refuses a batch (NO), its messages are asked for one by one: the one it will not serve
+        comes out as Unfetchable and the others are read as usual."""
         for start in range(0, len(uids), BATCH):
             chunk = uids[start:start + BATCH]
-            sizes = self._call(self.client.fetch, chunk,
-                               ["RFC822.SIZE", "INTERNALDATE", *(["X-GM-THRID"] if self.gmail else [])])
+            items = ["RFC822.SIZE", "INTERNALDATE", *(["X-GM-THRID"] if self.gmail else [])]
+            sizes, refused = self._fetch_each(chunk, items)
+            for uid, reason in refused.items():
+                yield self._unfetchable(uid, reason, {})
             group: list[int] = []
             group_bytes = 0
             for uid in chunk:
                 if uid not in sizes:
-                    continue  # expunged meanwhile
+                    continue  # expunged meanwhile, or refused above
                 size = sizes[uid].get(b"RFC822.SIZE", 0)
                 if size > max_bytes or (group and group_bytes + size > FETCH_BYTES):
                     yield from self._fetch_whole(group, sizes)
@@ -187,11 +219,63 @@ class Inbox:
             arrived = arrived.astimezone()
         return meta.get(b"RFC822.SIZE", 0), arrived.astimezone(timezone.utc), meta.get(b"X-GM-THRID")
 
-    def _fetch_whole(self, uids: list[int], sizes) -> Iterator[Fetched]:
+    def arrived_before(self, uids: list[int], cutoff: datetime) -> list[int]:
+        """The UIDs whose INTERNALDATE (arrival in the mailbox) is before `cutoff`."""
+        old = []
+        for start in range(0, len(uids), BATCH * 10):
+            chunk = uids[start:start + BATCH * 10]
+            dates = self._call(self.client.fetch, chunk, ["INTERNALDATE"])
+            old += [u for u in chunk if u in dates and self._meta(dates[u])[1] < cutoff]
+        return old
+
+    def _fetch_each(self, uids: list[int], items: list[str]) -> tuple[dict, dict[int, str]]:
+        """FETCH `items` of `uids` at once; if the server refuses, one UID at a time.
+        Returns (answers by UID, refusal text by UID)."""
+        try:
+            return self._fetch_or_refuse(uids, items), {}
+        except Refused as e:
+            if len(uids) == 1:
+                return {}, {uids[0]: str(e)}
+        answers, refused = {}, {}
+        for uid in uids:
+            try:
+                answers.update(self._fetch_or_refuse([uid], items))
+            except Refused as e:
+                refused[uid] = str(e)
+        return answers, refused
+
+    def _fetch_or_refuse(self, uids: list[int], items: list[str]) -> dict:
+        if self.client is None:
+            raise ConnectionLost("not connected")
+        try:
+            return self.client.fetch(uids, items)
+        except (imaplib.IMAP4.abort, OSError, EOFError) as e:  # abort is an IMAP4.error: first
+            self.close()
+            raise ConnectionLost(f"IMAP connection lost: {type(e).__name__}: {e}") from None
+        except imaplib.IMAP4.error as e:  # NO or BAD: the server will not serve this, the link is fine
+            raise Refused(_text(e)[:200]) from None
+
+    def _unfetchable(self, uid: int, reason: str, meta) -> Unfetchable:
+        """What the server still says about a message it will not serve: its size and subject."""
+        size, subject = meta.get(b"RFC822.SIZE", 0), ""
+        try:
+            answer = self._fetch_or_refuse([uid], ["RFC822.SIZE", "ENVELOPE"]).get(uid, {})
+            size = answer.get(b"RFC822.SIZE", size)
+            envelope = answer.get(b"ENVELOPE")
+            if envelope is not None and envelope.subject:
+                subject = _decode_words(envelope.subject)
+        except Refused:
+            pass
+        return Unfetchable(uid, reason, size, subject[:200])
+
+    def _fetch_whole(self, uids: list[int], sizes) -> Iterator[Fetched | Unfetchable]:
         if not uids:
             return
-        bodies = self._call(self.client.fetch, uids, ["BODY.PEEK[]"])
+        bodies, refused = self._fetch_each(uids, ["BODY.PEEK[]"])
         for uid in uids:
+            if uid in refused:
+                yield self._unfetchable(uid, refused.pop(uid), sizes[uid])
+                continue
             answer = bodies.pop(uid, None)
             if answer is None:
                 continue  # expunged meanwhile
@@ -407,11 +491,13 @@ class Inbox:
 
     def sent_folder_name(self) -> str | None:
         """`[mailbox] sent_folder`: a name, or "auto" to find it by its \\Sent flag
-        (Gmail names it differently in every language)."""
+        (Gmail names it differently in every language). Looked up once, not every pass."""
         name = self.cfg.sent_folder
         if name and name.lower() in ("auto", "\\sent"):
-            from imapclient.imapclient import SENT
-            return self._call(self.client.find_special_folder, SENT)
+            if self._sent_name is None:
+                from imapclient.imapclient import SENT
+                self._sent_name = self._call(self.client.find_special_folder, SENT)
+            return self._sent_name
         return name
 
     def sent_copies(self, message_ids: list[str]) -> set[str]:
@@ -435,21 +521,83 @@ class Inbox:
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
 
-    def read_folder(self, folder: str, after_uid: int | None, max_bytes: int) -> tuple[int, int, list[Fetched]]:
+    def read_folder(self, folder: str, after_uid: int | None, max_bytes: int,
+                    validity: int | None = None) -> tuple[int, int, list[Fetched]]:
         """New messages of another folder (e.g. Sent), read-only, then back to ours.
 
-        Returns (uidvalidity, highest uid seen, messages). With `after_uid`
-        None (first look) nothing old is returned: history is not replayed."""
+        Returns (uidvalidity, highest uid seen, messages). Only UIDs above `after_uid` are
+        asked for (a year of Sent is ~160,000 messages; Gmail allows ~2,500 MB of IMAP a day).
+        With `after_uid` None (first look), or a UIDVALIDITY other than `validity` (the folder
+        was rebuilt), nothing old is returned: history is not replayed, reading starts at UIDNEXT."""
+        try:
+            info = self.client.select_folder(folder, readonly=True)
+        except (imaplib.IMAP4.abort, OSError, EOFError) as e:
+            self.close()
+            raise ConnectionLost(f"IMAP connection lost: {type(e).__name__}: {e}") from None
+        except NETWORK_ERRORS as e:
+            names = self._folder_names()
+            self._sent_name = None
+            self.close()
+            raise FolderMissing(_folder_problem(folder, "mailbox.sent_folder", _text(e), names)) from None
+        try:
+            now_validity = int(info.get(b"UIDVALIDITY", 0))
+            if after_uid is None or (validity is not None and validity != now_validity):
+                return now_validity, int(info.get(b"UIDNEXT", 1)) - 1, []
+            uids = self._call(self.client.search, ["UID", f"{after_uid + 1}:*"])
+            new = sorted(u for u in uids if u > after_uid)[:BATCH]  # "N:*" names the last one even below N
+            fetched = []
+            for item in self.fetch(new, max_bytes):
+                if isinstance(item, Unfetchable):  # a record of what staff sent: one lost is logged, not retried
+                    log_event("sent_message_unfetchable", level=30, folder=folder, uid=item.uid, reason=item.reason)
+                else:
+                    fetched.append(item)
+            return now_validity, max(new, default=after_uid), fetched
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
+    def junk_folder_name(self) -> str | None:
+        """`[mailbox] junk_folder`: a name, "auto" for the folder flagged \\Junk (Gmail:
+        "[Gmail]/Spam", in the account's language), or "" for none."""
+        name = self.cfg.junk_folder
+        if name.lower() in ("auto", "\\junk"):
+            return self._call(self.client.find_special_folder, b"\\Junk")
+        return name or None
+
+    def read_headers(self, folder: str, known: set[int], validity: int | None
+                     ) -> tuple[int, list[int], list[tuple[int, bytes, datetime]]]:
+        """(UIDVALIDITY, every UID, (uid, header, arrival) of those not `known`) of `folder`,
+        read-only, then back to ours. Only headers, and only of new messages: spam is kept 30
+        days and this runs every pass (Gmail allows ~2,500 MB of IMAP a day)."""
         info = self._call(self.client.select_folder, folder, readonly=True)
         try:
-            validity = int(info.get(b"UIDVALIDITY", 0))
+            now_validity = int(info.get(b"UIDVALIDITY", 0))
+            if now_validity != validity:
+                known = set()
             uids = self._call(self.client.search, ["ALL"])
-            top = max(uids, default=0)
-            if after_uid is None:
-                return validity, top, []
-            new = sorted(u for u in uids if u > after_uid)[:BATCH]
-            fetched = list(self.fetch(new, max_bytes))
-            return validity, max(new, default=after_uid), fetched
+            new = [u for u in uids if u not in known]
+            out = []
+            for start in range(0, len(new), BATCH):
+                chunk = new[start:start + BATCH]
+                got = self._call(self.client.fetch, chunk, ["INTERNALDATE", "BODY.PEEK[HEADER]"])
+                for uid in chunk:
+                    if uid in got:
+                        out.append((uid, got[uid].get(b"BODY[HEADER]") or b"", self._meta(got[uid])[1]))
+            return now_validity, uids, out
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
+    def move_from(self, folder: str, uids: list[int], destination: str) -> None:
+        """Move messages of another folder (e.g. spam) to `destination`, then back to ours."""
+        if not uids:
+            return
+        self._call(self.client.select_folder, folder)
+        try:
+            if self.can_move:
+                self._call(self.client.move, uids, destination)
+            else:
+                self._call(self.client.copy, uids, destination)
+                self._call(self.client.delete_messages, uids)
+                self._call(self.client.uid_expunge, uids)
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
 
@@ -548,6 +696,22 @@ def _without_content_fields(header: bytes) -> bytes:
         if not skipping:
             out.append(line)
     return b"".join(out)
+
+
+def _folder_problem(folder: str, key: str, error: str, names: list[str]) -> str:
+    offered = ", ".join(repr(n) for n in names[:30]) or "none listed"
+    return (f"the IMAP server will not open the folder {folder!r} ({error}); fix {key}. "
+            f"Folders the server offers: {offered}")
+
+
+def _decode_words(value: bytes) -> str:
+    """An ENVELOPE subject (encoded-words, raw bytes) as text."""
+    from email.header import decode_header, make_header
+    text = value.decode("utf-8", errors="replace")
+    try:
+        return str(make_header(decode_header(text)))
+    except Exception:  # an odd encoded-word: the raw text is good enough for an alert
+        return text
 
 
 def _news(responses) -> bool:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import mailbox
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Callable, Iterable
 
 from .logs import event as log_event
 from .store import iso
@@ -59,6 +61,29 @@ class DaemonRunning(SystemExit):
 def import_mbox(app, path: Path, progress: bool = False, open_recent_days: float | None = None) -> ImportResult:
     """Load every message of the mbox at `path` into the store; send nothing.
     Holds the daemon's instance lock throughout: no clock runs while importing."""
+    with _locked(app):
+        box = mailbox.mbox(str(path), create=False)
+        try:
+            now = datetime.now(timezone.utc)
+            order = sorted((arrival(box.get_bytes(key), now), n, key) for n, key in enumerate(box.iterkeys()))
+            result = load(app, ((at, lambda key=key: box.get_bytes(key)) for at, _n, key in order),
+                          path.name, _bar(len(order), progress))
+        finally:
+            box.close()
+        result.kept_open = _close_history(app.store, datetime.now(timezone.utc), open_recent_days)
+        return result
+
+
+def import_messages(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]], source: str) -> ImportResult:
+    """As import_mbox, for (arrival, raw) pairs from elsewhere (`maildesk backfill`: the inbox)."""
+    with _locked(app):
+        result = load(app, messages, source, _NoBar())
+        result.kept_open = _close_history(app.store, datetime.now(timezone.utc), None)
+        return result
+
+
+@contextmanager
+def _locked(app):
     from .daemon import AlreadyRunning, InstanceLock  # the daemon imports much; only needed here
     lock = InstanceLock(app.cfg.database_path)
     try:
@@ -66,35 +91,30 @@ def import_mbox(app, path: Path, progress: bool = False, open_recent_days: float
     except AlreadyRunning as e:
         raise DaemonRunning(f"maildesk: {e}: stop it before importing a mailbox") from None
     try:
-        result = _import(app, path, progress)
-        result.kept_open = _close_history(app.store, datetime.now(timezone.utc), open_recent_days)
-        return result
+        yield
     finally:
         lock.release()
 
 
-def _import(app, path: Path, progress: bool) -> ImportResult:
+def load(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]], source: str, bar) -> ImportResult:
+    """Each message, in the order given, through the workflow as history: nothing queued, no clock."""
     store, workflow = app.store, app.workflow
-    box = mailbox.mbox(str(path), create=False)
     now = datetime.now(timezone.utc)
-    order = sorted((arrival(box.get_bytes(key), now), n, key) for n, key in enumerate(box.iterkeys()))
     first_new = (store.scalar("SELECT max(id) FROM complaints") or 0) + 1
     first_outreach = (store.scalar("SELECT max(id) FROM outreach") or 0) + 1
     max_bytes = int(app.cfg.mailbox.max_message_mb * 1024 * 1024)
     result = ImportResult()
-    bar = _bar(len(order), progress)
     workflow.silent = True
     try:
-        for at, _n, key in order:
-            _one(store, workflow, box.get_bytes(key), at, max_bytes, result,
-                 lambda before, ref: _no_clock(store, first_new, first_outreach, before, ref, now, path.name))
+        for at, raw in messages:
+            _one(store, workflow, raw(), at, max_bytes, result,
+                 lambda before, ref: _no_clock(store, first_new, first_outreach, before, ref, now, source))
             bar.update(1)
         result.complaints = store.scalar("SELECT count(*) FROM complaints WHERE id >= ?", first_new)
     finally:
         workflow.silent = False
         bar.close()
-        box.close()
-    log_event("mbox_imported", file=str(path), messages=result.messages, complaints=result.complaints,
+    log_event("mbox_imported", file=source, messages=result.messages, complaints=result.complaints,
               duplicates=result.duplicates, skipped=result.skipped)
     return result
 

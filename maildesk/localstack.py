@@ -72,7 +72,8 @@ class Dovecot:
         self.root = Path(root).resolve()
         self.users = dict(users or DEFAULT_USERS)
         # special-use flag -> mailbox name (UTF-8, or the modified UTF-7 a client sees on the wire)
-        self.special_use = dict(special_use if special_use is not None else {"\\Sent": "Sent"})
+        # Junk plays Gmail's "[Gmail]/Spam": maildesk reads it each pass
+        self.special_use = dict(special_use if special_use is not None else {"\\Sent": "Sent", "\\Junk": "Junk"})
         self.host = HOST
         self.port = free_port()
         self.binary = find_dovecot()

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Mapping
 
 from .config import ConfigError
@@ -95,7 +96,8 @@ class TokenSource:
     token is still valid, the cached one is used and the failure logged."""
 
     def __init__(self, client_id: str, client_secret: str, refresh_token: str, token_uri: str,
-                 env_name: str = "the refresh token's environment variable", timeout: float = 30):
+                 env_name: str = "the refresh token's environment variable", timeout: float = 30,
+                 marker: Path | None = None):
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_token = refresh_token
@@ -105,6 +107,7 @@ class TokenSource:
         self.token: str | None = None
         self.expires_at: datetime | None = None
         self.failing = False
+        self.marker = marker  # [oauth2] dead_token_file: there while Google refuses the refresh token
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
@@ -124,12 +127,16 @@ class TokenSource:
                 if not self.failing:
                     self.failing = True
                     log_event("oauth2_refresh_failed", level=40, error=str(error))
+                if e.refused and self.marker is not None:
+                    _write_marker(self.marker, f"{now.isoformat(timespec='seconds')} {error}\n")
                 if self.token and now < self.expires_at:
                     return self.token  # still good for a few minutes
                 raise error from None
             if self.failing:
                 self.failing = False
                 log_event("oauth2_refresh_recovered")
+            if self.marker is not None and self.marker.exists():
+                self.marker.unlink(missing_ok=True)
             self.token = token
             self.expires_at = now + timedelta(seconds=_seconds(doc.get("expires_in")))
             return token
@@ -156,7 +163,27 @@ def token_source(cfg, env: Mapping[str, str]) -> TokenSource | None:
     secret = _env(env, "client_secret_env", o.client_secret_env)
     refresh = _env(env, "refresh_token_env", o.refresh_token_env,
                    hint=" (get one with `maildesk auth gmail`)")
-    return TokenSource(o.client_id, secret, refresh, o.token_uri, env_name=o.refresh_token_env)
+    return TokenSource(o.client_id, secret, refresh, o.token_uri, env_name=o.refresh_token_env,
+                       marker=cfg.resolve(o.dead_token_file))
+
+
+def dead_token(cfg) -> str | None:
+    """For `status`: why the refresh token is dead, from the marker file, or None."""
+    if cfg.oauth2 is None:
+        return None
+    marker = cfg.resolve(cfg.oauth2.dead_token_file)
+    try:
+        return " ".join(marker.read_text(errors="replace").split())[:400] or "the OAuth2 refresh token was refused"
+    except OSError:
+        return None
+
+
+def _write_marker(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as e:  # the log line stands; the marker is a convenience for monitoring
+        log_event("oauth2_marker_failed", level=40, path=str(path), error=str(e))
 
 
 def _env(env: Mapping[str, str], key: str, name: str, hint: str = "") -> str:

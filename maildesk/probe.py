@@ -26,8 +26,24 @@ class Result:
         return asdict(self)
 
 
+# what Gmail (IMAP and SMTP) says when it refuses a login for another reason than the password
+REFUSALS = (
+    ("connections", ("too many simultaneous connections", "too many connections", "maximum number of connections")),
+    ("bandwidth", ("bandwidth limit", "command or bandwidth", "overquota", "exceeded command")),
+    ("throttled", ("too many login", "too many failed", "try again later", "temporarily")),
+    ("imap_disabled", ("not enabled for imap", "imap access is disabled")),
+    ("web_login", ("log in via your web browser", "web login required", "webloginrequired")),
+)
+
+
 def kind_of(error: BaseException) -> str:
-    """auth | refused | timeout | dns | tls | other: what went wrong, for the hint."""
+    """auth | connections | bandwidth | throttled | imap_disabled | web_login | refused | timeout |
+    dns | tls | other: what went wrong, for the hint. The server's words decide first: Gmail
+    refuses a right password too, for too many connections or its daily bandwidth."""
+    text = str(error).lower()
+    for kind, words in REFUSALS:
+        if any(w in text for w in words):
+            return kind
     if isinstance(error, (LoginError, smtplib.SMTPAuthenticationError)):
         return "auth"
     if isinstance(error, ConnectionRefusedError):
@@ -38,7 +54,6 @@ def kind_of(error: BaseException) -> str:
         return "timeout"
     if isinstance(error, ssl.SSLError):
         return "tls"
-    text = str(error).lower()
     if "authenticat" in text or "credentials" in text or "password" in text:
         return "auth"
     return "other"
@@ -54,6 +69,20 @@ def hint(section: str, sec, kind: str, timeout: float | None = None) -> str | No
                     f"app password (Google Account > Security > App passwords) and put it in {secret}, "
                     "or sign in with [oauth2]")
         return f"check {section}.username and the password in {secret}"
+    other = {
+        "connections": "the server refuses more connections for this account (Gmail allows about 15): close "
+                       "other mail programs or phones using it, or stop a second maildesk; the password is fine",
+        "bandwidth": "the account used up its daily download or command allowance (Gmail: about 2,500 MB of "
+                     "IMAP a day); it comes back by itself within 24 h; the password is fine",
+        "throttled": "too many logins in a short time: the server makes the account wait; retry in an hour "
+                     "and do not restart maildesk in a loop meanwhile",
+        "imap_disabled": "IMAP is turned off for this account: Gmail > Settings > Forwarding and POP/IMAP > "
+                         "Enable IMAP (Workspace: the admin console must allow it too)",
+        "web_login": "Google wants a sign-in from a browser first: sign in at https://mail.google.com from the "
+                     "server's network, or use an app password or [oauth2]",
+    }
+    if kind in other:
+        return other[kind]
     where = f"{sec.host}:{sec.port}"
     usual = {"mailbox": "imap.gmail.com, port 993, security \"ssl\"",
              "smtp": "smtp.gmail.com, port 587, security \"starttls\" (or 465, \"ssl\")"}[section]
@@ -125,8 +154,12 @@ def _folders(client, sec) -> list[Result]:
         out.append(Result("imap folder", False, f"{sec.folder}: {_describe(e)}",
                           f"create the folder {sec.folder!r} or fix mailbox.folder"))
     extra = [("processed_folder", sec.processed_folder), ("quarantine_folder", sec.quarantine_folder)]
-    if sec.sent_folder:
+    out += _special(client, "sent_folder", sec.sent_folder, b"\\Sent", required=True)
+    out += _special(client, "junk_folder", sec.junk_folder, b"\\Junk", required=False)
+    if sec.sent_folder and sec.sent_folder.lower() not in ("auto", "\\sent"):
         extra.append(("sent_folder", sec.sent_folder))
+    if sec.junk_folder and sec.junk_folder.lower() not in ("auto", "\\junk"):
+        extra.append(("junk_folder", sec.junk_folder))
     for key, name in extra:
         try:
             exists = client.folder_exists(name)
@@ -135,12 +168,29 @@ def _folders(client, sec) -> list[Result]:
             continue
         if exists:
             out.append(Result("imap folder", True, f"{name} ({key}) exists"))
-        elif key == "sent_folder":
-            out.append(Result("imap folder", False, f"{name} (sent_folder) does not exist",
-                              'fix mailbox.sent_folder (Gmail: "[Gmail]/Sent Mail", or "[Gmail]/Messages envoyés")'))
+        elif key in ("sent_folder", "junk_folder"):
+            out.append(Result("imap folder", False, f"{name} ({key}) does not exist",
+                              f'fix mailbox.{key}, or set it to "auto" (Gmail names it in the account\'s language)'))
         else:
             out.append(Result("imap folder", True, f"{name} ({key}) missing: maildesk creates it on its first run"))
     return out
+
+
+def _special(client, key: str, name: str | None, flag: bytes, required: bool) -> list[Result]:
+    """A folder set to "auto": found by its special-use flag, whatever its name in this language."""
+    if not name or name.lower() not in ("auto", flag.decode().lower()):
+        return []
+    try:
+        found = client.find_special_folder(flag)
+    except Exception as e:  # noqa: BLE001 - reported as a failed line
+        return [Result("imap folder", False, f"{key} auto: {_describe(e)}", f"set mailbox.{key} to the folder's name")]
+    if found:
+        return [Result("imap folder", True, f"{found} ({key} = \"auto\", found by its {flag.decode()} flag)")]
+    if required:
+        return [Result("imap folder", False, f"{key} = \"auto\": no folder is flagged {flag.decode()}",
+                       f"set mailbox.{key} to the folder's name")]
+    return [Result("imap folder", True, f"{key} = \"auto\": no folder is flagged {flag.decode()}; "
+                   "spam is not read")]
 
 
 def smtp(sec, password, token_source=None, timeout: float = 10) -> Result:

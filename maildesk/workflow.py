@@ -198,7 +198,7 @@ class Workflow:
         """Staff answer from their own mail client: relay, note or command (issue 4)."""
         complaint = threads.choose(mail.from_addr, classify.STAFF, tagged, by_headers)
         if self.cfg.security.require_authenticated_staff:
-            trusted, why = staff.verify_sender(mail.auth_results, mail.from_addr, self.cfg.security.authserv_id)
+            trusted, why = staff.verify(mail, self.cfg.security)
         else:
             trusted, why = True, "authentication not required"
         if not trusted:

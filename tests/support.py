@@ -24,7 +24,8 @@ TEAMS = {
 def config_dict(imap_port: int = 1, smtp_port: int = 1, **sections) -> dict:
     data = {
         "mailbox": {"host": "127.0.0.1", "port": imap_port, "security": "none", "username": SUPPORT,
-                    "password": "secret", "idle": True, "poll_seconds": 1},
+                    "password": "secret", "idle": True, "poll_seconds": 1,
+                    "first_start_hours": 0},  # tests deliver back-dated mail; test_gmail_ready sets it
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "from_address": SUPPORT,
                  "from_name": "imolocale"},
         "storage": {"database": "maildesk.db"},
