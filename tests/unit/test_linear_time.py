@@ -1,10 +1,10 @@
 """Every function that reads mail text or headers runs in time linear in its input (issue 12, finding 9).
 
 Not a wall-clock bound: each function gets the same worst shape at 50 KB and at 500 KB and the
-test asserts the ratio of the two times (best of 2) stays near 10. Linear work gives ~10 on any
+test asserts the ratio of the two times (best of 3) stays near 10. Linear work gives ~10 on any
 machine, fast or loaded; quadratic work gives ~100 (mentioned() took 0.75 s on 10 k letters and
 15 s on 40 k before). Times under 1 ms count as 1 ms, so timer noise on a tiny input cannot fake
-a ratio; the bound of 30 leaves room for noise, not for n²."""
+a ratio; the bound of 40 leaves room for a loaded machine's noise, not for n² (~100)."""
 from __future__ import annotations
 
 import time
@@ -65,9 +65,9 @@ READERS = {
 }
 
 
-def best_of_2(fn, arg) -> float:
+def best_of_3(fn, arg) -> float:
     best = float("inf")
-    for _ in range(2):
+    for _ in range(3):
         start = time.perf_counter()
         fn(arg)
         best = min(best, time.perf_counter() - start)
@@ -79,10 +79,10 @@ def test_work_grows_linearly_with_the_input(reader):
     fn = READERS[reader]
     worst = []
     for name, unit in SHAPES.items():
-        small, big = best_of_2(fn, fill(unit, SMALL)), best_of_2(fn, fill(unit, BIG))
+        small, big = best_of_3(fn, fill(unit, SMALL)), best_of_3(fn, fill(unit, BIG))
         worst.append((big / max(small, 1e-3), name, round(small, 4), round(big, 4)))
     ratio, name, small, big = max(worst)
-    assert ratio < 30, f"{reader} on {name!r}: {small}s for 50 KB, {big}s for 500 KB (x{ratio:.0f})"
+    assert ratio < 40, f"{reader} on {name!r}: {small}s for 50 KB, {big}s for 500 KB (x{ratio:.0f})"
 
 
 def test_mentioned_finds_names_and_addresses_as_before():
