@@ -36,3 +36,15 @@ def test_find_references_in_subjects():
 def test_tagged_subject_keeps_one_tag_and_drops_reply_prefixes():
     ref = refs.new_reference("IMO")
     assert refs.tagged_subject(ref, f"Re: Tr: [{ref}] Colis") == f"[{ref}] Colis"
+
+
+def test_read_reference_forgives_as_the_tag_reader_does():
+    code = "0A0B0"
+    ref = f"IMO-{code}{refs.check_symbol(code)}"
+    for typed in (ref, ref.lower(), f"  {ref} ", f"[{ref}]", f"[ {ref.lower()} ]", f"[{ref}", f"{ref}]",
+                  ref.replace("0", "O"), ref.replace("0", "o"), ref.replace("-", " - "), f"Re: [{ref}] Colis"):
+        assert refs.read_reference("IMO", typed) == ref, typed
+    other = refs.new_reference("IMO")
+    for typed in (ref[:-1] + ("X" if ref[-1] != "X" else "Y"), "", "IMO-", f"{ref}x", f"[{ref}] [{other}]",
+                  f"ABC-{code}{refs.check_symbol(code)}"):
+        assert refs.read_reference("IMO", typed) is None, typed
