@@ -8,6 +8,7 @@ and stay quiet in a pipe.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from . import digest, oauth2, policy, probe, quarantine
 from .config import ConfigError, read_secret
+from .display import dumps, shown
 from .store import DatabaseReadOnly, SchemaError, Store, from_iso
 from .daemon import UNFETCHABLE_TRIES, utcnow
 
@@ -38,7 +40,7 @@ def _plain(value):
 
 
 def print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False, default=_plain))
+    print(dumps(doc, default=_plain))
 
 
 def _local(value: datetime | None, tz, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -47,6 +49,17 @@ def _local(value: datetime | None, tz, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def _ago(seconds: float) -> str:
     return digest.duration(max(seconds, 0), "en") + " ago"
+
+
+def number(text: str) -> int:
+    """An argparse type: a whole number SQLite can hold (a row id, a UID, a limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+    return value
 
 
 def progress(items, what: str):
@@ -86,13 +99,13 @@ def add_parsers(sub) -> None:
     ob.add_argument("--reason", help="why it is cancelled (kept on the mail and its complaint)")
     ob.add_argument("--failed", action="store_true", help="only mail that failed for good or was cancelled")
     again = ob.add_mutually_exclusive_group()
-    again.add_argument("--retry", type=int, metavar="ID", help="put this mail back in line and send it now")
+    again.add_argument("--retry", type=number, metavar="ID", help="put this mail back in line and send it now")
     again.add_argument("--all", action="store_true", help="retry every failed or waiting mail now")
     ob.add_argument("--json", action="store_true")
 
     qu = sub.add_parser("quarantine", help="messages maildesk could not handle: list, or retry")
     qu.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
-    qu.add_argument("uids", nargs="*", type=int, metavar="UID", help="UIDs in the quarantine folder (from list)")
+    qu.add_argument("uids", nargs="*", type=number, metavar="UID", help="UIDs in the quarantine folder (from list)")
     qu.add_argument("--all", action="store_true", help="retry every message in the quarantine folder")
     qu.add_argument("--json", action="store_true")
 
@@ -185,9 +198,9 @@ def check(cfg, args, env=os.environ) -> int:
         print_json({"ok": ok, "checks": [r.as_dict() for r in results]})
     else:
         for r in results:
-            print(f"{'ok' if r.ok else 'FAIL':<5} {r.name:<12} {r.detail}")
+            print(shown(f"{'ok' if r.ok else 'FAIL':<5} {r.name:<12} {r.detail}"))
             if r.hint:
-                print(f"{'':18}hint: {r.hint}")
+                print(shown(f"{'':18}hint: {r.hint}"))
         print("all good" if ok else "something needs fixing (see FAIL above)")
     return 0 if ok else 1
 
@@ -388,7 +401,7 @@ def format_status(doc: dict, cfg) -> str:
     lines.append("next deadlines" + ("" if doc["next_deadlines"] else "  none"))
     for n in doc["next_deadlines"]:
         lines.append(f"  {_local(n['due'], tz)}  {n['deadline']:<4} {n['ref']}  L{n['level']}  {n['subject']}")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)
 
 
 # --- digest -----------------------------------------------------------------
@@ -409,7 +422,9 @@ def digest_command(app, args) -> int:
         try:
             day = date.fromisoformat(args.date)
         except ValueError:
-            print(f"maildesk: --date must look like 2026-11-24, got {args.date!r}", file=sys.stderr)
+            day = None
+        if day is None or not 1970 <= day.year < 9999:  # the digest looks a week back and a day ahead
+            print(f"maildesk: --date must look like 2026-11-24 (1970 to 9998), got {args.date!r}", file=sys.stderr)
             return 2
         now = min(digest.moment_for(app.cfg, day), now)
     doc = digest.build(app.store, app.cfg, now)
@@ -417,7 +432,8 @@ def digest_command(app, args) -> int:
         print_json(doc)
         return 0
     rendered = digest.render(app.templates, app.cfg, doc)
-    print(rendered.html if args.html else f"Subject: {rendered.subject}\n\n{rendered.text}", end="")
+    text = rendered.html if args.html else f"Subject: {rendered.subject}\n\n{rendered.text}"
+    print("\n".join(shown(line) for line in text.split("\n")), end="")
     return 0
 
 
@@ -474,13 +490,13 @@ def outbox_command(app, args) -> int:
         when = {"queued": "next try " + _local(from_iso(r["next_attempt_at"]), tz, "%m-%d %H:%M"),
                 "cancelled": "cancelled " + _local(from_iso(r["cancelled_at"]), tz, "%m-%d %H:%M")}.get(
                     r["status"], "gave up")
-        print(f"#{r['id']:<5} {r['status']:<9} {r['attempts']} tries  {when:<20} {r['audience']}:{r['kind']:<12} "
-              f"{', '.join(r['to'])}" + (f"  [{r['ref']}]" if r["ref"] else ""))
-        print(f"{'':8}{digest.one_line(r['subject'], 70)}")
+        print(shown(f"#{r['id']:<5} {r['status']:<9} {r['attempts']} tries  {when:<20} {r['audience']}:{r['kind']:<12} "
+                    f"{', '.join(r['to'])}" + (f"  [{r['ref']}]" if r["ref"] else "")))
+        print(f"{'':8}{shown(digest.one_line(r['subject'], 70))}")
         if r["status"] == "cancelled":
-            print(f"{'':8}cancelled by {r['cancelled_by']}: {digest.one_line(r['cancel_reason'], 100)}")
+            print(f"{'':8}cancelled by {shown(r['cancelled_by'])}: {shown(digest.one_line(r['cancel_reason'], 100))}")
         if r["last_error"]:
-            print(f"{'':8}error: {digest.one_line(r['last_error'], 100)}")
+            print(f"{'':8}error: {shown(digest.one_line(r['last_error'], 100))}")
     print(f"{len(rows)} mail(s) {'failed or cancelled' if args.failed else 'waiting or failed'}"
           + ("; retry with: maildesk outbox --retry ID (or --all); stop one with: maildesk outbox cancel ID "
              "--reason TEXT" if rows else ""))
@@ -514,10 +530,10 @@ def _list(app, args) -> int:
         return 0
     tz = app.cfg.tz
     for q in items:
-        print(f"uid {q['uid'] if q['uid'] is not None else '-':<6} {_local(q['at'], tz)}  {q['status'] or 'no record':<8} "
-              f"{q['sender'] or '?'}  {digest.one_line(q['subject'], 50)!r}")
+        print(shown(f"uid {q['uid'] if q['uid'] is not None else '-':<6} {_local(q['at'], tz)}  "
+                    f"{q['status'] or 'no record':<8} {q['sender'] or '?'}  {digest.one_line(q['subject'], 50)!r}"))
         if q["reason"]:
-            print(f"{'':11}reason: {digest.one_line(q['reason'], 100)}")
+            print(f"{'':11}reason: {shown(digest.one_line(q['reason'], 100))}")
     held = sum(1 for q in items if q["uid"] is not None)
     print(f"{held} message(s) in {app.cfg.mailbox.quarantine_folder}"
           + ("; retry with: maildesk quarantine retry UID (or --all)" if held else ""))

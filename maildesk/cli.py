@@ -3,7 +3,6 @@ holds no business rules. Exit status: 0 fine, 1 failed, 2 bad config or usage.""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sqlite3
@@ -13,18 +12,34 @@ from pathlib import Path
 from . import __version__, admin, logs, ops, report, seller_cli
 from .config import ConfigError, load
 from .daemon import utcnow
+from .display import dumps, shown
+from .seller_import import ImportFileError
 from .store import DatabaseReadOnly, SchemaError, file_owner
 
+PATH_ARGS = {"config", "file", "dir"}  # may hold any bytes the file system allows
+
+
+class Refused(Exception):
+    """Input the command refuses: `main` prints the message as one line and exits 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line that says where the help is (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {shown(message)} (see {self.prog} --help)\n")
 
 
 def _print_json(doc) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+    print(dumps(doc))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="maildesk", description="E-mail helpdesk that keeps imolocale's dispute policy.")
+    p = Parser(prog="maildesk", description="E-mail helpdesk that keeps imolocale's dispute policy.")
     p.add_argument("--config", default="maildesk.toml", help="config file (default ./maildesk.toml)")
     p.add_argument("--version", action="version", version=f"maildesk {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error "
+                   "(also MAILDESK_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon (IDLE or polling) until stopped")
@@ -71,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--overdue", action="store_true", help="open and past a policy deadline (24 h, 48 h, 5 days) not met")
     lst.add_argument("--seller")
     lst.add_argument("--customer")
-    lst.add_argument("--limit", type=int, default=200)
+    lst.add_argument("--limit", type=admin.number, default=200)
     lst.add_argument("--json", action="store_true")
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
@@ -88,7 +103,7 @@ def reads_only(args) -> bool:
     if c == "digest":
         return not args.send
     if c == "outbox":
-        return args.retry is None and not args.all and not getattr(args, "cancel", None)
+        return args.retry is None and not args.all and args.action != "cancel"
     if c == "quarantine":
         return args.action == "list"
     if c == "seller":
@@ -118,8 +133,57 @@ def wrong_owner(cfg, argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Whatever goes wrong ends as one line on stderr, never a traceback:
+    2 for usage or config, 1 for refused input or an unreachable server or database,
+    1 with a request to report it for a bug (--debug or MAILDESK_DEBUG=1 show the traceback)."""
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal gets escapes, not an error
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, value in vars(args).items():  # ids, references, addresses: bytes that are not UTF-8 cannot match
+        if isinstance(value, str) and name not in PATH_ARGS and any("\udc80" <= ch <= "\udcff" for ch in value):
+            parser.error(f"argument {name} is not UTF-8 text")
+    try:
+        return _command(args, argv)
+    except Exception as e:
+        known = _known(e)
+        if known is None and (args.debug or os.environ.get("MAILDESK_DEBUG") == "1"):
+            raise
+        code, message = known or (1, f"unexpected error, a bug in maildesk: {type(e).__name__}: {e}; "
+                                     "run again with --debug to see the traceback and please report it")
+        if message:
+            print(f"maildesk: {shown(message)}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("maildesk: interrupted", file=sys.stderr)
+        return 130
+
+
+def _known(e: Exception) -> tuple[int, str] | None:
+    """(exit status, one line) for the errors a command may meet in normal use; None for a bug."""
+    from .imap import MailboxError
+    if isinstance(e, ConfigError):
+        return 2, f"config error: {e}"
+    if isinstance(e, (SchemaError, DatabaseReadOnly)):  # what to run, or whose the database is
+        return 2, str(e)
+    if isinstance(e, (Refused, ImportFileError, MailboxError)):
+        return 1, str(e)
+    if isinstance(e, BrokenPipeError):  # `maildesk list | head`: the reader has all it wanted
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1, ""
+    if isinstance(e, OSError):
+        return 1, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    if isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError:  # locked, full, not a database
+        return 1, f"database problem: {e}"
+    return None
+
+
+def _command(args, argv: list[str]) -> int:
     if args.command == "demo":
         from .demo import run_demo
         return run_demo(Path(args.dir), args.seconds)
@@ -130,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         return admin.init(args)
     try:
         cfg = load(args.config)
-    except ConfigError as e:
-        print(f"maildesk: config error: {e}", file=sys.stderr)
-        return 2
+    except OSError as e:  # a directory, unreadable
+        raise ConfigError(f"cannot read config file {args.config}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {args.config} is not UTF-8 text") from None
     if cfg.unknown:
         print(f"maildesk: warning: {cfg.path} has settings this version ({__version__}) does not know, "
               f"ignored: {', '.join(cfg.unknown)}", file=sys.stderr)
@@ -146,27 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in admin.WITHOUT_APP:  # status, check: report missing secrets instead of stopping on them
         return admin.WITHOUT_APP[args.command](cfg, args)
     if args.command == "auth":  # before App: the refresh token it needs does not exist yet
-        import os
         from . import oauth2
         return oauth2.authorize(cfg, os.environ, sys.stdin, sys.stdout, sys.stderr,
                                 args.redirect_uri or oauth2.REDIRECT_URI)
     from .app import App
+    app = App(cfg, dry_run=getattr(args, "dry_run", False), readonly=readonly)
     try:
-        app = App(cfg, dry_run=getattr(args, "dry_run", False), readonly=readonly)
-    except ConfigError as e:
-        print(f"maildesk: config error: {e}", file=sys.stderr)
-        return 2
-    except (SchemaError, DatabaseReadOnly) as e:
-        print(f"maildesk: {e}", file=sys.stderr)
-        return 2
-    try:
-        return COMMANDS[args.command](app, args)
-    except ConfigError as e:  # a secret read only when the command first connects
-        print(f"maildesk: config error: {e}", file=sys.stderr)
-        return 2
-    except DatabaseReadOnly as e:
-        print(f"maildesk: {e}", file=sys.stderr)
-        return 2
+        return COMMANDS[args.command](app, args)  # a secret read when first needed: ConfigError, exit 2
     finally:
         app.close()
 
@@ -202,10 +253,9 @@ def cmd_once(app, args) -> int:
 
 
 def cmd_show(app, args) -> int:
-    doc = report.show(app.store, app.cfg, args.ref, utcnow())
+    doc = report.show(app.store, app.cfg, report.reference(app.cfg, args.ref), utcnow())
     if doc is None:
-        print(f"maildesk: no complaint {args.ref}", file=sys.stderr)
-        return 1
+        raise Refused(f"no complaint {args.ref}")
     if args.json:
         _print_json(doc)
     else:
@@ -215,17 +265,17 @@ def cmd_show(app, args) -> int:
 
 def cmd_resolve(app, args) -> int:
     now = utcnow()
+    ref = report.reference(app.cfg, args.ref)
     try:
         with app.store.transaction():
-            decision = app.workflow.resolve(args.ref, args.note, args.by, now)
+            decision = app.workflow.resolve(ref, args.note, args.by, now)
     except KeyError:
-        print(f"maildesk: no complaint {args.ref}", file=sys.stderr)
-        return 1
+        raise Refused(f"no complaint {args.ref}") from None
     if any(e.kind == "resolve_ignored" for e in decision.events):
-        print(f"{args.ref.upper()} was already resolved or closed; nothing sent.")
+        print(f"{ref} was already resolved or closed; nothing sent.")
         return 0
     app.outbox.flush(now)
-    print(f"{args.ref.upper()} resolved; the customer was asked to rate the solution.")
+    print(f"{ref} resolved; the customer was asked to rate the solution.")
     return 0
 
 
@@ -237,9 +287,9 @@ def cmd_list(app, args) -> int:
         _print_json(rows)
         return 0
     for r in rows:
-        print(f"{r['ref']:<11} L{r['level']} {r['status']:<16} {r['first_contact'][:16]}  "
-              f"{r['customer_addr']:<30} {r['subject'][:50]}"
-              + (f"  missed: {', '.join(r['missed'])}" if r.get("missed") else ""))
+        print(shown(f"{r['ref']:<11} L{r['level']} {r['status']:<16} {r['first_contact'][:16]}  "
+                    f"{r['customer_addr']:<30} {r['subject'][:50]}"
+                    + (f"  missed: {', '.join(r['missed'])}" if r.get("missed") else "")))
     print(f"{len(rows)} complaint(s)")
     return 0
 

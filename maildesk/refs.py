@@ -50,6 +50,13 @@ def find_references(prefix: str, text: str) -> list[str]:
     return found
 
 
+def read_reference(prefix: str, typed: str) -> str | None:
+    """A reference as a person types or pastes it (`imo-4k7m2q`, ` [IMO-4K7M2Q] `,
+    `Re: [IMO-4K7M2Q] Colis`, O for 0), read exactly as a mail tag is; None unless it names one."""
+    found = find_references(prefix, f"[{typed.strip().strip('[]').strip()}]")
+    return found[0] if len(found) == 1 else None
+
+
 def tag(reference: str) -> str:
     return f"[{reference}]"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from . import policy
+from . import policy, refs
+from .display import shown
 from .store import Store, from_iso, iso
 from .workflow import complaint_from_row
 
@@ -14,6 +15,12 @@ LEVEL_NAMES = {1: "customer service", 2: "resolution team", 3: "customer experie
 
 def _local(value: datetime | None, tz) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def reference(cfg, typed: str) -> str:
+    """The complaint reference in what staff typed or pasted, read as forgivingly as a mail tag
+    (case, spaces, brackets, O for 0); what they typed when it holds none (another prefix)."""
+    return refs.read_reference(cfg.policy.reference_prefix, typed) or typed.strip().upper()
 
 
 def deadline_states(row, cfg, now: datetime) -> list[dict]:
@@ -90,7 +97,7 @@ def format_show(doc: dict, cfg) -> str:
         if detail.get("text"):
             first = " ".join(detail["text"].split())[:100]
             lines.append(f"{'':21}| {first}")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)
 
 
 def list_complaints(store: Store, *, level=None, status=None, overdue_at=None, seller=None, customer=None,

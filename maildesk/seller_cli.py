@@ -8,6 +8,8 @@ import sys
 from datetime import datetime
 
 from . import sellers, webhook
+from .display import dumps, shown
+from .report import reference
 from .seller_import import ImportFileError, import_rows, read_rows
 from .store import from_iso
 from .daemon import utcnow
@@ -60,17 +62,17 @@ def _import(app, args) -> int:
     reserved = {app.cfg.support_address, *app.cfg.staff}
     with app.store.transaction():
         report = import_rows(app.workflow.sellers.registry, rows, utcnow(), args.by or _who(), reserved)
-    print("\n".join(report.lines()))
+    print("\n".join(shown(line) for line in report.lines()))
     return 1 if report.rejected else 0
 
 
 def _list(app, args) -> int:
     rows = [dict(r) for r in app.workflow.sellers.registry.all(args.status)]
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(dumps(rows))
         return 0
     for r in rows:
-        print(f"{r['id']:<12} {r['status']:<11} {r['shop_name'][:30]:<30} {r['address']}")
+        print(shown(f"{r['id']:<12} {r['status']:<11} {r['shop_name'][:30]:<30} {r['address']}"))
     print(f"{len(rows)} seller(s)")
     return 0
 
@@ -125,16 +127,16 @@ def format_seller(doc: dict, tz) -> str:
     for e in doc["history"]:
         facts = " ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "") and k != "ref")
         lines.append(f"  {local(e['at'])}  {e['kind']:<17} {e['ref'] or '-':<11} {e['actor']:<20} {facts}".rstrip())
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)
 
 
 def _show(app, args) -> int:
     doc = seller_doc(app, args.id, utcnow())
     if doc is None:
-        print(f"maildesk: no seller {args.id}", file=sys.stderr)
+        print(f"maildesk: no seller {shown(args.id)}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+        print(dumps(doc))
     else:
         print(format_seller(doc, app.cfg.tz))
     return 0
@@ -147,32 +149,32 @@ def _decide(app, args) -> int:
         with app.store.transaction():
             result = app.workflow.sellers.sanctions.decide(args.id, args.seller_command, args.reason, by, now)
     except KeyError:
-        print(f"maildesk: no seller {args.id}", file=sys.stderr)
+        print(f"maildesk: no seller {shown(args.id)}", file=sys.stderr)
         return 1
     except sellers.DecisionError as e:
-        print(f"maildesk: {args.id}: {e}", file=sys.stderr)
+        print(f"maildesk: {shown(args.id)}: {shown(e)}", file=sys.stderr)
         return 1
     app.outbox.flush(now)
-    print(f"{result['seller']} ({result['shop_name']}): {result['previous']} -> {result['status']}, "
-          f"decided by {by}. The seller was told by mail."
-          + (" The web hook will be called." if result["webhook"] else ""))
+    print(shown(f"{result['seller']} ({result['shop_name']}): {result['previous']} -> {result['status']}, "
+                f"decided by {by}. The seller was told by mail."
+                + (" The web hook will be called." if result["webhook"] else "")))
     return 0
 
 
 def cmd_link(app, args) -> int:
     now = utcnow()
     with app.store.transaction():
-        complaint = app.store.complaint(args.ref)
+        complaint = app.store.complaint(reference(app.cfg, args.ref))
         if complaint is None:
-            print(f"maildesk: no complaint {args.ref}", file=sys.stderr)
+            print(f"maildesk: no complaint {shown(args.ref)}", file=sys.stderr)
             return 1
         error = app.workflow.sellers.link(complaint, args.seller, args.by or _who(), now, args.facts)
     if error:
-        print(f"maildesk: {error.removeprefix('#seller: ')}", file=sys.stderr)
+        print(f"maildesk: {shown(error.removeprefix('#seller: '))}", file=sys.stderr)
         return 1
     app.outbox.flush(now)
     seller = app.workflow.sellers.registry.find(args.seller)
-    print(f"{complaint['ref']} linked to {seller['id']} ({seller['shop_name']}); the seller was written to.")
+    print(shown(f"{complaint['ref']} linked to {seller['id']} ({seller['shop_name']}); the seller was written to."))
     return 0
 
 

@@ -10,12 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from . import addresses, sellers
 from .seller_registry import Registry
+
+
+MAX_BYTES = 64 * 1024 * 1024  # a registry of a million sellers fits; /dev/zero does not
+# control characters that whitespace folding leaves: NUL, BEL, ESC, DEL, C1 (they reach mail and terminals)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 
 
 class ImportFileError(Exception):
@@ -41,16 +47,23 @@ class ImportReport:
 def read_rows(path: Path) -> list[tuple[str, dict]]:
     """[(where, raw row)] from a CSV or JSON file."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise ImportFileError(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ImportFileError(f"{path} is larger than {MAX_BYTES // 2 ** 20} MB")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportFileError(f"{path} is not UTF-8 text") from None
     if Path(path).suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # not JSON, or a number too long to convert
             raise ImportFileError(f"{path} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ImportFileError(f"{path}: JSON nested too deeply") from None
         if isinstance(data, dict):
             data = data.get("sellers")
         if not isinstance(data, list):
@@ -58,11 +71,28 @@ def read_rows(path: Path) -> list[tuple[str, dict]]:
         return [(f"item {i}", item if isinstance(item, dict) else {}) for i, item in enumerate(data, 1)]
     head = text.splitlines()[0] if text.strip() else ""
     delimiter = max(",;\t", key=head.count)
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    if not reader.fieldnames or not any(sellers.FIELD_ALIASES.get(f.strip().lower()) == "id"
-                                        for f in reader.fieldnames if f):
-        raise ImportFileError(f"{path}: the first line must name the columns (id, shop_name, address, phone)")
-    return [(f"line {reader.line_num}", row) for row in reader]
+    limit = csv.field_size_limit(max(len(text), 1))  # an over-long field is refused by its row, not by csv
+    try:
+        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+        if not reader.fieldnames or not any(sellers.FIELD_ALIASES.get(f.strip().lower()) == "id"
+                                            for f in reader.fieldnames if f):
+            raise ImportFileError(f"{path}: the first line must name the columns (id, shop_name, address, phone)")
+        return [(f"line {reader.line_num}", row) for row in reader]
+    except csv.Error as e:
+        raise ImportFileError(f"{path}: line {reader.line_num}: {e}") from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _refused(raw: dict) -> tuple[None, str] | None:
+    """A row the file's shape or its characters rule out before its fields are read."""
+    if None in raw:  # csv puts values beyond the header's columns there
+        return None, "more values than the first line names columns (a separator inside an unquoted value?)"
+    for key, value in raw.items():
+        found = _CONTROL.search(value) if isinstance(value, str) else None
+        if found:
+            return None, f"{str(key).strip()} holds a control character ({found.group()!r})"
+    return None
 
 
 def import_rows(registry: Registry, rows: list[tuple[str, dict]], now: datetime, actor: str,
@@ -73,7 +103,7 @@ def import_rows(registry: Registry, rows: list[tuple[str, dict]], now: datetime,
     seen_ids: set[str] = set()
     seen_addresses: dict[str, str] = {}
     for where, raw in rows:
-        row, why = sellers.validate_row(raw)
+        row, why = _refused(raw) or sellers.validate_row(raw)
         if row is None:
             report.rejected.append((where, why))
             continue

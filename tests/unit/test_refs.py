@@ -46,3 +46,15 @@ def test_without_tags_removes_every_tag_of_ours_and_keeps_the_rest():
     # a bare mention and other helpdesks' tags are the customer's words: kept
     assert refs.without_tags("IMO", f"Au sujet de {other} [TICKET-42]") == f"Au sujet de {other} [TICKET-42]"
     assert refs.without_tags("IMO", "") == ""
+
+
+def test_read_reference_forgives_as_the_tag_reader_does():
+    code = "0A0B0"
+    ref = f"IMO-{code}{refs.check_symbol(code)}"
+    for typed in (ref, ref.lower(), f"  {ref} ", f"[{ref}]", f"[ {ref.lower()} ]", f"[{ref}", f"{ref}]",
+                  ref.replace("0", "O"), ref.replace("0", "o"), ref.replace("-", " - "), f"Re: [{ref}] Colis"):
+        assert refs.read_reference("IMO", typed) == ref, typed
+    other = refs.new_reference("IMO")
+    for typed in (ref[:-1] + ("X" if ref[-1] != "X" else "Y"), "", "IMO-", f"{ref}x", f"[{ref}] [{other}]",
+                  f"ABC-{code}{refs.check_symbol(code)}"):
+        assert refs.read_reference("IMO", typed) is None, typed
