@@ -20,9 +20,10 @@ from tqdm import tqdm
 from . import digest, policy, probe, quarantine
 from .config import ConfigError, read_secret
 from .store import Store, from_iso
+from .templates import shipped
 from .daemon import utcnow
 
-SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "maildesk.toml"
+SHIPPED_CONFIG = shipped("maildesk.toml")  # the commented starter config `init` writes
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
 
 
@@ -141,6 +142,20 @@ def _database(cfg) -> probe.Result:
     return probe.Result("database", False, f"{path} cannot be created", "fix storage.database or the folder's rights")
 
 
+def _templates(cfg) -> list[probe.Result]:
+    """Every template rendered once (template_check): one line, or one FAIL line per broken file."""
+    from .template_check import count, problems
+    from .templates import Templates
+    templates = Templates(cfg.templates_dir, cfg.policy.language, cfg.tz)
+    found = problems(templates, cfg)
+    if not found:
+        where = f"; {cfg.templates_dir} over the shipped ones" if cfg.templates_dir else ""
+        return [probe.Result("templates", True, f"{count()} rendered{where}")]
+    hint = ("fix the file, or remove it from templates.dir to use the shipped one" if cfg.templates_dir
+            else "the package's templates are missing: reinstall maildesk")
+    return [probe.Result("templates", False, line, hint) for line in found]
+
+
 def check(cfg, args, env=os.environ) -> int:
     results = [probe.Result("config", True, f"{cfg.path} ({len(cfg.staff)} staff, {cfg.policy.timezone})"),
                _database(cfg)]
@@ -153,6 +168,7 @@ def check(cfg, args, env=os.environ) -> int:
         results.append(_secret_failure("smtp", errors["smtp"]))
     else:
         results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
+    results += _templates(cfg)
     ok = all(r.ok for r in results)
     if args.json:
         print_json({"ok": ok, "checks": [r.as_dict() for r in results]})
@@ -162,6 +178,8 @@ def check(cfg, args, env=os.environ) -> int:
             if r.hint:
                 print(f"{'':18}hint: {r.hint}")
         print("all good" if ok else "something needs fixing (see FAIL above)")
+    if any(r.name == "templates" and not r.ok for r in results):
+        return 2  # as `run` and `once` do: they would not start
     return 0 if ok else 1
 
 

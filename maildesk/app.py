@@ -22,8 +22,7 @@ class App:
         self.env = env
         self.dry_run = dry_run or cfg.mailbox.read_only
         self.store = Store(cfg.database_path)
-        self.templates = Templates(cfg.resolve(cfg.policy.templates) if cfg.policy.templates else None,
-                                   cfg.policy.language, cfg.tz)
+        self.templates = Templates(cfg.templates_dir, cfg.policy.language, cfg.tz)
         self.workflow = Workflow(cfg, self.store, self.templates)
         self.token_source = oauth2.token_source(cfg, env)  # None: passwords ([oauth2] absent)
         self.outbox = Outbox(cfg, self.store, password=self.smtp_password(),

@@ -98,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maildesk: config error: {e}", file=sys.stderr)
         return 2
     try:
+        if args.command in ("run", "once"):  # a missing or broken template stops here, not on every mail
+            from .template_check import problems
+            found = problems(app.templates, cfg)
+            if found:
+                more = f" (and {len(found) - 1} more: `maildesk check` lists them)" if len(found) > 1 else ""
+                print(f"maildesk: {found[0]}{more}", file=sys.stderr)
+                return 2
         return COMMANDS[args.command](app, args)
     finally:
         app.close()
