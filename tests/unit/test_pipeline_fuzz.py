@@ -21,8 +21,12 @@ from hypothesis import strategies as st
 from maildesk.store import Store
 from maildesk.templates import Templates
 from maildesk.workflow import Workflow
-from tests.support import SUPPORT, make_config, mail
+from tests.support import SUPPORT, make_config, mail, own_corpus, pending
 from tests.unit.test_mail_fuzz import SEEDS, mutate, mutation
+
+PENDING = pending("pipeline")
+PENDING_SAMPLES = [p for p in own_corpus() if p.name in PENDING]
+PIPELINE_SEEDS = [seed for seed in SEEDS if seed not in {p.read_bytes() for p in PENDING_SAMPLES}]
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
@@ -87,7 +91,7 @@ def check_outgoing(row) -> None:
 
 @settings(max_examples=100, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(seed=st.sampled_from(SEEDS), ops=st.lists(mutation, min_size=1, max_size=6),
+@given(seed=st.sampled_from(PIPELINE_SEEDS), ops=st.lists(mutation, min_size=1, max_size=6),
        minutes=st.integers(0, 60 * 24 * 10))
 def test_mutated_mail_through_the_whole_pipeline(pipeline, seed, ops, minutes):
     raw = mutate(seed, ops)
@@ -99,6 +103,16 @@ def test_mutated_mail_through_the_whole_pipeline(pipeline, seed, ops, minutes):
     else:
         assert pipeline.store.seen(outcome.message_id)
     for row in pipeline.outbox(before):
+        check_outgoing(row)
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(reason=PENDING[p.name], strict=False))
+                                  for p in PENDING_SAMPLES], ids=lambda p: p.name)
+def test_pending_samples_through_the_whole_pipeline(fresh, path):
+    """The samples another branch fixes (tests/support.PENDING): reported as xfail, never left out."""
+    outcome = fresh.receive(path.read_bytes(), T0)
+    assert outcome.action in ("processed", "duplicate", "quarantine")
+    for row in fresh.outbox():
         check_outgoing(row)
 
 
