@@ -104,9 +104,8 @@ def _where(templates: Templates, name: str) -> str:
 
 def _describe(templates: Templates, name: str, error: Exception) -> str:
     if isinstance(error, jinja2.TemplateNotFound):
-        missing = error.name if error.name != name else name
         looked = " and ".join(str(d) for d in templates.search_path)
-        return f"template {missing} is missing (looked in {looked})"
+        return f"template {error.name or name} is missing (looked in {looked})"
     if isinstance(error, jinja2.TemplateSyntaxError):
         where = error.filename or _where(templates, error.name or name)
         return f"template {where} line {error.lineno}: {error.message}"
