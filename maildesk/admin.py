@@ -22,9 +22,10 @@ from . import digest, oauth2, policy, probe, quarantine
 from .config import ConfigError, read_secret
 from .display import dumps, shown
 from .store import DatabaseReadOnly, SchemaError, Store, from_iso
+from .templates import shipped
 from .daemon import UNFETCHABLE_TRIES, utcnow
 
-SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "maildesk.toml"
+SHIPPED_CONFIG = shipped("maildesk.toml")  # the commented starter config `init` writes
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
 DEFAULT_MAX_AGE = 600  # seconds: the daemon polls at least every minute, IDLE or not
 HEALTHY, DEGRADED, DOWN = 0, 1, 2  # `status` exit codes, for monitoring
@@ -179,6 +180,20 @@ def _dry_run_dir(cfg) -> probe.Result:
                         "(default: dry-run/ beside the database)")
 
 
+def _templates(cfg) -> list[probe.Result]:
+    """Every template rendered once (template_check): one line, or one FAIL line per broken file."""
+    from .template_check import count, problems
+    from .templates import Templates
+    templates = Templates(cfg.templates_dir, cfg.policy.language, cfg.tz)
+    found = problems(templates, cfg)
+    if not found:
+        where = f"; {cfg.templates_dir} over the shipped ones" if cfg.templates_dir else ""
+        return [probe.Result("templates", True, f"{count()} rendered{where}")]
+    hint = ("fix the file, or remove it from templates.dir to use the shipped one" if cfg.templates_dir
+            else "the package's templates are missing: reinstall maildesk")
+    return [probe.Result("templates", False, line, hint) for line in found]
+
+
 def check(cfg, args, env=os.environ) -> int:
     results = [probe.Result("config", True, f"{cfg.path} ({len(cfg.staff)} staff, {cfg.policy.timezone})"),
                _database(cfg)]
@@ -193,6 +208,7 @@ def check(cfg, args, env=os.environ) -> int:
         results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
     results.append(_dry_run_dir(cfg))
     results += _staff_trust(cfg, getattr(args, "staff_mail", None))
+    results += _templates(cfg)
     ok = all(r.ok for r in results)
     if args.json:
         print_json({"ok": ok, "checks": [r.as_dict() for r in results]})
@@ -202,6 +218,8 @@ def check(cfg, args, env=os.environ) -> int:
             if r.hint:
                 print(shown(f"{'':18}hint: {r.hint}"))
         print("all good" if ok else "something needs fixing (see FAIL above)")
+    if any(r.name == "templates" and not r.ok for r in results):
+        return 2  # as `run` and `once` do: they would not start
     return 0 if ok else 1
 
 

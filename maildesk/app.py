@@ -26,8 +26,7 @@ class App:
         self.env = env
         self.dry_run = dry_run or cfg.mailbox.read_only
         self.store = Store(cfg.database_path, readonly=readonly)
-        self.templates = Templates(cfg.resolve(cfg.policy.templates) if cfg.policy.templates else None,
-                                   cfg.policy.language, cfg.tz)
+        self.templates = Templates(cfg.templates_dir, cfg.policy.language, cfg.tz)
         self.workflow = Workflow(cfg, self.store, self.templates)
         self.clock_jobs: list[Callable[[datetime], None]] = []
         self.clock_jobs += self.workflow.sellers.clock_jobs()  # outreach deadlines, decision web hooks

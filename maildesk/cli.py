@@ -217,6 +217,13 @@ def _command(args, argv: list[str]) -> int:
     from .app import App
     app = App(cfg, dry_run=getattr(args, "dry_run", False), readonly=readonly)
     try:
+        if args.command in ("run", "once"):  # a missing or broken template stops here, not on every mail
+            from .template_check import problems
+            found = problems(app.templates, cfg)
+            if found:
+                more = f" (and {len(found) - 1} more: `maildesk check` lists them)" if len(found) > 1 else ""
+                print(f"maildesk: {found[0]}{more}", file=sys.stderr)
+                return 2
         return COMMANDS[args.command](app, args)  # a secret read when first needed: ConfigError, exit 2
     finally:
         app.close()

@@ -98,7 +98,12 @@ class PolicyConfig:
     sweep_seconds: int = 60
     max_auto_replies_per_hour: int = 5
     low_rating: int = 2
-    templates: str | None = None
+    templates: str | None = None  # the older spelling of [templates] dir
+
+
+@dataclass(frozen=True)
+class TemplatesConfig:
+    dir: str | None = None  # the operator's copies, file by file over the shipped ones
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ class Config:
     sellers: SellersConfig
     digest: DigestConfig
     logging: LoggingConfig
+    templates: TemplatesConfig
     oauth2: OAuth2Config | None
     staff: dict[str, str]  # address -> team name, from [teams] and [staff]
     staff_names: dict[str, str]  # address -> display name, from [staff]
@@ -175,6 +181,12 @@ class Config:
         """Relative paths in the config are relative to the config file."""
         path = Path(p).expanduser()
         return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def templates_dir(self) -> Path | None:
+        """[templates] dir (or [policy] templates), relative to the config file; None: the shipped ones."""
+        given = self.templates.dir or self.policy.templates
+        return self.resolve(given) if given else None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -211,7 +223,7 @@ SECTIONS: dict[str, type] = {
     "mailbox": MailboxConfig, "smtp": SmtpConfig, "storage": StorageConfig,
     "teams": TeamsConfig, "policy": PolicyConfig, "security": SecurityConfig,
     "sellers": SellersConfig, "digest": DigestConfig, "logging": LoggingConfig,
-    "oauth2": OAuth2Config,
+    "templates": TemplatesConfig, "oauth2": OAuth2Config,
 }
 REQUIRED_SECTIONS = ("mailbox", "smtp", "teams")
 TEAM_NAMES = ("customer_service", "resolution", "customer_experience", "admins")
@@ -332,6 +344,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("sellers.flag_after must be 0 (never flag) or more")
     if s.webhook_url and not s.webhook_url.startswith(("http://", "https://")):
         raise ConfigError(f"sellers.webhook_url must start with http:// or https://, got {s.webhook_url!r}")
+    if cfg.templates_dir is not None and not cfg.templates_dir.is_dir():
+        key = "templates.dir" if cfg.templates.dir else "policy.templates"
+        raise ConfigError(f"{key} {str(cfg.templates_dir)!r} is not a folder")
 
 
 def _staff(raw: dict, teams: TeamsConfig) -> tuple[dict[str, str], dict[str, str]]:

@@ -4,6 +4,11 @@ A template reads like the mail it makes: a `Subject:` line, a blank line,
 then the body. French is imolocale's language; a template missing in the
 customer's language falls back to the configured one. Templates are read
 once per process: restart the daemon to use edited ones.
+
+The templates ship inside the package (`setup.py` copies the top-level
+`templates/`, their source, to `maildesk/shipped/templates`). An operator's
+`[templates] dir` overrides them file by file: a file missing there is taken
+from the shipped copies.
 """
 from __future__ import annotations
 
@@ -12,7 +17,18 @@ from pathlib import Path
 
 import jinja2
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "templates"
+HERE = Path(__file__).resolve().parent
+
+
+def shipped(name: str) -> Path:
+    """A file the package carries: inside an installed package (wheel, sdist, pipx) it is
+    `maildesk/shipped/<name>`; in a checkout or an editable install, `<name>` at the top of
+    the tree, its source."""
+    inside = HERE / "shipped" / name
+    return inside if inside.exists() else HERE.parent / name
+
+
+DEFAULT_DIR = shipped("templates")
 
 
 @dataclass(frozen=True)
@@ -32,8 +48,10 @@ class Templates:
     def __init__(self, directory: Path | None = None, default_lang: str = "fr", tz=None):
         self.directory = Path(directory or DEFAULT_DIR)
         self.default_lang = default_lang
+        # the operator's files first, then the shipped ones for whatever they do not override
+        self.search_path = list(dict.fromkeys([self.directory, DEFAULT_DIR]))
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.directory)),
+            loader=jinja2.FileSystemLoader([str(d) for d in self.search_path]),
             # each template is read once per process: no stat() of every file (and of every
             # {% include %}) on every mail; a restart picks up edited templates
             auto_reload=False,

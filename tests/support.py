@@ -12,6 +12,30 @@ from pathlib import Path
 from maildesk.config import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
+# The project's own sample mails (tests/corpus/README.md), and the real-world ones kept beside the
+# repository (CI has them; a fresh clone does not): tests over the latter are skipped, with this reason.
+OWN_CORPUS = ROOT / "tests" / "corpus"
+SHARED_CORPUS = Path(os.environ.get("MAILDESK_CORPUS") or ROOT.parent / "shared" / "corpus")
+NO_SHARED_CORPUS = f"../shared/corpus not found: {SHARED_CORPUS} (clone beside shared/, or set MAILDESK_CORPUS)"
+
+
+
+def own_corpus() -> list[Path]:
+    return sorted(OWN_CORPUS.glob("*.eml"))
+
+
+def shared_corpus() -> list[Path]:
+    """Every file of ../shared/corpus; [] when it is not there (see NO_SHARED_CORPUS)."""
+    return sorted(p for p in SHARED_CORPUS.rglob("*") if p.is_file()) if SHARED_CORPUS.is_dir() else []
+
+
+def shared_params(files: list[Path]) -> list:
+    """pytest parameters for files of the shared corpus: when it is missing, one test that is
+    reported as skipped with the reason, never a silently empty set."""
+    import pytest
+    if SHARED_CORPUS.is_dir():
+        return files
+    return [pytest.param(None, marks=pytest.mark.skip(reason=NO_SHARED_CORPUS), id="shared-corpus-missing")]
 SUPPORT = "support@imolocale.test"
 TEAMS = {
     "customer_service": ["cs@imolocale.test"],

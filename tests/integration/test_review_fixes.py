@@ -40,8 +40,8 @@ def test_a_complaint_whose_sweep_fails_is_set_aside_and_the_others_go_on(desk, t
     # break the level-2 customer template for a's language only: b writes in English
     desk.deliver(mail(sender="c@example.com", body="Hello, my parcel never arrived and I want a refund please."), msg_time=T0)
     once_at(desk, T0 + timedelta(minutes=2))
-    for lang in ("fr",):
-        (templates / lang / "escalated_2.txt").write_text("Subject: {{ broken(\n")
+    for lang in ("fr",):  # breaks on these complaints' data only (no order number): startup's check passes
+        (templates / lang / "escalated_2.txt").write_text("Subject: {{ complaint.order_number.strip() }}\n")
     desk.write_config(policy={"templates": str(templates)})
     sent = once_at(desk, T0 + 24 * H)
     assert [str(m["To"]) for m in sent if "example.com" in str(m["To"])] == ["c@example.com"]

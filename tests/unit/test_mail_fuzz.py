@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maildesk.mail import InboundMail, ParseError, parse
+from tests.support import own_corpus, shared_corpus
 
-CORPUS = Path(
-    os.environ.get("MAILDESK_CORPUS") or Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-)
-# Small messages keep 200 examples fast; the big ones are covered by test_corpus.
-SEEDS = [
-    p.read_bytes()
-    for p in sorted(CORPUS.rglob("*"))
-    if p.is_file() and not p.name.startswith("LICENSE") and p.stat().st_size <= 64_000
-] if CORPUS.is_dir() else []
+# Seeds: the project's own sample mails (tests/corpus) always, the real-world ones of
+# ../shared/corpus too when they are there. Small messages keep 200 examples fast; the big ones
+# are covered by test_corpus.
+SEEDS = [p.read_bytes() for p in [*own_corpus(), *shared_corpus()]
+         if not p.name.startswith("LICENSE") and p.stat().st_size <= 64_000]
 SEEDS += [
     b"From: Marie <marie@example.fr>\r\nTo: support@imolocale.fr\r\nSubject: =?utf-8?q?commande_n=C2=B0_1234?=\r\n"
     b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nbonjour\r\n"
@@ -76,6 +71,11 @@ def check(raw: bytes) -> None:
     for attachment in mail.attachments:
         assert attachment.filename and "/" not in attachment.filename and "\\" not in attachment.filename
         assert attachment.size == len(attachment.payload)
+
+
+def test_the_fuzz_is_seeded_by_every_small_sample():
+    """Never silently down to a seed or two: the own corpus alone gives dozens."""
+    assert len(SEEDS) >= len([p for p in own_corpus() if p.stat().st_size <= 64_000]) + 1 >= 30
 
 
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy as email_policy
-from email.parser import BytesHeaderParser
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +20,9 @@ from hypothesis import strategies as st
 from maildesk.store import Store
 from maildesk.templates import Templates
 from maildesk.workflow import Workflow
-from tests.support import SUPPORT, make_config, mail
+from tests.support import make_config, mail
 from tests.unit.test_mail_fuzz import SEEDS, mutate, mutation
+
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
@@ -100,6 +100,7 @@ def test_mutated_mail_through_the_whole_pipeline(pipeline, seed, ops, minutes):
         assert pipeline.store.seen(outcome.message_id)
     for row in pipeline.outbox(before):
         check_outgoing(row)
+
 
 
 INJECTIONS = [
