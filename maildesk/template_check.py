@@ -56,9 +56,19 @@ MAILS: dict[str, dict] = {
                              "strikes": [{"at": NOW.isoformat(), "kind": "late", "ref": "IMO-4K7M2Q",
                                           "reason": None}]},
     "seller_decision": {"seller": SELLER, "decision": "restrict", "reason": "trop de plaintes"},
-    "admin_flood": {"address": "robot@example.com", "opened": 12, "cap": 5, "original_subject": "Ticket 12"},
+    # coalesced notices (notices.py): the latest occurrence, how many, since when, the earlier ones
+    "admin_flood": {"address": "robot@example.com", "opened": 12, "cap": 5, "original_subject": "Ticket 12",
+                    "ref": "IMO-4K7M2Q", "count": 2, "since": NOW,
+                    "earlier": [{"at": NOW, "address": "robot@example.com", "opened": 6, "ref": "IMO-4K7M2Q"}]},
     "admin_suspicious": {"claimed": "alice@imolocale.example", "why": "DMARC fail",
-                         "original_subject": "#resolve"},
+                         "original_subject": "#resolve", "ref": "IMO-4K7M2Q", "count": 2, "since": NOW,
+                         "earlier": [{"at": NOW, "claimed": "alice@imolocale.example", "why": "DMARC fail",
+                                      "ref": "IMO-4K7M2Q", "original_subject": "#resolve"}]},
+    "staff_flood": {"address": "robot@example.com", "opened": 12, "cap": 5, "original_subject": "Ticket 12",
+                    "ref": "IMO-4K7M2Q", "count": 2, "since": NOW,
+                    "earlier": [{"at": NOW, "ref": "IMO-4K7M2Q", "original_subject": "Ticket 11"}]},
+    "admin_mailbox": {"title": "Un message que Gmail ne sert pas", "what": "UID 812 refusé trois fois.",
+                      "fix": "l'ouvrir dans Gmail, puis le déplacer ou le supprimer"},
     "digest": {},  # its context is built from an empty database below
 }
 HTML = ("digest",)  # the mails that also have an HTML version
