@@ -72,7 +72,7 @@ def test_feedback_reports_are_recorded_on_the_complaint_and_never_answered(desk,
 
     desk.deliver(ARF.format(support=support, headers=headers).encode())
     desk.deliver(JMRP.format(support=support, original=ack).encode())
-    # a report about mail that is not ours: recorded nowhere, answered never
+    # a report about mail that is not ours: kept on its own (on no complaint), answered never
     desk.deliver(JMRP.format(support=support, original="From: x@y.test\nMessage-ID: <other@y.test>\n\nhi\n")
                  .replace("jmrp-1", "jmrp-2").encode())
     desk.once()
@@ -83,7 +83,9 @@ def test_feedback_reports_are_recorded_on_the_complaint_and_never_answered(desk,
                         complaint["id"])
     assert sorted(r["actor"] for r in reports) == ["feedback@arf.mail.example", "staff@hotmail.com"]
     assert all(json.loads(r["detail"])["feedback"] == "abuse" for r in reports)
-    assert len(desk.rows("SELECT * FROM messages WHERE kind = 'spam_report'")) == 2
+    assert len(desk.rows("SELECT * FROM messages WHERE kind = 'spam_report' AND complaint_id = ?",
+                         complaint["id"])) == 2
+    assert len(desk.rows("SELECT * FROM messages WHERE kind = 'spam_report' AND complaint_id IS NULL")) == 1
     assert desk.folder("INBOX") == 0
 
 
