@@ -465,8 +465,11 @@ def outbox_command(app, args) -> int:
                   file=sys.stderr)
             return 1
         result = app.outbox.flush(now)
+        pause = app.outbox.paused()
         print(f"{count} mail(s) put back in line: {result.sent} sent, {result.retry} will be retried, "
-              f"{result.failed} failed again, {result.held} held by the daily limit")
+              f"{result.failed} failed again, {result.held} held by "
+              + (f"the pause (Gmail's daily limit since {pause['since']}; next try {pause['next_probe']})"
+                 if pause else "the daily limit"))
         return 0 if not result.failed else 1
     where = "o.status IN ('failed', 'cancelled')" if args.failed else "o.status IN ('queued', 'failed')"
     rows = [dict(r) for r in app.store.all(
