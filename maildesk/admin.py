@@ -333,6 +333,8 @@ def status(cfg, args, env=os.environ) -> int:
         problems.append("the main loop keeps failing (see loop_trouble)")
     if doc["oauth2_token_dead"]:
         problems.append("the OAuth2 refresh token is dead: run `maildesk auth gmail` again")
+    if doc["outbox"]["paused"]:
+        problems.append(f"sending paused by Gmail's daily limit since {doc['outbox']['paused']['since']}")
     if pid is None:
         state = DOWN
         problems.insert(0, "the daemon is not running")
@@ -394,9 +396,16 @@ def format_status(doc: dict, cfg) -> str:
     else:
         lines.append("last poll   never")
     o = doc["outbox"]
-    limit = f", {o['sent_last_24h']}/{o['limit']} sent in 24 h" if o["limit"] else f", {o['sent_last_24h']} sent in 24 h"
-    lines.append(f"outbox      {o['queued']} queued ({o['retrying']} retrying), {o['failed']} failed{limit}"
-                 + (f", {o['held']} held by the daily limit" if o["held"] else ""))
+    sent = f"{o['sent_last_24h']}/{o['limit']}" if o["limit"] else f"{o['sent_last_24h']}"
+    elsewhere = f" ({o['sent_elsewhere']} by staff from the mailbox itself)" if o["sent_elsewhere"] else ""
+    lines.append(f"outbox      {o['queued']} queued ({o['retrying']} retrying), {o['failed']} failed, "
+                 f"{sent} recipients in 24 h{elsewhere}"
+                 + (f", {o['held']} held {'by the pause' if o['paused'] else 'by the daily limit'}" if o["held"] else ""))
+    if o["paused"]:
+        p = o["paused"]
+        lines.append(f"PAUSED      all sending since {_local(from_iso(p['since']), tz)}: Gmail's daily limit "
+                     f"({p['error']}); next try {_local(from_iso(p['next_probe']), tz)} (one mail an hour "
+                     "until Gmail takes mail again, at most about 24 h)")
     op = doc["open"]
     lines.append(f"open        {op['total']}: level 1 {op['1']}, level 2 {op['2']}, level 3 {op['3']}")
     lines.append(f"quarantine  {doc['quarantine_held']} held")
@@ -490,8 +499,11 @@ def outbox_command(app, args) -> int:
                   file=sys.stderr)
             return 1
         result = app.outbox.flush(now)
+        pause = app.outbox.paused()
         print(f"{count} mail(s) put back in line: {result.sent} sent, {result.retry} will be retried, "
-              f"{result.failed} failed again, {result.held} held by the daily limit")
+              f"{result.failed} failed again, {result.held} held by "
+              + (f"the pause (Gmail's daily limit since {pause['since']}; next try {pause['next_probe']})"
+                 if pause else "the daily limit"))
         return 0 if not result.failed else 1
     where = "o.status IN ('failed', 'cancelled')" if args.failed else "o.status IN ('queued', 'failed')"
     rows = [dict(r) for r in app.store.all(

@@ -336,6 +336,7 @@ def _validate(cfg: Config) -> None:
         for addr in getattr(cfg.teams, team):
             if "@" not in addr:
                 raise ConfigError(f"teams.{team} holds {addr!r}, which is not an e-mail address")
+    _check_recipients(cfg)
     s = cfg.sellers
     for key in ("seller_response_hours", "window_days"):
         if getattr(s, key) <= 0:
@@ -347,6 +348,26 @@ def _validate(cfg: Config) -> None:
     if cfg.templates_dir is not None and not cfg.templates_dir.is_dir():
         key = "templates.dir" if cfg.templates.dir else "policy.templates"
         raise ConfigError(f"{key} {str(cfg.templates_dir)!r} is not a folder")
+
+
+MAX_RECIPIENTS = 100  # Gmail takes at most 100 recipients in one mail
+
+
+def _check_recipients(cfg: Config) -> None:
+    """A team gets one mail with everyone in it: Gmail refuses more than 100 recipients, and a mail
+    to more people than the daily limit lets go outside the reserve would wait for ever."""
+    limit = cfg.smtp_daily_limit
+    if limit and cfg.smtp.reserve >= limit:
+        raise ConfigError(f"smtp.reserve ({cfg.smtp.reserve}) must be less than smtp.daily_limit ({limit})")
+    lists = [(f"teams.{team}", getattr(cfg.teams, team)) for team in TEAM_NAMES] + [("digest.to", cfg.digest.to)]
+    for key, people in lists:
+        people = {a.lower() for a in people}
+        if len(people) > MAX_RECIPIENTS:
+            raise ConfigError(f"{key} has {len(people)} addresses; Gmail takes at most {MAX_RECIPIENTS} recipients "
+                              "in one mail: use a group address (a Google Group) for a team that big")
+        if limit and len(people) > limit - cfg.smtp.reserve:
+            raise ConfigError(f"{key} has {len(people)} addresses, more than smtp.daily_limit - smtp.reserve "
+                              f"({limit - cfg.smtp.reserve}) recipients a day: its mail could never go")
 
 
 def _staff(raw: dict, teams: TeamsConfig) -> tuple[dict[str, str], dict[str, str]]:

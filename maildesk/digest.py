@@ -92,7 +92,7 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "ratings": _ratings(store, cfg, since, now),
         "sellers": _sellers(store),
         "outbox": _outbox(store),
-        "sending": Outbox(cfg, store).sending_status(now),
+        "sending": _sending(cfg, store, now),
         "quarantine": _quarantine(store, since),
         "spam": spam(store),
         "suspicious": _suspicious(store, since, now),
@@ -101,6 +101,14 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "trend": [{"date": moment.astimezone(cfg.tz).date().isoformat(), "levels": levels}
                   for moment, levels in zip(moments, backlog["levels"])],
     }
+
+
+def _sending(cfg, store: Store, now: datetime) -> dict:
+    sending = Outbox(cfg, store).sending_status(now)
+    if sending["paused"]:  # times the template shows in the admins' time zone
+        sending["paused"] = {**sending["paused"], "since": from_iso(sending["paused"]["since"]),
+                             "next_probe": from_iso(sending["paused"]["next_probe"])}
+    return sending
 
 
 # (name, policy.deadlines key, for complaints below this level or any)

@@ -366,6 +366,8 @@ class SmtpSink:
         self._fail_left = 0
         self._fail_reply = ""
         self._refuse_reply: str | None = None
+        self._refuse_at = "DATA"
+        self._connections = 0
         self._controller: Controller | None = None
 
     # -- captured mail ------------------------------------------------------------------------
@@ -375,6 +377,12 @@ class SmtpSink:
         """A snapshot of everything captured so far."""
         with self._cond:
             return list(self._messages)
+
+    @property
+    def connections(self) -> int:
+        """SMTP sessions opened so far (each greets once with EHLO): how often a client logged in."""
+        with self._cond:
+            return self._connections
 
     def clear(self) -> None:
         with self._cond:
@@ -395,9 +403,12 @@ class SmtpSink:
             self._fail_left = n
             self._fail_reply = f"{code} {message}"
 
-    def refuse_all(self, code: int = 554, message: str = "5.7.1 refused") -> None:
+    def refuse_all(self, code: int = 554, message: str = "5.7.1 refused", at: str = "DATA") -> None:
+        """Refuse every mail until accept_all(), after DATA or (``at="RCPT"``) at each RCPT TO,
+        as Gmail answers its daily limit either way."""
         with self._cond:
             self._refuse_reply = f"{code} {message}"
+            self._refuse_at = at
 
     def accept_all(self) -> None:
         with self._cond:
@@ -406,7 +417,7 @@ class SmtpSink:
 
     def _injected_failure(self) -> str | None:
         with self._cond:
-            if self._refuse_reply:
+            if self._refuse_reply and self._refuse_at == "DATA":
                 return self._refuse_reply
             if self._fail_left > 0:
                 self._fail_left -= 1
@@ -414,6 +425,21 @@ class SmtpSink:
             return None
 
     # -- aiosmtpd handler ---------------------------------------------------------------------
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        if session.host_name is None:  # the first greeting of this connection
+            with self._cond:
+                self._connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        with self._cond:
+            if self._refuse_reply and self._refuse_at == "RCPT":
+                return self._refuse_reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         failure = self._injected_failure()

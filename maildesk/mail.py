@@ -94,6 +94,8 @@ class InboundMail:
     notes: tuple[str, ...] = ()
     # An abuse feedback report (ARF, Hotmail JMRP): its Feedback-Type, e.g. "abuse"; bounce_of names our mail.
     feedback: str | None = None
+    # Bcc: only a sender's own copy has it (the Sent folder), where it counts against the sending limit.
+    bcc: tuple[str, ...] = ()
 
 
 class ParseError(Exception):
@@ -1337,6 +1339,7 @@ def _parse(raw: bytes) -> InboundMail:
 
     to = addresses("to", mp_to)
     cc = addresses("cc", mp_cc)
+    bcc = addresses("bcc", None)
     reply_to_all = addresses("reply-to", mp_reply_to)
     reply_to = reply_to_all[0] if reply_to_all else None
 
@@ -1431,4 +1434,5 @@ def _parse(raw: bytes) -> InboundMail:
         order_number=order_number,
         notes=tuple(notes),
         feedback=feedback,
+        bcc=bcc,
     )

@@ -58,6 +58,10 @@ BATCH = 500
 MARK_SYNC_EVERY = 8  # a mark in 8 waits for the disk (see above)
 ROWS_PER_CONNECTION = 25  # a batch opens a further connection for every 25 rows, up to [smtp] connections
 MAX_UNEXPECTED_ATTEMPTS = 5  # an error nobody foresaw on one row: tried this often, then the row fails
+# Gmail's daily limit reached (`550 5.4.5`): Gmail may refuse everything for up to 24 h. All sending
+# pauses (state PAUSE_KEY: since, next probe, the answer) and one mail an hour tries whether it is over.
+PAUSE_KEY = "sending_paused"
+PROBE_EVERY = timedelta(hours=1)
 
 # Near the daily limit, what goes first (tiers, lowest first): a customer's first answer and staff's
 # answers to customers; then other mail (staff notifications, escalations, seller mail); last routine
@@ -77,17 +81,18 @@ TIER_SQL = (f"(CASE WHEN audience = 'customer' AND kind IN ({', '.join(repr(k) f
             f"THEN {FIRST} WHEN routine != 0 OR audience = 'admin' THEN {LAST} ELSE {OTHER} END)")
 
 
-def allowance(waiting: dict[int, int], room: int | None, reserve: int) -> dict[int, int]:
-    """How many mails of each tier may go now, given how many wait in each, the sends left
-    today (`room`; None: no limit) and the reserve kept for the first tier."""
+def allowance(rows: list[tuple[int, int]], room: int | None, reserve: int) -> int:
+    """How many of `rows` ((tier, recipients), in sending order) may go now: Gmail counts
+    recipients, so each row takes its recipients from what is left today (`room`; None: no
+    limit), and only the first tier may use the reserve. A row that does not fit waits whole
+    (never partly sent), and every row after it waits too: nothing jumps ahead of it."""
     if room is None:
-        return dict(waiting)
-    go = {}
-    for t in sorted(waiting):
-        usable = room if t == FIRST else room - reserve
-        go[t] = max(0, min(waiting[t], usable))
-        room -= go[t]
-    return go
+        return len(rows)
+    for n, (t, recipients) in enumerate(rows):
+        if recipients > (room if t == FIRST else room - reserve):
+            return n
+        room -= recipients
+    return len(rows)
 
 
 def needs_smtputf8(mail_from: str, rcpts: list[str]) -> bool:
@@ -108,6 +113,7 @@ class TempFail:
     stop: bool = False  # the connection (or the server's patience) is gone: stop sending on it
     in_doubt: bool = False  # it broke mid-send: the server may have accepted the mail
     unexpected: bool = False  # an error nobody foresaw: counted, and bounded
+    quota: bool = False  # Gmail's daily limit (5.4.5): all sending pauses
 
 
 @dataclass(frozen=True)
@@ -150,45 +156,66 @@ class Outbox:
 
     # --- what may go now -----------------------------------------------------
     def sent_last_24h(self, now: datetime) -> int:
-        return self.store.scalar("SELECT count(*) FROM outbox WHERE sent_at >= ?", iso(now - timedelta(hours=24)))
+        """Recipients in the rolling 24 h, as Gmail counts them: ours, and what staff sent from
+        the account itself (seen in the Sent folder in shared-mailbox mode)."""
+        return self.store.scalar("SELECT coalesce(sum(json_array_length(rcpt)), 0) FROM outbox WHERE sent_at >= ?",
+                                 iso(now - timedelta(hours=24))) + self.sent_elsewhere_24h(now)
+
+    def sent_elsewhere_24h(self, now: datetime) -> int:
+        return self.store.scalar("SELECT coalesce(sum(recipients), 0) FROM sent_elsewhere WHERE sent_at >= ?",
+                                 iso(now - timedelta(hours=24)))
+
+    def paused(self) -> dict | None:
+        """Since when Gmail's daily limit pauses all sending, the next probe and Gmail's answer; None: not paused."""
+        return json.loads(self.store.get_state(PAUSE_KEY) or "null")
 
     def due(self, now: datetime) -> tuple[list, int]:
         """Rows to send now, first tier first, and how many were held back by the daily limit.
 
-        Near the limit (`[smtp] reserve` sends left) only the first tier goes: a
-        customer's first answer and staff answers (see `tier`, `allowance`)."""
+        Recipients count (a team of 4 costs 4): near the limit (`[smtp] reserve`
+        recipients left) only the first tier goes: a customer's first answer and staff
+        answers (see `tier`, `allowance`). After Gmail's 5.4.5 nothing goes until the
+        next probe, and then one row."""
+        pause = self.paused()
+        if pause and iso(now) < pause["next_probe"]:
+            return [], self._waiting(now)
         rows = self.store.all("SELECT id, message_id, complaint_id, kind, routine, mail_from, rcpt, raw, attempts, "
-                              f"unexpected, in_flight_at, {TIER_SQL} AS tier, "
+                              f"unexpected, in_flight_at, {TIER_SQL} AS tier, json_array_length(rcpt) AS recipients, "
                               "(SELECT ref FROM complaints c WHERE c.id = outbox.complaint_id) AS ref "
                               "FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? "
                               "AND (lease_until IS NULL OR lease_until < ?) "
                               "ORDER BY tier, id LIMIT ?", iso(now), iso(now), BATCH)
         limit = self.cfg.smtp_daily_limit
-        if not limit:
-            return rows, 0
-        go = allowance(collections.Counter(r["tier"] for r in rows), limit - self.sent_last_24h(now),
-                       self.cfg.smtp.reserve)
-        allowed = []
-        for row in rows:  # in tier order: the first go[tier] of each
-            if go[row["tier"]] > 0:
-                go[row["tier"]] -= 1
-                allowed.append(row)
-        held = len(rows) - len(allowed)
-        if held:
-            log_event("sending_limit", level=30, held=held, limit=limit)
-        return allowed, held
+        allowed = rows
+        if limit:
+            allowed = rows[:allowance([(r["tier"], r["recipients"]) for r in rows],
+                                      limit - self.sent_last_24h(now), self.cfg.smtp.reserve)]
+            if len(allowed) < len(rows):
+                log_event("sending_limit", level=30, held=len(rows) - len(allowed), limit=limit)
+        if pause:  # the probe: one mail tries whether Gmail takes mail again
+            allowed = allowed[:1]
+        return allowed, len(rows) - len(allowed)
+
+    def _waiting(self, now: datetime) -> int:
+        return self.store.scalar("SELECT count(*) FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?",
+                                 iso(now))
 
     def sending_status(self, now: datetime) -> dict:
-        """The daily limit as the digest and `status` show it: what went out in
-        the last 24 h and how much due mail the limit holds back right now."""
+        """The daily limit as the digest and `status` show it: recipients in the last 24 h (of
+        which `sent_elsewhere` staff sent from the account itself), how much due mail the
+        limit or a pause holds back right now, and the pause (None, or since/next_probe/error)."""
         limit = self.cfg.smtp_daily_limit
         sent = self.sent_last_24h(now)
-        waiting = dict(self.store.all(f"SELECT {TIER_SQL} AS tier, count(*) FROM outbox WHERE status = 'queued' "
-                                      "AND next_attempt_at <= ? GROUP BY tier", iso(now)))
+        pause = self.paused()
+        waiting = self.store.all(f"SELECT {TIER_SQL} AS tier, json_array_length(rcpt) FROM outbox "
+                                 "WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY tier, id", iso(now))
         held = 0
-        if limit:
-            held = sum(waiting.values()) - sum(allowance(waiting, limit - sent, self.cfg.smtp.reserve).values())
-        return {"limit": limit, "reserve": self.cfg.smtp.reserve, "sent_last_24h": sent, "held": held}
+        if pause:
+            held = len(waiting)
+        elif limit:
+            held = len(waiting) - allowance([tuple(r) for r in waiting], limit - sent, self.cfg.smtp.reserve)
+        return {"limit": limit, "reserve": self.cfg.smtp.reserve, "sent_last_24h": sent,
+                "sent_elsewhere": self.sent_elsewhere_24h(now), "held": held, "paused": pause}
 
     def is_ours(self, message_id: str) -> bool:
         """Did maildesk send this? Gmail files what we send through it in Sent too."""
@@ -204,12 +231,33 @@ class Outbox:
         `stopping()` says so; what is left stays queued."""
         total = FlushResult()
         while True:
+            probe = self.paused() is not None
             result = self._flush_batch(now)
             for name in ("sent", "retry", "failed", "held"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
+            if probe and result.sent:  # Gmail takes mail again: the rest goes now
+                self._resume(now)
+                continue
+            pause = self.paused() if probe and result.retry and not result.sent else None
+            if pause and pause["next_probe"] <= iso(now):  # no answer either way: the next probe in an hour
+                with self.store.transaction():
+                    self._pause(now, pause["error"])
             full = result.sent + result.retry + result.failed == BATCH
             if not (full and result.sent and not result.held) or (stopping and stopping()):
                 return total
+
+    def _pause(self, now: datetime, reason: str) -> None:
+        """Gmail's daily limit: nothing more goes (no login either) until the next probe. Call inside a transaction."""
+        pause = self.paused() or {"since": iso(now)}
+        pause.update(next_probe=iso(now + PROBE_EVERY), error=reason[:200])
+        self.store.set_state(PAUSE_KEY, json.dumps(pause))
+        log_event("sending_paused", level=40, since=pause["since"], next_probe=pause["next_probe"])
+
+    def _resume(self, now: datetime) -> None:
+        pause = self.paused()
+        with self.store.transaction():
+            self.store.conn.execute("DELETE FROM state WHERE key = ?", (PAUSE_KEY,))
+        log_event("sending_resumed", since=pause and pause["since"])
 
     def _flush_batch(self, now: datetime) -> FlushResult:
         rows, held = self.due(now)
@@ -398,6 +446,9 @@ class Outbox:
             await client.sendmail(row["mail_from"], rcpts, row["raw"], mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
+            quota = next((r for r in e.recipients if "5.4.5" in r.message), None)
+            if quota:  # Gmail's daily limit, answered to RCPT TO: wait, never fail the mail
+                return TempFail(f"{quota.code} {quota.message}", stop=True, quota=True)
             reason = f"recipients refused: {codes}"
             return PermFail(reason) if all(c >= 500 for c in codes) else TempFail(reason)
         except aiosmtplib.SMTPResponseException as e:
@@ -405,7 +456,7 @@ class Outbox:
             reason = f"{e.code} {e.message}"
             if e.code >= 500 and not quota:
                 return PermFail(reason)
-            return TempFail(reason, stop=e.code == 421 or quota)
+            return TempFail(reason, stop=e.code == 421 or quota, quota=quota)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
             return TempFail(f"{type(e).__name__}: {e}", stop=True, in_doubt=True)
         except Exception as e:  # a bulkhead: this row's trouble stays this row's
@@ -459,8 +510,10 @@ class Outbox:
         with self.store.transaction():
             self.store.update("outbox", row["id"], {
                 "attempts": attempts, "unexpected": unexpected, "last_error": outcome.reason[:500],
-                "next_attempt_at": iso(now + backoff(attempts)),
+                "next_attempt_at": iso(now + (PROBE_EVERY if outcome.quota else backoff(attempts))),
                 "in_flight_at": row["in_flight_at"] or iso(now) if outcome.in_doubt else None})
+            if outcome.quota:
+                self._pause(now, outcome.reason)
         result.retry += 1
         log_event("send_retry", self._ref(row), level=30, kind=row["kind"], attempts=attempts,
                   error=outcome.reason[:200])

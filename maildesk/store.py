@@ -268,6 +268,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX notices_held ON notices(kind, key, at) WHERE mailed_at IS NULL;
     CREATE INDEX notices_mailed ON notices(kind, key, mailed_at) WHERE mailed_at IS NOT NULL;
     """,
+    # 8: Gmail's daily limit counts recipients, also of what staff send from the account itself:
+    #    each such mail seen in the Sent folder (shared-mailbox mode), by Message-ID, counted once
+    """
+    CREATE TABLE sent_elsewhere (
+        message_id TEXT PRIMARY KEY,
+        sent_at TEXT NOT NULL,
+        recipients INTEGER NOT NULL
+    );
+    CREATE INDEX sent_elsewhere_at ON sent_elsewhere(sent_at);
+    """,
 ]
 
 

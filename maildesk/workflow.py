@@ -315,9 +315,15 @@ class Workflow:
             mail = _with_omitted(parse(raw), omitted)
         except ParseError:
             return None
-        if self.store.one("SELECT 1 FROM outbox WHERE message_id = ?", mail.message_id) or \
-                self.store.one("SELECT 1 FROM messages WHERE message_id = ?", mail.message_id):
-            return None  # ours (Gmail files what we send in Sent), or already recorded
+        if self.store.one("SELECT 1 FROM outbox WHERE message_id = ?", mail.message_id):
+            return None  # ours (Gmail files what we send in Sent): counted in the outbox
+        # staff sent it from the account itself: it counts against Gmail's daily limit (once, however
+        # often Sent is read again)
+        self.store.conn.execute("INSERT OR IGNORE INTO sent_elsewhere(message_id, sent_at, recipients) "
+                                "VALUES (?, ?, ?)", (mail.message_id, iso(sent_at),
+                                                     len({a.lower() for a in (*mail.to, *mail.cc, *mail.bcc)})))
+        if self.store.one("SELECT 1 FROM messages WHERE message_id = ?", mail.message_id):
+            return None  # already recorded
         tagged = [c for r in refs.find_references(self.cfg.policy.reference_prefix, mail.subject)
                   if (c := self.store.complaint(r))]
         by_headers = self.store.complaints_for_message_ids([*mail.in_reply_to, *mail.references])

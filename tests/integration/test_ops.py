@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from maildesk.addresses import mailbox_key
 from maildesk.daemon import InstanceLock
 from maildesk.store import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.integration.test_trial_mode import takeout
@@ -80,6 +81,7 @@ def test_status_exit_codes_healthy_degraded_down(desk):
 def test_only_migrate_changes_the_schema_and_it_backs_up_first(desk):
     db = desk.dir / "maildesk.db"
     with sqlite3.connect(db) as conn:  # as the previous maildesk left it
+        conn.create_function("mailbox_key", 1, mailbox_key)  # as Store registers it for migration 7
         for script in MIGRATIONS[:-1]:
             conn.executescript(script)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")

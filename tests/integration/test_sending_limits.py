@@ -4,6 +4,7 @@ acknowledgements still go, nothing queued is lost, temporary refusals are
 retried with back-off and permanent ones are recorded on the complaint."""
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import datetime, timedelta, timezone
@@ -13,7 +14,7 @@ from freezegun import freeze_time
 
 from tests.integration.conftest import body
 from tests.outbox_rows import queue_mail
-from tests.support import mail
+from tests.support import SUPPORT, mail
 
 T0 = "2026-11-24 08:00:00"
 
@@ -39,7 +40,8 @@ def test_daily_limit_holds_routine_mail_for_the_reserve_and_loses_nothing(app, d
         queue_mail(app, 8, routine=True)
         result = app.outbox.flush(now())
         assert (result.sent, result.held) == (7, 1)  # 10 - 7 = 3 left: the reserve, not for routine mail
-        assert app.outbox.sending_status(now()) == {"limit": 10, "reserve": 3, "sent_last_24h": 7, "held": 1}
+        assert app.outbox.sending_status(now()) == {"limit": 10, "reserve": 3, "sent_last_24h": 7, "held": 1,
+                                                    "sent_elsewhere": 0, "paused": None}
 
         queue_mail(app, 3, kind="ack")  # acknowledgements may use the reserve
         result = app.outbox.flush(now())
@@ -93,15 +95,46 @@ def test_421_stops_the_batch_and_keeps_the_rest_queued(app, desk):
     assert len(desk.sink.messages) == 3
 
 
-def test_gmail_daily_quota_answer_is_waited_out_not_failed(app, desk):
-    desk.sink.fail_next(1, code=550, message="5.4.5 Daily user sending limit exceeded.")
+@pytest.mark.parametrize("at", ["RCPT", "DATA"])  # Gmail answers its daily limit to RCPT TO or after DATA
+def test_gmail_daily_limit_pauses_all_sending_and_probes_once_an_hour(app, desk, events, at):
+    """Issue 13 item 4: after 550 5.4.5 every flush logged in again and tried the next row."""
+    desk.sink.refuse_all(550, "5.4.5 Daily user sending limit exceeded. For more information go to "
+                              "https://support.google.com/a/answer/166852", at=at)
     with freeze_time(T0, real_asyncio=True) as frozen:
-        queue_mail(app, 2)
+        queue_mail(app, 3)
         result = app.outbox.flush(now())
-        assert result.failed == 0 and result.retry == 1
-        assert statuses(app) == {"queued": 2}
-        frozen.tick(30)
-        assert app.outbox.flush(now()).sent == 2
+        assert (result.sent, result.retry, result.failed) == (0, 1, 0)  # waited out, never failed
+        assert desk.sink.connections == 1
+        assert [r.levelno for r in events if getattr(r, "event", "") == "sending_paused"] == [logging.ERROR]
+        for minutes in (1, 10, 48):  # the daemon flushes often: no login, no send until the probe
+            frozen.tick(timedelta(minutes=minutes))
+            assert app.outbox.flush(now()).held == 2  # the refused mail waits for the probe
+        assert desk.sink.connections == 1 and statuses(app) == {"queued": 3}
+        assert [r["attempts"] for r in app.store.all("SELECT attempts FROM outbox ORDER BY id")] == [1, 0, 0]
+
+        code, shown = desk.cli_here("status", "--no-connect")
+        assert "PAUSED      all sending since 2026-11-24 09:00: Gmail's daily limit (550 5.4.5 Daily user " \
+               "sending limit exceeded." in shown and "next try 2026-11-24 10:00" in shown  # Europe/Paris
+        assert "sending paused by Gmail's daily limit since 2026-11-24T08:00:00+00:00" in shown
+        assert "2 held by the pause" in shown
+        code, digest = desk.cli_here("digest")
+        assert "ENVOI EN PAUSE depuis le 24/11 09:00 : limite quotidienne de Gmail (550 5.4.5" in digest
+        assert "Prochain essai le 24/11 10:00" in digest and "2 courriels retenus par la pause" in digest
+
+        frozen.tick(timedelta(minutes=1))  # 09:00 UTC: the probe, one mail; Gmail still refuses
+        result = app.outbox.flush(now())
+        assert (result.sent, result.retry) == (0, 1) and desk.sink.connections == 2
+        assert app.outbox.paused() == {"since": "2026-11-24T08:00:00+00:00", "next_probe": "2026-11-24T10:00:00+00:00",
+                                       "error": app.outbox.paused()["error"]}
+        frozen.tick(timedelta(minutes=30))
+        assert app.outbox.flush(now()).sent == 0 and desk.sink.connections == 2
+
+        desk.sink.accept_all()  # Gmail lifts the limit
+        frozen.tick(timedelta(minutes=30))
+        result = app.outbox.flush(now())  # the probe goes through, and the rest with it
+        assert (result.sent, result.failed) == (3, 0) and statuses(app) == {"sent": 3}
+        assert app.outbox.paused() is None and app.outbox.sending_status(now())["paused"] is None
+        assert desk.sink.connections == 4  # 1 refused, 1 refused probe, the good probe, the rest
 
 
 def test_permanent_refusal_is_recorded_on_the_complaint(desk):
@@ -153,3 +186,68 @@ def test_outsiders_cannot_spend_the_days_sending(desk):
     assert len(desk.sent()) == 5 + 5 + 1 + 1 + 2  # acks, notifications, flood notice, alert; the genuine pair
     assert desk.rows("SELECT count(*) n FROM outbox WHERE status != 'sent'")[0]["n"] == 0
     assert len(desk.rows("SELECT * FROM complaints")) == 21  # every message kept
+
+
+# --- recipients are what counts (issue 13 item 4) -----------------------------------------------
+
+TEAM_OF_4 = [f"agent{i}@imolocale.test" for i in range(4)]
+
+
+def test_a_new_complaint_with_a_team_of_4_costs_5_recipients(desk):
+    desk.write_config(teams={"customer_service": TEAM_OF_4})
+    desk.deliver(mail(sender="camille@example.fr"))
+    desk.once()
+    assert sorted(len(c.rcpt_tos) for c in desk.sink.messages) == [1, 4]  # the ack, one notification to all 4
+    status = json.loads(desk.cli("status", "--json", "--no-connect").stdout)
+    assert status["outbox"]["sent_last_24h"] == 5  # was 2: mails, not recipients
+
+
+def test_the_daily_limit_holds_counted_by_recipients(desk):
+    desk.write_config(teams={"customer_service": TEAM_OF_4}, smtp={"daily_limit": 10, "reserve": 3})
+    for i in range(3):
+        desk.deliver(mail(sender=f"client{i}@example.fr", subject=f"Colis {i}"))
+    desk.once()
+    # 3 acks (3 recipients), then one notification to 4 (7 of 10: the reserve is left); the other two wait whole
+    assert sorted(len(c.rcpt_tos) for c in desk.sink.messages) == [1, 1, 1, 4]
+    rows = desk.rows("SELECT kind, status, json_array_length(rcpt) n FROM outbox ORDER BY id")
+    assert [(r["kind"], r["n"]) for r in rows if r["status"] == "queued"] == [("notify", 4), ("notify", 4)]
+    status = json.loads(desk.cli("status", "--json", "--no-connect").stdout)["outbox"]
+    assert (status["sent_last_24h"], status["held"]) == (7, 2)
+
+    app = desk.app()
+    try:
+        with freeze_time(now() + timedelta(hours=24, minutes=1), real_asyncio=True):
+            assert app.outbox.flush(now()).sent == 1  # a new day: 4 of 10, and the next 4 would eat the reserve
+    finally:
+        app.close()
+    assert [len(c.rcpt_tos) for c in desk.sink.messages][-1] == 4 and len(desk.sink.messages) == 5
+
+
+def test_staff_sending_from_the_gmail_web_eats_the_budget(desk):
+    desk.write_config(mailbox={"sent_folder": "auto"}, smtp={"daily_limit": 10, "reserve": 3})
+    desk.once()  # the first look at Sent: from here on
+    web = mail(sender=SUPPORT, to="a@example.fr, b@example.fr", subject="Re: votre colis",
+               headers={"Cc": "c@example.fr", "Bcc": "d@example.fr, e@example.fr, f@example.fr, A@example.fr"},
+               message_id="<web@mail.gmail.com>")
+    desk.deliver(web, folder="Sent")  # staff wrote to 6 people from Gmail's web page
+    desk.once()
+    status = json.loads(desk.cli("status", "--json", "--no-connect").stdout)["outbox"]
+    assert (status["sent_last_24h"], status["sent_elsewhere"]) == (6, 6)
+
+    desk.deliver(mail(sender="camille@example.fr"))
+    desk.once()  # 4 left: the ack goes, the notification would eat the reserve
+    assert [c.rcpt_tos for c in desk.sink.messages] == [["camille@example.fr"]]
+    [ack] = desk.rows("SELECT message_id, raw FROM outbox WHERE kind = 'ack'")
+    desk.deliver(ack["raw"], folder="Sent")  # Gmail files our own mail in Sent too: counted once, as ours
+    desk.once()
+    status = json.loads(desk.cli("status", "--json", "--no-connect").stdout)["outbox"]
+    assert (status["sent_last_24h"], status["sent_elsewhere"], status["held"]) == (7, 6, 1)
+    assert "7/10 recipients in 24 h (6 by staff from the mailbox itself), 1 held by the daily limit" in \
+        desk.cli("status", "--no-connect").stdout
+
+
+def test_a_team_gmail_cannot_reach_in_one_mail_is_refused_by_check(desk):
+    desk.write_config(teams={"resolution": [f"r{i}@imolocale.test" for i in range(101)]})
+    result = desk.cli("check")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "teams.resolution has 101 addresses; Gmail takes at most 100 recipients in one mail" in result.stderr

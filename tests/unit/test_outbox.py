@@ -28,16 +28,33 @@ def test_the_sql_rule_agrees_with_tier():
         assert got == tier(kind, audience, bool(routine)), (kind, audience, routine)
 
 
+def rows(*tiers: tuple[int, int]) -> list[tuple[int, int]]:
+    """(tier, how many mails), each to one recipient, in sending order."""
+    return [(t, 1) for t, n in tiers for _ in range(n)]
+
+
 @pytest.mark.parametrize("waiting, room, reserve, go", [
-    ({FIRST: 3, OTHER: 3, LAST: 3}, None, 50, {FIRST: 3, OTHER: 3, LAST: 3}),  # no limit
-    ({FIRST: 3, OTHER: 3, LAST: 3}, 100, 50, {FIRST: 3, OTHER: 3, LAST: 3}),   # far from it
-    ({LAST: 8}, 10, 3, {LAST: 7}),                                              # the reserve is kept
-    ({FIRST: 2, OTHER: 5, LAST: 5}, 6, 3, {FIRST: 2, OTHER: 1, LAST: 0}),      # first tier first
-    ({FIRST: 5, OTHER: 5}, 3, 3, {FIRST: 3, OTHER: 0}),                         # only first answers in the reserve
-    ({FIRST: 5}, 0, 3, {FIRST: 0}),                                             # never over the limit
-    ({FIRST: 1, LAST: 1}, -2, 3, {FIRST: 0, LAST: 0}),                          # already over: nothing
+    (rows((FIRST, 3), (OTHER, 3), (LAST, 3)), None, 50, 9),   # no limit
+    (rows((FIRST, 3), (OTHER, 3), (LAST, 3)), 100, 50, 9),    # far from it
+    (rows((LAST, 8)), 10, 3, 7),                              # the reserve is kept
+    (rows((FIRST, 2), (OTHER, 5), (LAST, 5)), 6, 3, 3),       # first tier first: 2 first, 1 other, no last
+    (rows((FIRST, 5), (OTHER, 5)), 3, 3, 3),                  # only first answers in the reserve
+    (rows((FIRST, 5)), 0, 3, 0),                              # never over the limit
+    (rows((FIRST, 1), (LAST, 1)), -2, 3, 0),                  # already over: nothing
 ])
 def test_allowance(waiting, room, reserve, go):
+    assert allowance(waiting, room, reserve) == go
+
+
+@pytest.mark.parametrize("waiting, room, reserve, go", [
+    ([(FIRST, 1), (OTHER, 4)], 5, 0, 2),             # an ack and a team of 4: 5 recipients
+    ([(FIRST, 1), (OTHER, 4)], 4, 0, 1),             # the team's mail does not fit: it waits whole
+    ([(OTHER, 4), (LAST, 1)], 5, 2, 0),              # 3 outside the reserve: the team of 4 waits, and so
+                                                     # does the 1-recipient digest behind it
+    ([(FIRST, 1), (FIRST, 3), (FIRST, 1)], 4, 3, 2),  # first answers keep their order: none jumps ahead
+    ([(FIRST, 2), (OTHER, 1)], 3, 1, 1),             # the reserve is counted in recipients too
+])
+def test_allowance_counts_recipients(waiting, room, reserve, go):
     assert allowance(waiting, room, reserve) == go
 
 
