@@ -497,7 +497,8 @@ class Workflow:
                 c[key] = from_iso(value)
         history = self.store.all(
             "SELECT direction, kind, at, from_addr, subject, reply_text, body FROM messages "
-            "WHERE complaint_id = ? AND ((direction = 'in' AND kind NOT IN (?, ?, ?)) OR kind LIKE 'customer:%') "
+            f"WHERE complaint_id = ? AND ((direction = 'in' AND kind NOT IN ({','.join('?' * len(UNSHOWN))})) "
+            "OR kind LIKE 'customer:%') "
             "ORDER BY at DESC, id DESC LIMIT ?", complaint["id"], *UNSHOWN, HISTORY)
         items = [{**dict(h), "at": from_iso(h["at"])} for h in history]
         first = self.store.one("SELECT reply_text, body FROM messages WHERE complaint_id = ? AND direction = 'in' "
