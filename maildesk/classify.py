@@ -1,7 +1,10 @@
-"""Who sent a mail and what kind of mail it is: robot, staff, seller or customer.
+"""Who sent a mail and what kind of mail it is: robot, staff, seller, unlisted
+colleague or customer.
 
 Robots come first: an out-of-office from a staff member is still a robot,
 and a robot never gets an automatic answer (no mail loops, RFC 3834).
+A colleague writing from a staff domain ([teams] domains) whose address is
+not listed is never a customer: her mail is kept and obeys nothing.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 from .config import Config
 from .mail import InboundMail
 
-ROBOT, STAFF, SELLER, CUSTOMER = "robot", "staff", "seller", "customer"
+ROBOT, STAFF, SELLER, UNLISTED, CUSTOMER = "robot", "staff", "seller", "unlisted", "customer"
 
 
 @dataclass(frozen=True)
@@ -28,4 +31,6 @@ def classify(mail: InboundMail, cfg: Config, seller_addresses: frozenset[str] = 
         return Sender(STAFF)
     if mail.from_addr in seller_addresses:
         return Sender(SELLER)
+    if cfg.staff_domain(mail.from_addr):
+        return Sender(UNLISTED)
     return Sender(CUSTOMER)

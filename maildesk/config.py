@@ -80,6 +80,8 @@ class TeamsConfig:
     resolution: list[str] = _req()
     customer_experience: list[str] = _req()
     admins: list[str] = _req()
+    # staff mail domains: their unlisted addresses are colleagues, never customers (workflow._unlisted)
+    domains: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,11 @@ class Config:
     @property
     def support_domain(self) -> str:
         return self.support_address.rpartition("@")[2]
+
+    def staff_domain(self, address: str) -> bool:
+        """Is the address on one of the staff domains ([teams] domains) or a subdomain of one?"""
+        domain = address.rpartition("@")[2].lower()
+        return any(domain == d or domain.endswith("." + d) for d in self.teams.domains)
 
     def team(self, level: int) -> list[str]:
         return {1: self.teams.customer_service, 2: self.teams.resolution,
@@ -337,6 +344,8 @@ def _validate(cfg: Config) -> None:
             if "@" not in addr:
                 raise ConfigError(f"teams.{team} holds {addr!r}, which is not an e-mail address")
     _check_recipients(cfg)
+    for domain in cfg.teams.domains:
+        _check_staff_domain(domain, cfg.support_domain)
     s = cfg.sellers
     for key in ("seller_response_hours", "window_days"):
         if getattr(s, key) <= 0:
@@ -368,6 +377,26 @@ def _check_recipients(cfg: Config) -> None:
         if limit and len(people) > limit - cfg.smtp.reserve:
             raise ConfigError(f"{key} has {len(people)} addresses, more than smtp.daily_limit - smtp.reserve "
                               f"({limit - cfg.smtp.reserve}) recipients a day: its mail could never go")
+
+
+# mail services anyone can sign up to: as a staff domain, every customer writing from one would be
+# taken for an unlisted colleague and never get an answer
+PUBLIC_MAIL_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "outlook.fr", "hotmail.com", "hotmail.fr", "live.com",
+    "live.fr", "msn.com", "yahoo.com", "yahoo.fr", "icloud.com", "me.com", "aol.com", "gmx.com", "gmx.fr",
+    "proton.me", "protonmail.com", "orange.fr", "wanadoo.fr", "free.fr", "sfr.fr", "laposte.net", "bbox.fr"})
+
+
+def _check_staff_domain(domain: str, support_domain: str) -> None:
+    """teams.domains holds bare domain names of the organisation, never a public mail service."""
+    labels = domain.split(".")
+    if domain != domain.strip().lower() or "@" in domain or len(labels) < 2 or not all(
+            label and all(ch.isalnum() or ch == "-" for ch in label) for label in labels):
+        raise ConfigError(f'teams.domains holds {domain!r}, which is not a domain name in lower case '
+                          f'(e.g. "{support_domain}")')
+    if domain in PUBLIC_MAIL_DOMAINS:
+        raise ConfigError(f"teams.domains holds {domain!r}, a public mail service: every customer writing from "
+                          "it would be taken for an unlisted colleague; list staff on it by address instead")
 
 
 def _staff(raw: dict, teams: TeamsConfig) -> tuple[dict[str, str], dict[str, str]]:

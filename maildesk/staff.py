@@ -249,22 +249,54 @@ def _lacks(results: list[dict], domain: str) -> str:
     return f" ({'; '.join(problems)})" if problems else ""
 
 
+def findings(results: list[dict], domain: str) -> list[tuple[str, str]]:
+    """What the staff domain's mail lacked, from what our server saw, as (code, detail) pairs:
+    dkim_not_started (detail: Google's default signer), no_dkim, no_dmarc, dmarc_fail. The codes
+    are worded for staff and admins in the templates (_auth.txt) and for `check` in diagnose."""
+    out = []
+    signers = [_signer(r["props"]) for r in results if r["method"] == "dkim" and r["result"] == "pass"]
+    default = next((s for s in signers if workspace_signer(s, domain)), None)
+    if default:
+        out.append(("dkim_not_started", default))
+    elif not any(aligned(s, domain) for s in signers):
+        out.append(("no_dkim", ""))
+    dmarc = [r for r in results if r["method"] == "dmarc"]
+    if not dmarc:
+        out.append(("no_dmarc", ""))
+    elif not any(r["result"] == "pass" for r in dmarc):
+        out.append(("dmarc_fail", ""))
+    return out
+
+
+_FIXES = {  # for `maildesk check` and the log: English, as the CLI speaks
+    "dkim_not_started": "DKIM for {domain} is not started: Google signs with its default key ({detail}). In the "
+                        "Google Admin console, Apps > Google Workspace > Gmail > Authenticate email: generate the "
+                        "DKIM record, publish it in the domain's DNS, then press Start authentication",
+    "no_dkim": "no DKIM signature of {domain} passed: publish the domain's DKIM key and sign with it",
+    "no_dmarc": "{domain} has no DMARC record: publish one in DNS, e.g. _dmarc.{domain} TXT "
+                "\"v=DMARC1; p=none; rua=mailto:postmaster@{domain}\"",
+}
+
+
 def diagnose(results: list[dict], domain: str) -> list[str]:
     """What the staff domain lacks, from what Gmail saw, and what to do about it."""
-    out = []
-    methods = {r["method"] for r in results}
-    signers = [_signer(r["props"]) for r in results if r["method"] == "dkim" and r["result"] == "pass"]
-    if any(workspace_signer(s, domain) for s in signers):
-        out.append(f"DKIM for {domain} is not started: Google signs with its default key "
-                   f"({next(s for s in signers if workspace_signer(s, domain))}). In the Google Admin console, "
-                   "Apps > Google Workspace > Gmail > Authenticate email: generate the DKIM record, publish it "
-                   "in the domain's DNS, then press Start authentication")
-    elif not any(aligned(s, domain) for s in signers):
-        out.append(f"no DKIM signature of {domain} passed: publish the domain's DKIM key and sign with it")
-    if "dmarc" not in methods:
-        out.append(f"{domain} has no DMARC record: publish one in DNS, e.g. _dmarc.{domain} TXT "
-                   f"\"v=DMARC1; p=none; rua=mailto:postmaster@{domain}\"")
-    return out
+    return [_FIXES[code].format(domain=domain, detail=detail)
+            for code, detail in findings(results, domain) if code in _FIXES]
+
+
+def refusal(mail, security) -> dict:
+    """Which checks a refused staff mail failed, for the mails that explain it (templates'
+    _auth.txt words each code): {checks: [codes], domain, signer, authserv_id}. "no_results":
+    our receiving server left no verdict at all; "unverified": none of the rest, yet no pass."""
+    domain = mail.from_addr.rpartition("@")[2].lower()
+    facts = {"domain": domain, "signer": "", "authserv_id": security.authserv_id}
+    for header in mail.auth_results:
+        server, results = _results(header)
+        if server == security.authserv_id.lower():
+            found = findings(results, domain)
+            signer = next((detail for code, detail in found if code == "dkim_not_started"), "")
+            return {**facts, "checks": [code for code, _ in found] or ["unverified"], "signer": signer}
+    return {**facts, "checks": ["no_results"]}
 
 
 def auth_report(auth_results: tuple[str, ...], authserv_id: str, sender: str) -> list[str]:

@@ -38,6 +38,50 @@ class Rendered:
     html: str | None = None
 
 
+# The words for the codes the database holds (a complaint's status, its level, a mail's kind...),
+# one mapping for every template: {{ complaint.status|word("status") }}. A code missing here shows
+# as itself, so a new one is never an error.
+WORDS = {
+    "fr": {
+        "status": {"open": "en cours", "waiting_customer": "en attente du client", "resolved": "résolue",
+                   "closed": "close", "imported": "importée (historique)"},
+        "level": {1: "service client", 2: "équipe de résolution", 3: "équipe expérience client"},
+        "seller_status": {"active": "actif", "flagged": "signalé", "restricted": "restreint",
+                          "terminated": "résilié"},
+        "strike": {"unanswered": "sans réponse dans le délai", "late": "réponse tardive",
+                   "reported": "signalé par l'équipe (#uncooperative)"},
+        "mail": {"ack": "accusé de réception", "ask": "demande d'information", "relay": "réponse de l'équipe",
+                 "update": "point d'avancement", "resolution": "résolution", "reminder": "rappel",
+                 "thanks": "remerciement", "contact_details": "coordonnées du vendeur", "escalation": "escalade",
+                 "notify": "avis à l'équipe", "report": "alerte d'échéance", "command_error": "commande non comprise",
+                 "alert": "alerte aux administrateurs", "digest": "digest", "outreach": "message au vendeur",
+                 "decision": "décision sur un vendeur", "refused": "message refusé",
+                 "staff_unlisted": "adresse non inscrite"},
+    },
+    "en": {
+        "status": {"open": "open", "waiting_customer": "waiting for the customer", "resolved": "resolved",
+                   "closed": "closed", "imported": "imported (history)"},
+        "level": {1: "customer service", 2: "resolution team", 3: "customer experience team"},
+        "seller_status": {"active": "active", "flagged": "flagged", "restricted": "restricted",
+                          "terminated": "terminated"},
+        "strike": {"unanswered": "no answer in time", "late": "late answer", "reported": "reported by staff (#uncooperative)"},
+        "mail": {"ack": "acknowledgement", "ask": "request for information", "relay": "staff answer",
+                 "update": "progress update", "resolution": "resolution", "reminder": "reminder", "thanks": "thanks",
+                 "contact_details": "seller's details", "escalation": "escalation", "notify": "staff notice",
+                 "report": "deadline alert", "command_error": "command not understood", "alert": "admin alert",
+                 "digest": "digest", "outreach": "mail to a seller", "decision": "seller decision",
+                 "refused": "refused message", "staff_unlisted": "unlisted address"},
+    },
+}
+
+
+@jinja2.pass_context
+def _word(context, code, category: str) -> str:
+    """The word for a code in the template's language (WORDS), or the code itself."""
+    words = WORDS.get(context.get("lang"), WORDS["en"]).get(category, {})
+    return words.get(code, code)
+
+
 def _date(value, tz=None, fmt="%d/%m/%Y %H:%M"):
     if value is None:
         return ""
@@ -62,6 +106,7 @@ class Templates:
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         )
         self.env.filters["date"] = lambda v, fmt="%d/%m/%Y %H:%M": _date(v, tz, fmt)
+        self.env.filters["word"] = _word
         self._found: dict[tuple[str, str, str], str | None] = {}
 
     def _get(self, name: str, lang: str, ext: str) -> jinja2.Template | None:

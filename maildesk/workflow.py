@@ -26,8 +26,10 @@ from .templates import Templates
 AUTO_SUBMITTED = {"ack": "auto-replied", "relay": None, "outreach": None}  # everything else: auto-generated
 HISTORY = 5  # messages shown in staff notifications
 # inbound kinds never shown to anyone as part of a complaint (staff notifications' history): automatic
-# mail and forged staff mail are recorded for the timeline, but their text is nobody's news
-UNSHOWN = ("auto", "bounce", "suspicious")
+# mail, forged staff mail and unlisted colleagues' mail are recorded for the timeline, but their
+# text is nobody's news
+UNSHOWN = ("auto", "bounce", "suspicious", "staff_unlisted")
+UNLISTED_TOLD_EVERY = timedelta(hours=24)  # an unlisted colleague is told how to be added once a day
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class Workflow:
             ref = self._staff(mail, raw, tagged, by_headers, arrived_at, now)
         elif sender.role == classify.SELLER:
             ref = self.sellers.receive(mail, raw, tagged, by_headers, arrived_at, now)
+        elif sender.role == classify.UNLISTED:
+            ref = self._unlisted(mail, raw, tagged, by_headers, arrived_at, now)
         else:
             ref = self._customer(mail, raw, sender.role, tagged, by_headers, arrived_at, now)
         self.store.insert("processed", {"message_id": mail.message_id, "at": iso(now),
@@ -194,15 +198,18 @@ class Workflow:
         log_event("automatic_recorded", complaint["ref"], sender=mail.from_addr, reason=reason)
         return complaint["ref"]
 
+    def _authenticated(self, mail: InboundMail) -> tuple[bool, str]:
+        """Does the mail really come from its sender's domain ([security], staff.verify)?"""
+        if self.cfg.security.require_authenticated_staff:
+            return staff.verify(mail, self.cfg.security)
+        return True, "authentication not required"
+
     def _staff(self, mail: InboundMail, raw: bytes, tagged, by_headers, arrived_at, now) -> str | None:
         """Staff answer from their own mail client: relay, note or command (issue 4)."""
         complaint = threads.choose(mail.from_addr, classify.STAFF, tagged, by_headers)
-        if self.cfg.security.require_authenticated_staff:
-            trusted, why = staff.verify(mail, self.cfg.security)
-        else:
-            trusted, why = True, "authentication not required"
+        trusted, why = self._authenticated(mail)
         if not trusted:
-            return self._suspicious(mail, raw, complaint, why, arrived_at, now)
+            return self._suspicious(mail, raw, complaint, why, arrived_at, now, listed=True)
         parsed = staff.parse_commands(mail.reply_text)
         if complaint is None:
             claimed = refs.tag_pattern(self.cfg.policy.reference_prefix).search(mail.subject)
@@ -277,18 +284,51 @@ class Workflow:
                                                    "ref": complaint["ref"] if complaint else None}),
                    now, in_reply_to=mail.message_id)
 
-    def _suspicious(self, mail: InboundMail, raw: bytes, complaint, why: str, arrived_at, now) -> str | None:
-        """A staff address that failed authentication: kept, obeyed in nothing, admins told."""
+    def _unlisted(self, mail: InboundMail, raw: bytes, tagged, by_headers, arrived_at, now) -> str | None:
+        """A colleague on a staff domain ([teams] domains) whose address is not listed: never a
+        customer. Her mail is kept on the complaint it threads to (or on its own), obeys nothing and
+        goes to nobody; she is told how to be added, once a day. Only authenticated mail is
+        answered: otherwise anyone could make us write to every address of the domain."""
+        complaint = threads.choose(mail.from_addr, classify.STAFF, tagged, by_headers)
+        trusted, why = self._authenticated(mail)
+        if not trusted:
+            return self._suspicious(mail, raw, complaint, why, arrived_at, now, listed=False)
         ref = complaint["ref"] if complaint else None
+        self._store_message(complaint["id"] if complaint else None, mail, raw, "staff_unlisted", arrived_at)
+        self.store.add_event(complaint["id"] if complaint else None, now, mail.from_addr, "staff_unlisted",
+                             subject=mail.subject[:120])
+        told = self.store.one("SELECT 1 FROM outbox WHERE rcpt = ? AND kind = 'staff_unlisted' AND created_at >= ?",
+                              json.dumps([mail.from_addr]), iso(now - UNLISTED_TOLD_EVERY))
+        if told is None:
+            self.queue(complaint, policy.Mail("staff_unlisted", (mail.from_addr,), "staff_unlisted", "staff",
+                                              context={"address": mail.from_addr, "admins": self.cfg.teams.admins,
+                                                       "original_subject": mail.subject[:150], "ref": ref}),
+                       now, in_reply_to=mail.message_id)
+        log_event("staff_unlisted", ref, level=30, sender=mail.from_addr, told=told is None)
+        return ref
+
+    def _suspicious(self, mail: InboundMail, raw: bytes, complaint, why: str, arrived_at, now,
+                    listed: bool) -> str | None:
+        """A staff-looking address that failed authentication: kept, obeyed in nothing, admins told
+        what to fix. A listed colleague is also told (one mail an hour at most, notices.py): the mail
+        goes to her real mailbox, not to whoever forged it, so she learns that her address was used or
+        that her domain's authentication fails. An unlisted address is not written to (it may not
+        exist)."""
+        ref = complaint["ref"] if complaint else None
+        checks = staff.refusal(mail, self.cfg.security)
         if complaint is not None:
             self._store_message(complaint["id"], mail, raw, "suspicious", arrived_at)
             self.store.add_event(complaint["id"], now, mail.from_addr, "suspicious", why=why)
         else:
             self.store.add_event(None, now, mail.from_addr, "suspicious", why=why, subject=mail.subject[:120])
+        facts = {"claimed": mail.from_addr, "why": why, "ref": ref, "listed": listed,
+                 "original_subject": mail.subject[:150], **checks}
         self.notices.raise_notice("*", policy.Mail("admin_suspicious", tuple(self.cfg.teams.admins), "alert", "admin",
-                                                   context={"claimed": mail.from_addr, "why": why, "ref": ref,
-                                                            "original_subject": mail.subject[:150]}),
-                                  now, complaint["id"] if complaint else None)
+                                                   context=facts), now, complaint["id"] if complaint else None)
+        if listed:
+            self.notices.raise_notice(mailbox_key(mail.from_addr),
+                                      policy.Mail("staff_refused", (mail.from_addr,), "refused", "staff",
+                                                  context=facts), now, complaint["id"] if complaint else None)
         log_event("suspicious_staff_mail", ref, level=30, claimed=mail.from_addr, why=why)
         return ref
 
@@ -463,7 +503,8 @@ class Workflow:
                 c[key] = from_iso(value)
         history = self.store.all(
             "SELECT direction, kind, at, from_addr, subject, reply_text, body FROM messages "
-            "WHERE complaint_id = ? AND ((direction = 'in' AND kind NOT IN (?, ?, ?)) OR kind LIKE 'customer:%') "
+            f"WHERE complaint_id = ? AND ((direction = 'in' AND kind NOT IN ({','.join('?' * len(UNSHOWN))})) "
+            "OR kind LIKE 'customer:%') "
             "ORDER BY at DESC, id DESC LIMIT ?", complaint["id"], *UNSHOWN, HISTORY)
         items = [{**dict(h), "at": from_iso(h["at"])} for h in history]
         first = self.store.one("SELECT reply_text, body FROM messages WHERE complaint_id = ? AND direction = 'in' "

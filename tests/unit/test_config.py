@@ -91,3 +91,21 @@ def test_the_shipped_config_is_valid(tmp_path):
     from tests.support import ROOT
     cfg = load(ROOT / "maildesk.toml")
     assert cfg.mailbox.host == "imap.gmail.com" and cfg.smtp.port == 587
+
+
+@pytest.mark.parametrize("domain,expected", [
+    ("Imolocale.fr", "not a domain name in lower case"),
+    ("julie@imolocale.fr", "not a domain name"),
+    ("localhost", "not a domain name"),
+    ("gmail.com", "a public mail service"),
+])
+def test_staff_domains_are_bare_organisation_domains(domain, expected):
+    """[teams] domains (issue 14 item 9): a public mail service would turn customers into colleagues."""
+    assert expected in error_for(teams__domains=[domain])
+
+
+def test_staff_domains_default_empty_and_match_subdomains():
+    assert make_config().teams.domains == [] and not make_config().staff_domain("julie@imolocale.fr")
+    cfg = make_config(teams={"domains": ["imolocale.fr"]})
+    assert cfg.staff_domain("julie@imolocale.fr") and cfg.staff_domain("jo@eu.imolocale.fr")
+    assert not cfg.staff_domain("eve@notimolocale.fr")

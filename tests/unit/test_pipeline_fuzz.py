@@ -233,19 +233,22 @@ def test_alerts_and_flood_notices_are_coalesced_and_every_one_is_counted(tmp_pat
         assert kinds.count("alert") == 2  # one forgery alert, one flood alert
         assert kinds.count("ack") == p.cfg.policy.max_auto_replies_per_hour
         assert kinds.count("notify") == p.cfg.policy.max_auto_replies_per_hour + 1  # + one flood notice
+        assert kinds.count("refused") == 1  # the colleague whose address was forged, told once (issue 14)
         before = p.last_outbox_id()
         assert p.workflow.notices.flush(T0 + timedelta(minutes=50)) == 0  # the hour is not over
         with p.store.transaction():
-            assert p.workflow.notices.flush(T0 + timedelta(minutes=70)) == 2
+            assert p.workflow.notices.flush(T0 + timedelta(minutes=70)) == 3
         texts = [message_from_bytes(r["raw"], policy=email_policy.default) for r in p.outbox(before)]
         forged = next(m for m in texts if "cs@imolocale.test" in str(m["Subject"]))
+        refused = next(m for m in texts if "Message refusé" in str(m["Subject"]))
+        assert "9 messages refusés depuis" in refused.get_body(("plain",)).get_content()
         text = forged.get_body(("plain",)).get_content()
         assert "(et 8 autre(s))" in str(forged["Subject"])  # the 9 that waited: the latest, 8 more
         assert "9 messages suspects depuis" in text and text.count("cs@imolocale.test :") == 8
         notice = next(m for m in texts if "attacker" in str(m["Subject"]))
         assert str(notice["Subject"]).startswith("[maildesk] 14 réclamation(s) de attacker+19@evil.test")
-        assert len(texts) == 2 and p.store.scalar("SELECT count(*) FROM notices WHERE mailed_at IS NULL") == 0
-        assert p.store.scalar("SELECT count(*) FROM notices") == 10 + 15 + 1  # every occurrence, in one mail
+        assert len(texts) == 3 and p.store.scalar("SELECT count(*) FROM notices WHERE mailed_at IS NULL") == 0
+        assert p.store.scalar("SELECT count(*) FROM notices") == 10 + 10 + 15 + 1  # every occurrence, in one mail
         for row in p.outbox():
             check_outgoing(row)
     finally:

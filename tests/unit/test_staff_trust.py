@@ -115,3 +115,22 @@ def test_the_parser_is_linear_on_hostile_headers(unit):
     small = "other.example; dkim=pass " + unit * (100_000 // len(unit))
     large = "other.example; dkim=pass " + unit * (1_000_000 // len(unit))
     assert _seconds(large) / max(_seconds(small), 1e-6) < 30
+
+
+def _mail(auth_results, sender=STAFF):
+    from types import SimpleNamespace
+    return SimpleNamespace(auth_results=auth_results, from_addr=sender)
+
+
+def test_refusal_names_each_failed_check_for_the_explanations():
+    """The codes the refused-staff mails word in plain French or English (issue 14 item 9)."""
+    from maildesk.config import SecurityConfig
+    from maildesk.staff import refusal
+    sec = SecurityConfig()
+    workspace = refusal(_mail((WORKSPACE_NO_DKIM,)), sec)
+    assert workspace["checks"] == ["dkim_not_started", "no_dmarc"]
+    assert workspace["signer"] == "imolocale-fr.20230601.gappssmtp.com" and workspace["domain"] == "imolocale.fr"
+    forged = "mx.google.com; dkim=none; spf=softfail smtp.mailfrom=imolocale.fr; dmarc=fail header.from=imolocale.fr"
+    assert refusal(_mail((forged,)), sec)["checks"] == ["no_dkim", "dmarc_fail"]
+    assert refusal(_mail(()), sec)["checks"] == ["no_results"]
+    assert refusal(_mail(("evil.example; dmarc=pass header.from=imolocale.fr",)), sec)["checks"] == ["no_results"]
