@@ -17,12 +17,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import digest, oauth2, policy, probe, quarantine
-from .config import ConfigError, read_secret
+from . import digest, oauth2, policy, probe, quarantine, timefmt
+from .config import ConfigError, placeholders, read_secret
 from .store import DatabaseReadOnly, SchemaError, Store, from_iso
 from .daemon import UNFETCHABLE_TRIES, utcnow
 
-SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "maildesk.toml"
+SHIPPED_CONFIG = (Path(__file__).resolve().parent / "maildesk.toml").resolve()  # a link to ../maildesk.toml in a clone
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
 DEFAULT_MAX_AGE = 600  # seconds: the daemon polls at least every minute, IDLE or not
 HEALTHY, DEGRADED, DOWN = 0, 1, 2  # `status` exit codes, for monitoring
@@ -41,8 +41,8 @@ def print_json(doc) -> None:
     print(json.dumps(doc, indent=2, ensure_ascii=False, default=_plain))
 
 
-def _local(value: datetime | None, tz, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.astimezone(tz).strftime(fmt) if value else "-"
+def _local(value: datetime | None, tz) -> str:
+    return timefmt.local(value, tz)
 
 
 def _ago(seconds: float) -> str:
@@ -61,10 +61,10 @@ def add_parsers(sub) -> None:
     st.add_argument("--no-connect", action="store_true", help="skip the IMAP and SMTP checks")
     st.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE, metavar="SECONDS",
                     help=f"degraded when the daemon's last successful poll is older (default {DEFAULT_MAX_AGE})")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
     ck = sub.add_parser("check", help="validate the config, try IMAP login, folders and SMTP login")
-    ck.add_argument("--json", action="store_true")
+    ck.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     ck.add_argument("--timeout", type=float, default=10, help="seconds per connection (default 10)")
     ck.add_argument("--staff-mail", metavar="FILE", help="a staff mail (.eml) to judge instead of the last one seen")
 
@@ -88,18 +88,20 @@ def add_parsers(sub) -> None:
     again = ob.add_mutually_exclusive_group()
     again.add_argument("--retry", type=int, metavar="ID", help="put this mail back in line and send it now")
     again.add_argument("--all", action="store_true", help="retry every failed or waiting mail now")
-    ob.add_argument("--json", action="store_true")
+    ob.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
     qu = sub.add_parser("quarantine", help="messages maildesk could not handle: list, or retry")
-    qu.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
+    qu.add_argument("action", nargs="?", choices=("list", "retry"), default="list",
+                    help="list (default) or retry UID... / --all")
     qu.add_argument("uids", nargs="*", type=int, metavar="UID", help="UIDs in the quarantine folder (from list)")
     qu.add_argument("--all", action="store_true", help="retry every message in the quarantine folder")
-    qu.add_argument("--json", action="store_true")
+    qu.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
     sp = sub.add_parser("spam", help="mail in Gmail's spam folder: list it, or move one to the inbox to be handled")
-    sp.add_argument("action", nargs="?", choices=("list", "rescue"), default="list")
+    sp.add_argument("action", nargs="?", choices=("list", "rescue"), default="list",
+                    help="list (default) or rescue UID")
     sp.add_argument("uid", nargs="?", type=int, metavar="UID", help="for rescue: the UID shown by list")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
 
 # --- init -------------------------------------------------------------------
@@ -166,8 +168,49 @@ def _dry_run_dir(cfg) -> probe.Result:
                         "(default: dry-run/ beside the database)")
 
 
+def _can_reach(path: Path, uid: int, gids: set[int]) -> Path | None:
+    """The first folder on the way to `path` that `uid` may not enter (or the file it may not
+    read), else None: what the kernel would refuse before Python even starts."""
+    import stat
+    for step in [*reversed(path.parents), path]:
+        st = step.stat()
+        need = stat.S_IXOTH if step != path else stat.S_IROTH
+        if st.st_uid == uid:
+            need <<= 6
+        elif st.st_gid in gids:
+            need <<= 3
+        if not st.st_mode & need:
+            return step
+    return None
+
+
+def _install(cfg) -> probe.Result:
+    """The service's user (the database's owner) must be able to run this interpreter and read
+    this package: a venv built on a Python under /root works for root and no one else."""
+    import pwd
+    import sys
+    path = cfg.database_path
+    owner = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
+    uid = owner.stat().st_uid
+    paths = [Path(sys.executable).resolve(), Path(os.__file__).resolve(), Path(__file__).resolve()]
+    if uid == 0:
+        return probe.Result("install", True, f"{paths[0]}")
+    try:
+        user = pwd.getpwuid(uid)
+        name, gids = user.pw_name, set(os.getgrouplist(user.pw_name, user.pw_gid))
+    except KeyError:
+        name, gids = str(uid), set()
+    for p in paths:
+        if (blocked := _can_reach(p, uid, gids)) is not None:
+            return probe.Result("install", False, f"{p}: {name}, who owns {owner}, cannot reach it ({blocked} is closed to {name})",
+                                "install maildesk in a venv made from a system Python, e.g. "
+                                "/usr/bin/python3 -m venv /opt/maildesk/.venv (README, Running it for real)")
+    return probe.Result("install", True, f"{paths[0]} (usable by {name})")
+
+
 def check(cfg, args, env=os.environ) -> int:
     results = [probe.Result("config", True, f"{cfg.path} ({len(cfg.staff)} staff, {cfg.policy.timezone})"),
+               *(probe.Result("config", False, problem) for problem in placeholders(cfg)),
                _database(cfg)]
     secrets, errors = _secrets(cfg, env)
     if "imap" in errors:
@@ -178,7 +221,7 @@ def check(cfg, args, env=os.environ) -> int:
         results.append(_secret_failure("smtp", errors["smtp"]))
     else:
         results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
-    results.append(_dry_run_dir(cfg))
+    results += [_dry_run_dir(cfg), _install(cfg)]
     results += _staff_trust(cfg, getattr(args, "staff_mail", None))
     ok = all(r.ok for r in results)
     if args.json:
@@ -402,6 +445,9 @@ def digest_command(app, args) -> int:
             print("maildesk: nobody to send the digest to: set [digest] to or [teams] admins", file=sys.stderr)
             return 1
         result = app.outbox.flush(now)
+        if args.json:
+            print_json({"sent": bool(result.sent), "to": digest.recipients(app.cfg), "message_id": message_id})
+            return 0
         state = "sent" if result.sent else "queued (the daemon sends it when the server answers)"
         print(f"digest {state} to {', '.join(digest.recipients(app.cfg))}")
         return 0
@@ -451,9 +497,11 @@ def outbox_command(app, args) -> int:
         return 2
     if args.retry is not None or args.all:
         count = app.outbox.retry(now, args.retry)
+        if not count and args.all:  # nothing to do is not a failure (cron, scripts)
+            print("no waiting or failed mail: nothing to retry")
+            return 0
         if not count:
-            print(f"maildesk: no waiting or failed mail {'#' + str(args.retry) if args.retry else ''}".rstrip(),
-                  file=sys.stderr)
+            print(f"maildesk: no waiting or failed mail #{args.retry}", file=sys.stderr)
             return 1
         result = app.outbox.flush(now)
         print(f"{count} mail(s) put back in line: {result.sent} sent, {result.retry} will be retried, "
@@ -471,8 +519,8 @@ def outbox_command(app, args) -> int:
         return 0
     tz = app.cfg.tz
     for r in rows:
-        when = {"queued": "next try " + _local(from_iso(r["next_attempt_at"]), tz, "%m-%d %H:%M"),
-                "cancelled": "cancelled " + _local(from_iso(r["cancelled_at"]), tz, "%m-%d %H:%M")}.get(
+        when = {"queued": "next try " + _local(from_iso(r["next_attempt_at"]), tz),
+                "cancelled": "cancelled " + _local(from_iso(r["cancelled_at"]), tz)}.get(
                     r["status"], "gave up")
         print(f"#{r['id']:<5} {r['status']:<9} {r['attempts']} tries  {when:<20} {r['audience']}:{r['kind']:<12} "
               f"{', '.join(r['to'])}" + (f"  [{r['ref']}]" if r["ref"] else ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from . import policy
+from . import policy, timefmt
 from .store import Store, from_iso, iso
 from .workflow import complaint_from_row
 
@@ -13,7 +13,7 @@ LEVEL_NAMES = {1: "customer service", 2: "resolution team", 3: "customer experie
 
 
 def _local(value: datetime | None, tz) -> str:
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+    return timefmt.local(value, tz)
 
 
 def deadline_states(row, cfg, now: datetime) -> list[dict]:

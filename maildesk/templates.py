@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_DIR = Path(__file__).resolve().parent / "templates"  # in the wheel; a link to ../templates in a clone
 
 
 @dataclass(frozen=True)
