@@ -190,8 +190,7 @@ def _install(cfg) -> probe.Result:
     import pwd
     import sys
     path = cfg.database_path
-    owner = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
-    uid = owner.stat().st_uid
+    uid = path.stat().st_uid if path.exists() else os.geteuid()  # before the first start: whoever runs check
     paths = [Path(sys.executable).resolve(), Path(os.__file__).resolve(), Path(__file__).resolve()]
     if uid == 0:
         return probe.Result("install", True, f"{paths[0]}")
@@ -202,9 +201,9 @@ def _install(cfg) -> probe.Result:
         name, gids = str(uid), set()
     for p in paths:
         if (blocked := _can_reach(p, uid, gids)) is not None:
-            return probe.Result("install", False, f"{p}: {name}, who owns {owner}, cannot reach it ({blocked} is closed to {name})",
+            return probe.Result("install", False, f"{p}: {name} cannot reach it ({blocked} is closed to {name})",
                                 "install maildesk in a venv made from a system Python, e.g. "
-                                "/usr/bin/python3 -m venv /opt/maildesk/.venv (README, Running it for real)")
+                                "/usr/bin/python3 -m venv /opt/maildesk/.venv (README, \"On a server, step by step\")")
     return probe.Result("install", True, f"{paths[0]} (usable by {name})")
 
 
