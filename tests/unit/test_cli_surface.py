@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,7 +59,13 @@ def test_placeholders_name_each_key_once():
 def test_a_folder_closed_to_the_service_user_is_named():
     base = Path(tempfile.mkdtemp())  # /tmp/xyz, open to all like /
     os.chmod(base, 0o755)
-    home = base / "root-like"
+    try:
+        _closed_folder_is_named(base / "root-like")
+    finally:
+        shutil.rmtree(base)
+
+
+def _closed_folder_is_named(home: Path) -> None:
     (home / "bin").mkdir(parents=True)
     python = home / "bin" / "python3"
     python.write_text("")
