@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import digest, oauth2, policy, probe, quarantine
-from .config import ConfigError, read_secret
+from . import digest, oauth2, policy, probe, quarantine, timefmt
+from .config import ConfigError, placeholders, read_secret
 from .display import dumps, shown
 from .store import DatabaseReadOnly, SchemaError, Store, from_iso
 from .templates import shipped
@@ -44,8 +44,8 @@ def print_json(doc) -> None:
     print(dumps(doc, default=_plain))
 
 
-def _local(value: datetime | None, tz, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.astimezone(tz).strftime(fmt) if value else "-"
+def _local(value: datetime | None, tz) -> str:
+    return timefmt.local(value, tz)
 
 
 def _ago(seconds: float) -> str:
@@ -75,10 +75,10 @@ def add_parsers(sub) -> None:
     st.add_argument("--no-connect", action="store_true", help="skip the IMAP and SMTP checks")
     st.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE, metavar="SECONDS",
                     help=f"degraded when the daemon's last successful poll is older (default {DEFAULT_MAX_AGE})")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
     ck = sub.add_parser("check", help="validate the config, try IMAP login, folders and SMTP login")
-    ck.add_argument("--json", action="store_true")
+    ck.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     ck.add_argument("--timeout", type=float, default=10, help="seconds per connection (default 10)")
     ck.add_argument("--staff-mail", metavar="FILE", help="a staff mail (.eml) to judge instead of the last one seen")
 
@@ -102,18 +102,20 @@ def add_parsers(sub) -> None:
     again = ob.add_mutually_exclusive_group()
     again.add_argument("--retry", type=number, metavar="ID", help="put this mail back in line and send it now")
     again.add_argument("--all", action="store_true", help="retry every failed or waiting mail now")
-    ob.add_argument("--json", action="store_true")
+    ob.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
     qu = sub.add_parser("quarantine", help="messages maildesk could not handle: list, or retry")
-    qu.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
+    qu.add_argument("action", nargs="?", choices=("list", "retry"), default="list",
+                    help="list (default) or retry UID... / --all")
     qu.add_argument("uids", nargs="*", type=number, metavar="UID", help="UIDs in the quarantine folder (from list)")
     qu.add_argument("--all", action="store_true", help="retry every message in the quarantine folder")
-    qu.add_argument("--json", action="store_true")
+    qu.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
     sp = sub.add_parser("spam", help="mail in Gmail's spam folder: list it, or move one to the inbox to be handled")
-    sp.add_argument("action", nargs="?", choices=("list", "rescue"), default="list")
+    sp.add_argument("action", nargs="?", choices=("list", "rescue"), default="list",
+                    help="list (default) or rescue UID")
     sp.add_argument("uid", nargs="?", type=int, metavar="UID", help="for rescue: the UID shown by list")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
 
 # --- init -------------------------------------------------------------------
@@ -194,8 +196,48 @@ def _templates(cfg) -> list[probe.Result]:
     return [probe.Result("templates", False, line, hint) for line in found]
 
 
+def _can_reach(path: Path, uid: int, gids: set[int]) -> Path | None:
+    """The first folder on the way to `path` that `uid` may not enter (or the file it may not
+    read), else None: what the kernel would refuse before Python even starts."""
+    import stat
+    for step in [*reversed(path.parents), path]:
+        st = step.stat()
+        need = stat.S_IXOTH if step != path else stat.S_IROTH
+        if st.st_uid == uid:
+            need <<= 6
+        elif st.st_gid in gids:
+            need <<= 3
+        if not st.st_mode & need:
+            return step
+    return None
+
+
+def _install(cfg) -> probe.Result:
+    """The service's user (the database's owner) must be able to run this interpreter and read
+    this package: a venv built on a Python under /root works for root and no one else."""
+    import pwd
+    import sys
+    path = cfg.database_path
+    uid = path.stat().st_uid if path.exists() else os.geteuid()  # before the first start: whoever runs check
+    paths = [Path(sys.executable).resolve(), Path(os.__file__).resolve(), Path(__file__).resolve()]
+    if uid == 0:
+        return probe.Result("install", True, f"{paths[0]}")
+    try:
+        user = pwd.getpwuid(uid)
+        name, gids = user.pw_name, set(os.getgrouplist(user.pw_name, user.pw_gid))
+    except KeyError:
+        name, gids = str(uid), set()
+    for p in paths:
+        if (blocked := _can_reach(p, uid, gids)) is not None:
+            return probe.Result("install", False, f"{p}: {name} cannot reach it ({blocked} is closed to {name})",
+                                "install maildesk in a venv made from a system Python, e.g. "
+                                "/usr/bin/python3 -m venv /opt/maildesk/.venv (README, \"On a server, step by step\")")
+    return probe.Result("install", True, f"{paths[0]} (usable by {name})")
+
+
 def check(cfg, args, env=os.environ) -> int:
     results = [probe.Result("config", True, f"{cfg.path} ({len(cfg.staff)} staff, {cfg.policy.timezone})"),
+               *(probe.Result("config", False, problem) for problem in placeholders(cfg)),
                _database(cfg)]
     secrets, errors = _secrets(cfg, env)
     if "imap" in errors:
@@ -206,7 +248,7 @@ def check(cfg, args, env=os.environ) -> int:
         results.append(_secret_failure("smtp", errors["smtp"]))
     else:
         results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
-    results.append(_dry_run_dir(cfg))
+    results += [_dry_run_dir(cfg), _install(cfg)]
     results += _staff_trust(cfg, getattr(args, "staff_mail", None))
     results += _templates(cfg)
     ok = all(r.ok for r in results)
@@ -442,6 +484,9 @@ def digest_command(app, args) -> int:
             print("maildesk: nobody to send the digest to: set [digest] to or [teams] admins", file=sys.stderr)
             return 1
         result = app.outbox.flush(now)
+        if args.json:
+            print_json({"sent": bool(result.sent), "to": digest.recipients(app.cfg), "message_id": message_id})
+            return 0
         state = "sent" if result.sent else "queued (the daemon sends it when the server answers)"
         print(f"digest {state} to {', '.join(digest.recipients(app.cfg))}")
         return 0
@@ -494,9 +539,11 @@ def outbox_command(app, args) -> int:
         return 2
     if args.retry is not None or args.all:
         count = app.outbox.retry(now, args.retry)
+        if not count and args.all:  # nothing to do is not a failure (cron, scripts)
+            print("no waiting or failed mail: nothing to retry")
+            return 0
         if not count:
-            print(f"maildesk: no waiting or failed mail {'#' + str(args.retry) if args.retry else ''}".rstrip(),
-                  file=sys.stderr)
+            print(f"maildesk: no waiting or failed mail #{args.retry}", file=sys.stderr)
             return 1
         result = app.outbox.flush(now)
         pause = app.outbox.paused()
@@ -517,8 +564,8 @@ def outbox_command(app, args) -> int:
         return 0
     tz = app.cfg.tz
     for r in rows:
-        when = {"queued": "next try " + _local(from_iso(r["next_attempt_at"]), tz, "%m-%d %H:%M"),
-                "cancelled": "cancelled " + _local(from_iso(r["cancelled_at"]), tz, "%m-%d %H:%M")}.get(
+        when = {"queued": "next try " + _local(from_iso(r["next_attempt_at"]), tz),
+                "cancelled": "cancelled " + _local(from_iso(r["cancelled_at"]), tz)}.get(
                     r["status"], "gave up")
         print(shown(f"#{r['id']:<5} {r['status']:<9} {r['attempts']} tries  {when:<20} {r['audience']}:{r['kind']:<12} "
                     f"{', '.join(r['to'])}" + (f"  [{r['ref']}]" if r["ref"] else "")))

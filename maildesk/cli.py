@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from . import __version__, admin, logs, ops, report, seller_cli
+from . import __version__, admin, logs, ops, report, seller_cli, timefmt
 from .config import ConfigError, load
 from .daemon import utcnow
 from .display import dumps, shown
@@ -52,27 +52,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
 
     dsend = sub.add_parser("demo-send", help="send a complaint to the running demo's support address")
-    dsend.add_argument("--dir", default=".demo")
-    dsend.add_argument("--from", dest="sender", default="newcomer@example.com")
-    dsend.add_argument("--name", default="")
-    dsend.add_argument("--subject", default="Ma réclamation")
-    dsend.add_argument("text", nargs="?", default="Bonjour, ma commande n'est jamais arrivée.")
+    dsend.add_argument("--dir", default=".demo", help="the running demo's folder (default .demo)")
+    dsend.add_argument("--from", dest="sender", default="newcomer@example.com", help="the customer's address")
+    dsend.add_argument("--name", default="", help="the customer's display name")
+    dsend.add_argument("--subject", default="Ma réclamation", help="the mail's subject")
+    dsend.add_argument("text", nargs="?", default="Bonjour, ma commande n'est jamais arrivée.", help="the mail's text")
 
     show = sub.add_parser("show", help="a complaint's whole timeline")
-    show.add_argument("ref")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("ref", help="the complaint's reference, e.g. IMO-4K7M2Q")
+    show.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
 
     resolve = sub.add_parser("resolve", help="resolve a complaint and ask the customer for a rating")
-    resolve.add_argument("ref")
+    resolve.add_argument("ref", help="the complaint's reference")
     resolve.add_argument("--note", default="", help="text for the customer, in the resolution mail")
-    resolve.add_argument("--by", default="cli", help="who resolved it (for the audit trail)")
+    resolve.add_argument("--by", default=None, help="who resolved it, for the audit trail (default: your login)")
 
     auth = sub.add_parser("auth", help="sign in to Gmail with OAuth2 once and print the refresh token")
-    auth.add_argument("provider", choices=("gmail",))
+    auth.add_argument("provider", choices=("gmail",), help="the mail provider (gmail)")
     auth.add_argument("--redirect-uri", default=None, help="loopback address registered for the OAuth2 client")
 
     imp = sub.add_parser("import-mbox", help="load an existing mailbox (mbox, e.g. Google Takeout) as history; sends nothing")
-    imp.add_argument("file")
+    imp.add_argument("file", help="the mbox file")
     imp.add_argument("--open-recent", type=float, metavar="DAYS",
                      help="keep complaints first seen in the last DAYS open (default: all imported ones are closed "
                           "as status 'imported': no clock, not overdue, not in the digest's ages)")
@@ -81,17 +81,29 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--since", required=True, metavar="YYYY-MM-DD", help="from this day on (local time)")
 
     lst = sub.add_parser("list", help="complaints, newest first")
-    lst.add_argument("--level", type=int, choices=(1, 2, 3))
-    lst.add_argument("--status", choices=("open", "waiting_customer", "resolved", "closed", "imported"))
+    lst.add_argument("--level", type=int, choices=(1, 2, 3), help="only this level")
+    lst.add_argument("--status", choices=("open", "waiting_customer", "resolved", "closed", "imported"),
+                     help="only this status")
     lst.add_argument("--overdue", action="store_true", help="open and past a policy deadline (24 h, 48 h, 5 days) not met")
-    lst.add_argument("--seller")
-    lst.add_argument("--customer")
-    lst.add_argument("--limit", type=admin.number, default=200)
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--seller", help="only complaints linked to this seller id")
+    lst.add_argument("--customer", help="only this customer's address")
+    lst.add_argument("--limit", type=admin.number, default=200, help="at most this many (default 200)")
+    lst.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
     ops.add_parsers(sub)  # migrate, backup, restore
+    _config_after_command(p)
     return p
+
+
+def _config_after_command(parser: argparse.ArgumentParser) -> None:
+    """`maildesk list --config X` as well as `maildesk --config X list`: every subcommand takes
+    --config too, set only when given (SUPPRESS), so it never hides the one before the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument("--config", default=argparse.SUPPRESS, help="config file (default ./maildesk.toml)")
+                _config_after_command(command)
 
 
 def reads_only(args) -> bool:
@@ -184,12 +196,16 @@ def _known(e: Exception) -> tuple[int, str] | None:
 
 
 def _command(args, argv: list[str]) -> int:
-    if args.command == "demo":
-        from .demo import run_demo
-        return run_demo(Path(args.dir), args.seconds)
-    if args.command == "demo-send":
-        from .demo import demo_send
-        return demo_send(Path(args.dir), args.sender, args.subject, args.text, args.name)
+    if args.command in ("demo", "demo-send"):
+        try:
+            from . import demo
+        except ImportError as e:  # a production install: no demo extra
+            print(f"maildesk: the demo needs {e.name}: pip install 'maildesk[demo]' (and Dovecot: "
+                  "apt-get install dovecot-imapd), or run scripts/demo from a clone", file=sys.stderr)
+            return 2
+        if args.command == "demo":
+            return demo.run_demo(Path(args.dir), args.seconds)
+        return demo.demo_send(Path(args.dir), args.sender, args.subject, args.text, args.name)
     if args.command == "init":  # writes the config, so it cannot need one
         return admin.init(args)
     try:
@@ -275,7 +291,7 @@ def cmd_resolve(app, args) -> int:
     ref = report.reference(app.cfg, args.ref)
     try:
         with app.store.transaction():
-            decision = app.workflow.resolve(ref, args.note, args.by, now)
+            decision = app.workflow.resolve(ref, args.note, args.by or seller_cli.login_name(), now)
     except KeyError:
         raise Refused(f"no complaint {args.ref}") from None
     if any(e.kind == "resolve_ignored" for e in decision.events):
@@ -294,7 +310,7 @@ def cmd_list(app, args) -> int:
         _print_json(rows)
         return 0
     for r in rows:
-        print(shown(f"{r['ref']:<11} L{r['level']} {r['status']:<16} {r['first_contact'][:16]}  "
+        print(shown(f"{r['ref']:<11} L{r['level']} {r['status']:<16} {timefmt.local(r['first_contact'], app.cfg.tz)}  "
                     f"{r['customer_addr']:<30} {r['subject'][:50]}"
                     + (f"  missed: {', '.join(r['missed'])}" if r.get("missed") else "")))
     print(f"{len(rows)} complaint(s)")

@@ -298,6 +298,31 @@ def read_secret(section: str, obj, env: typing.Mapping[str, str]) -> str | None:
     return obj.password
 
 
+PLACEHOLDER_DOMAINS = ("example", "example.com", "example.net", "example.org")  # RFC 2606: nobody reads them
+
+
+def _placeholder(addr: str) -> bool:
+    domain = addr.rpartition("@")[2].lower()
+    return any(domain == d or domain.endswith("." + d) for d in PLACEHOLDER_DOMAINS)
+
+
+def placeholders(cfg: Config) -> list[str]:
+    """What `check` refuses although the config loads (the daemon runs with it): a level-1 team
+    of nobody, and addresses left at the starter config's reserved example domains. One line
+    per key."""
+    problems = [] if cfg.teams.customer_service else [
+        "teams.customer_service is empty: new complaints would notify nobody"]
+    keys = [("mailbox.username", [cfg.mailbox.username]), ("smtp.from_address", [cfg.smtp.from_address]),
+            *((f"teams.{team}", getattr(cfg.teams, team)) for team in TEAM_NAMES), ("digest.to", cfg.digest.to),
+            ("[staff]", list(cfg.staff_names))]
+    for key, addrs in keys:
+        fake = [a for a in addrs if _placeholder(a)]
+        if fake:
+            problems.append(f"{key} holds {', '.join(fake)}: a placeholder (example domain), not a real "
+                            "address; put the real one")
+    return problems
+
+
 def _validate(cfg: Config) -> None:
     for name, sec in (("mailbox", cfg.mailbox), ("smtp", cfg.smtp)):
         if sec.security not in ("ssl", "starttls", "none"):

@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from email import message_from_bytes, policy as email_policy
 from pathlib import Path
 
-from .localstack import Dovecot, SmtpSink
+from .localstack import Dovecot, SmtpSink, find_dovecot
 
 SUPPORT = "support@imolocale.test"
 PASSWORD = "demo-password"
@@ -118,6 +118,11 @@ MARKER = ".maildesk-demo"  # written in every folder the demo makes: the only fo
 
 def run_demo(directory: Path, seconds: float = 0) -> int:
     directory = directory.resolve()
+    try:
+        find_dovecot()
+    except FileNotFoundError as e:
+        print(f"maildesk: the demo needs Dovecot: {e}", file=sys.stderr)
+        return 2
     if directory.exists() and any(directory.iterdir()):
         if not (directory / MARKER).is_file():
             print(f"maildesk: {directory} exists and was not made by `maildesk demo`; it is left alone. "

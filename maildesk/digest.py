@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from datetime import date, datetime, time, timedelta, timezone
 
-from . import history, policy
+from . import history, policy, timefmt
 from .logs import event as log_event
 from .outbox import Outbox
 from .store import Store, from_iso, iso
@@ -363,7 +363,7 @@ def context(doc: dict, cfg, lang: str) -> dict:
              for day in doc["trend"]]
     return {"d": doc, "day": date.fromisoformat(doc["date"]), "trend": trend,
             "duration": lambda s: duration(s, lang), "low_rating": cfg.policy.low_rating,
-            "missed_count": len(doc["missed"])}
+            "missed_count": len(doc["missed"]), "zone": timefmt.zone(doc["now"], cfg.tz)}
 
 
 def render(templates, cfg, doc: dict, lang: str | None = None):

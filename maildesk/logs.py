@@ -75,13 +75,20 @@ def configure(cfg=None, stream=None, level: str | None = None) -> None:
         LOGGER.removeHandler(handler)
         handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    unwritable = None
     if cfg and cfg.logging.file:
         path = cfg.resolve(cfg.logging.file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.handlers.RotatingFileHandler(
-            path, maxBytes=cfg.logging.max_bytes, backupCount=cfg.logging.backup_count, encoding="utf-8"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.handlers.RotatingFileHandler(
+                path, maxBytes=cfg.logging.max_bytes, backupCount=cfg.logging.backup_count, encoding="utf-8"))
+        except OSError as e:  # the service's log, read by another user (`status` from monitoring)
+            unwritable = (path, e.strerror)
     for handler in handlers:
         handler.setFormatter(fmt_cls(tz))
         LOGGER.addHandler(handler)
     LOGGER.setLevel((level or (cfg.logging.level if cfg else "INFO")).upper())
     LOGGER.propagate = False
+    if unwritable:
+        event("log_file_unwritable", level=logging.WARNING, file=str(unwritable[0]), error=unwritable[1],
+              using="stderr only")

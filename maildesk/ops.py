@@ -19,7 +19,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from . import refs
+from . import refs, timefmt
 from .logs import event as log_event
 from .store import SCHEMA_VERSION, SchemaError, Store, from_iso, iso, schema_problem
 
@@ -33,7 +33,7 @@ def add_parsers(sub) -> None:
     bk.add_argument("file", help="where to write it (must not exist)")
     rs = sub.add_parser("restore", help="put a backup back (daemon stopped); mail handled since is read again "
                                         "from the processed folder on the next start")
-    rs.add_argument("file")
+    rs.add_argument("file", help="a file written by `maildesk backup`")
 
 
 def _utcnow() -> datetime:
@@ -88,8 +88,8 @@ def backup_command(cfg, args) -> int:
     except (sqlite3.Error, OSError, SchemaError) as e:
         print(f"maildesk: backup failed: {e}", file=sys.stderr)
         return 1
-    print(f"backup written to {dest}: schema {info['schema']}, taken {info['taken_at']}, newest handled mail "
-          f"{info['newest_message_id'] or '(none)'}")
+    print(f"backup written to {dest}: schema {info['schema']}, taken {timefmt.local(info['taken_at'], cfg.tz)}, "
+          f"newest handled mail {info['newest_message_id'] or '(none)'}")
     return 0
 
 
@@ -133,7 +133,7 @@ def restore_command(cfg, args) -> int:
     finally:
         src.close()
         lock.release()
-    print(f"restored {source} (schema {found}, taken {since}) to {db}"
+    print(f"restored {source} (schema {found}, taken {timefmt.local(since, cfg.tz)}) to {db}"
           + (f"; the database it replaced is kept as {aside}" if aside else "")
           + ("\nnext: `maildesk migrate`, then start the daemon" if found < SCHEMA_VERSION else
              "\nnext: start the daemon; it reads the processed folder again for mail handled after the backup"))

@@ -92,7 +92,8 @@ def hint(section: str, sec, kind: str, timeout: float | None = None) -> str | No
     if kind == "timeout":
         return f"no answer from {where} within {timeout or '?'} s: a firewall, or the wrong host or port"
     if kind == "dns":
-        return f"{sec.host} is not a known host name: check {section}.host"
+        return (f"the host name {sec.host} could not be resolved (DNS): check {section}.host, and that this "
+                f"machine can look names up (`getent hosts {sec.host}`; /etc/resolv.conf)")
     if kind == "tls":
         return (f'TLS failed on {where}: security = "ssl" needs a TLS port (IMAP 993, SMTP 465), '
                 f'"starttls" a plain one (IMAP 143, SMTP 587)')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from . import policy, refs
+from . import policy, refs, timefmt
 from .display import shown
 from .store import Store, from_iso, iso
 from .workflow import complaint_from_row
@@ -14,7 +14,7 @@ LEVEL_NAMES = {1: "customer service", 2: "resolution team", 3: "customer experie
 
 
 def _local(value: datetime | None, tz) -> str:
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+    return timefmt.local(value, tz)
 
 
 def reference(cfg, typed: str) -> str:

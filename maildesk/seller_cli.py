@@ -7,16 +7,16 @@ import json
 import sys
 from datetime import datetime
 
-from . import sellers, webhook
+from . import sellers, timefmt, webhook
 from .display import dumps, shown
 from .report import reference
 from .seller_import import ImportFileError, import_rows, read_rows
-from .store import from_iso
 from .daemon import utcnow
 
 
 
-def _who() -> str:
+def login_name() -> str:
+    """Who runs the command, for the audit trail (`resolve`, `link`, `seller ...`)."""
     try:
         return getpass.getuser()
     except Exception:  # no login name (containers): still record something
@@ -27,22 +27,22 @@ def add_parsers(sub) -> None:
     seller = sub.add_parser("seller", help="the seller registry: import, list, show, restrict, terminate, reinstate")
     ssub = seller.add_subparsers(dest="seller_command", required=True, metavar="ACTION")
     imp = ssub.add_parser("import", help="add or update sellers from a CSV or JSON file")
-    imp.add_argument("file")
+    imp.add_argument("file", help="a CSV or JSON file (see config/sellers.sample.csv)")
     imp.add_argument("--by", default=None, help="who imported (for the history; default: your login)")
     lst = ssub.add_parser("list", help="registered sellers")
-    lst.add_argument("--status", choices=sellers.STATUSES)
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--status", choices=sellers.STATUSES, help="only sellers with this status")
+    lst.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     show = ssub.add_parser("show", help="a seller, their cooperation record and history")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("id", help="the seller's id or address")
+    show.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     for name, what in (("restrict", "restrict a seller's account"), ("terminate", "terminate a seller's account"),
                        ("reinstate", "lift a flag, restriction or termination")):
         p = ssub.add_parser(name, help=f"{what}; the seller is told by mail")
-        p.add_argument("id")
+        p.add_argument("id", help="the seller's id or address")
         p.add_argument("--reason", required=True, help="told to the seller and recorded")
         p.add_argument("--by", default=None, help="who decided (default: your login)")
     link = sub.add_parser("link", help="link a complaint to a seller and write to the seller")
-    link.add_argument("ref")
+    link.add_argument("ref", help="the complaint's reference")
     link.add_argument("seller", help="seller id or address")
     link.add_argument("--facts", default="", help="what the seller is told about the complaint")
     link.add_argument("--by", default=None, help="who linked it (default: your login)")
@@ -61,7 +61,7 @@ def _import(app, args) -> int:
         return 1
     reserved = {app.cfg.support_address, *app.cfg.staff}
     with app.store.transaction():
-        report = import_rows(app.workflow.sellers.registry, rows, utcnow(), args.by or _who(), reserved)
+        report = import_rows(app.workflow.sellers.registry, rows, utcnow(), args.by or login_name(), reserved)
     print("\n".join(shown(line) for line in report.lines()))
     return 1 if report.rejected else 0
 
@@ -97,7 +97,7 @@ def seller_doc(app, seller_id: str, now: datetime) -> dict | None:
 
 def format_seller(doc: dict, tz) -> str:
     def local(text):
-        return from_iso(text).astimezone(tz).strftime("%Y-%m-%d %H:%M") if text else "-"
+        return timefmt.local(text, tz)
     s, coop = doc["seller"], doc["cooperation"]
     lines = [f"{s['id']}  {s['shop_name']}",
              f"  address : {s['address']}",
@@ -122,7 +122,7 @@ def format_seller(doc: dict, tz) -> str:
               for k in doc["strikes"]] or ["  -"]
     if doc["webhooks_pending"]:
         lines += ["", "Web hook deliveries pending:"]
-        lines += [f"  {webhook.describe(w)}" for w in doc["webhooks_pending"]]
+        lines += [f"  {webhook.describe(w, tz)}" for w in doc["webhooks_pending"]]
     lines += ["", "History:"]
     for e in doc["history"]:
         facts = " ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "") and k != "ref")
@@ -144,7 +144,7 @@ def _show(app, args) -> int:
 
 def _decide(app, args) -> int:
     now = utcnow()
-    by = args.by or _who()
+    by = args.by or login_name()
     try:
         with app.store.transaction():
             result = app.workflow.sellers.sanctions.decide(args.id, args.seller_command, args.reason, by, now)
@@ -168,7 +168,7 @@ def cmd_link(app, args) -> int:
         if complaint is None:
             print(f"maildesk: no complaint {shown(args.ref)}", file=sys.stderr)
             return 1
-        error = app.workflow.sellers.link(complaint, args.seller, args.by or _who(), now, args.facts)
+        error = app.workflow.sellers.link(complaint, args.seller, args.by or login_name(), now, args.facts)
     if error:
         print(f"maildesk: {shown(error.removeprefix('#seller: '))}", file=sys.stderr)
         return 1

@@ -16,9 +16,10 @@ import urllib.request
 import uuid
 from datetime import datetime
 
+from . import timefmt
 from .logs import event as log_event
 from .outbox import backoff  # the same rhythm as mail: 30 s doubling, at most an hour, never given up
-from .store import Store, from_iso, iso
+from .store import Store, iso
 
 TIMEOUT = 10
 PER_TICK = 20  # a dead receiver must not stall the daemon's loop for long
@@ -110,8 +111,7 @@ def _record(store: Store, row, ok: bool, what: str, now: datetime) -> int:
     return int(ok)
 
 
-def describe(row) -> str:
-    when = from_iso(row["next_attempt_at"])
-    return (f"{row['event']} (created {row['created_at'][:16]}, {row['attempts']} attempt(s)"
+def describe(row, tz) -> str:
+    return (f"{row['event']} (created {timefmt.local(row['created_at'], tz)}, {row['attempts']} attempt(s)"
             + (f", last: {row['last_error']}" if row["last_error"] else "")
-            + f", next {iso(when)[:16]})")
+            + f", next {timefmt.local(row['next_attempt_at'], tz)})")

@@ -49,7 +49,7 @@ def test_status_reports_daemon_servers_backlog_and_deadlines(desk):
     assert result.returncode == 0, result.stderr
     assert f"daemon      running (pid {os.getpid()})" in result.stdout
     assert "open        1: level 1 1, level 2 0, level 3 0" in result.stdout
-    assert re.search(r"next deadlines\n  \d{4}-\d\d-\d\d \d\d:\d\d  24h  IMO-", result.stdout)
+    assert re.search(r"next deadlines\n  \d{4}-\d\d-\d\d \d\d:\d\d \+0[12]:00  24h  IMO-", result.stdout)  # Paris
 
     desk.write_config(smtp={"port": free_port()})
     lock.acquire()
