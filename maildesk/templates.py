@@ -88,6 +88,17 @@ def _date(value, tz=None, fmt="%d/%m/%Y %H:%M"):
     return (value.astimezone(tz) if tz else value).strftime(fmt)
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiling the 64 templates costs ~1 s, paid by every `run` and `once` (the start-up check
+    renders them all): Jinja's own cache keeps the compiled code in a private folder of the user's
+    (keyed by each template's source, so an edited template is compiled again). None when no
+    such folder can be had: compiling then simply happens every time."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 class Templates:
     def __init__(self, directory: Path | None = None, default_lang: str = "fr", tz=None):
         self.directory = Path(directory or DEFAULT_DIR)
@@ -104,6 +115,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            bytecode_cache=_bytecode_cache(),
         )
         self.env.filters["date"] = lambda v, fmt="%d/%m/%Y %H:%M": _date(v, tz, fmt)
         self.env.filters["word"] = _word
