@@ -24,6 +24,11 @@ SELLER = {"id": "S-1042", "shop_name": "Boutique Lumière", "address": "contact@
           "phone": "01 23 45 67 89", "status": "active"}
 
 # Every mail template and what its callers add to the complaint's context.
+# a refused staff mail, as staff.refusal and Workflow._suspicious describe it: every failed check
+_REFUSED = {"claimed": "alice@imolocale.example", "why": "DMARC fail", "ref": "IMO-4K7M2Q", "listed": True,
+            "original_subject": "#resolve", "domain": "imolocale.example",
+            "signer": "imolocale-example.20230601.gappssmtp.com", "authserv_id": "mx.google.com",
+            "checks": ["no_results", "dmarc_fail", "no_dmarc", "dkim_not_started", "no_dkim", "unverified"]}
 MAILS: dict[str, dict] = {
     "ack": {"contact_request": False},
     "staff_new": {"seller_hint": "Boutique Lumière (S-1042)", "contact_request": True},
@@ -60,10 +65,13 @@ MAILS: dict[str, dict] = {
     "admin_flood": {"address": "robot@example.com", "opened": 12, "cap": 5, "original_subject": "Ticket 12",
                     "ref": "IMO-4K7M2Q", "count": 2, "since": NOW,
                     "earlier": [{"at": NOW, "address": "robot@example.com", "opened": 6, "ref": "IMO-4K7M2Q"}]},
-    "admin_suspicious": {"claimed": "alice@imolocale.example", "why": "DMARC fail",
-                         "original_subject": "#resolve", "ref": "IMO-4K7M2Q", "count": 2, "since": NOW,
+    "admin_suspicious": {**_REFUSED, "count": 2, "since": NOW,
                          "earlier": [{"at": NOW, "claimed": "alice@imolocale.example", "why": "DMARC fail",
                                       "ref": "IMO-4K7M2Q", "original_subject": "#resolve"}]},
+    "staff_unlisted": {"address": "paul@imolocale.example", "admins": ["admin@imolocale.example"],
+                       "original_subject": "Re: [IMO-4K7M2Q] Colis", "ref": "IMO-4K7M2Q"},
+    "staff_refused": {**_REFUSED, "count": 2, "since": NOW,
+                      "earlier": [{"at": NOW, "original_subject": "#resolve", "ref": "IMO-4K7M2Q"}]},
     "staff_flood": {"address": "robot@example.com", "opened": 12, "cap": 5, "original_subject": "Ticket 12",
                     "ref": "IMO-4K7M2Q", "count": 2, "since": NOW,
                     "earlier": [{"at": NOW, "ref": "IMO-4K7M2Q", "original_subject": "Ticket 11"}]},
