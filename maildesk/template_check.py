@@ -23,12 +23,13 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 SELLER = {"id": "S-1042", "shop_name": "Boutique Lumière", "address": "contact@boutique-lumiere.example",
           "phone": "01 23 45 67 89", "status": "active"}
 
-# Every mail template and what its callers add to the complaint's context.
-# a refused staff mail, as staff.refusal and Workflow._suspicious describe it: every failed check
+# A refused staff mail, as staff.refusal and Workflow._suspicious describe it: every failed check.
 _REFUSED = {"claimed": "alice@imolocale.example", "why": "DMARC fail", "ref": "IMO-4K7M2Q", "listed": True,
             "original_subject": "#resolve", "domain": "imolocale.example",
             "signer": "imolocale-example.20230601.gappssmtp.com", "authserv_id": "mx.google.com",
             "checks": ["no_results", "dmarc_fail", "no_dmarc", "dkim_not_started", "no_dkim", "unverified"]}
+
+# Every mail template and what its callers add to the complaint's context.
 MAILS: dict[str, dict] = {
     "ack": {"contact_request": False},
     "staff_new": {"seller_hint": "Boutique Lumière (S-1042)", "contact_request": True},
