@@ -376,7 +376,8 @@ def status(cfg, args, env=os.environ) -> int:
     if doc["oauth2_token_dead"]:
         problems.append("the OAuth2 refresh token is dead: run `maildesk auth gmail` again")
     if doc["outbox"]["paused"]:
-        problems.append(f"sending paused by Gmail's daily limit since {doc['outbox']['paused']['since']}")
+        problems.append(f"sending paused by Gmail's daily limit since "
+                        f"{_local(from_iso(doc['outbox']['paused']['since']), cfg.tz)}")
     if pid is None:
         state = DOWN
         problems.insert(0, "the daemon is not running")

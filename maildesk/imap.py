@@ -607,7 +607,13 @@ class Inbox:
         self._call(self.client.select_folder, folder, readonly=True)
         try:
             uids = sorted(self._call(self.client.search, ["SINCE", since]))
-            return list(self.fetch(uids, max_bytes))
+            fetched = []
+            for item in self.fetch(uids, max_bytes):
+                if isinstance(item, Unfetchable):  # the server will not serve it: it cannot be handled again
+                    log_event("message_unfetchable", level=30, folder=folder, uid=item.uid, reason=item.reason)
+                else:
+                    fetched.append(item)
+            return fetched
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import refs, timefmt
+from .imap import MailboxError
 from .logs import event as log_event
 from .store import SCHEMA_VERSION, SchemaError, Store, from_iso, iso, schema_problem
 
@@ -194,7 +195,8 @@ def recover(daemon) -> int:
     fetched = inbox.read_since(cfg.mailbox.processed_folder, (from_iso(since) - MARGIN).date(),
                                int(cfg.mailbox.max_message_mb * 1024 * 1024))
     fetched.sort(key=lambda f: (f.arrived_at, f.uid))
-    lost = _lost_references(store, cfg, fetched)
+    _mark_what_went_out(store, inbox)
+    lost = _lost_references(store, cfg, [*fetched, *_our_sent_mail(inbox, cfg, since)])
     first_new = (store.scalar("SELECT max(id) FROM complaints") or 0) + 1
     workflow, handled = daemon.app.workflow, 0
     workflow.silent = True  # this mail was answered the first time round
@@ -210,6 +212,42 @@ def recover(daemon) -> int:
         workflow.silent = False
     log_event("recovered_after_restore", since=since, read=len(fetched), handled=handled)
     return handled
+
+
+def _mark_what_went_out(store, inbox) -> None:
+    """Mail the backup holds as queued may have gone out after it was taken: what the Sent folder
+    holds (Gmail files there all it sent for us) is marked sent, so nobody gets it twice."""
+    queued = store.all("SELECT id, message_id FROM outbox WHERE status = 'queued'")
+    if not queued:
+        return
+    try:
+        found = inbox.sent_copies([r["message_id"] for r in queued])
+    except MailboxError as e:
+        log_event("recovery_without_sent", level=30, error=str(e)[:200], queued=len(queued))
+        return
+    now = iso(_utcnow())
+    with store.transaction():
+        for row in queued:
+            if row["message_id"] in found:
+                store.conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ? WHERE id = ?",
+                                   (now, "found in Sent after a restore", row["id"]))
+    log_event("recovered_sent_marks", queued=len(queued), found_in_sent=len(found))
+
+
+def _our_sent_mail(inbox, cfg, since: str) -> list:
+    """What the Sent folder holds since shortly before the backup (Gmail files there everything
+    its SMTP server sent for us): our acknowledgement of a complaint opened after the backup
+    answers the customer's first mail under the complaint's reference, so that complaint gets its
+    reference back even when no later mail of the customer's carries it. [] without a Sent folder."""
+    try:
+        folder = inbox.sent_folder_name() or inbox.find_special(b"\\Sent")
+        if not folder:
+            return []
+        return inbox.read_since(folder, (from_iso(since) - MARGIN).date(),
+                                int(cfg.mailbox.max_message_mb * 1024 * 1024))
+    except MailboxError as e:  # no Sent to read: later customer mail is then the only guide
+        log_event("recovery_without_sent", level=30, error=str(e)[:200])
+        return []
 
 
 def _lost_references(store, cfg, fetched) -> dict[str, str]:
