@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -114,3 +115,21 @@ def maildesk(config: Path, *args: str, env: dict | None = None, timeout: float =
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "maildesk", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT))
+
+
+def growth(fn, small, large) -> float:
+    """How many times longer `fn(large)` takes than `fn(small)` (best of 3 each): the linear-time
+    tests assert this ratio, never a duration. Linear work on 10 times the input gives ~10 on any
+    machine, quadratic ~100; times under 1 ms count as 1 ms, so timer noise on a small input
+    cannot fake a ratio."""
+    def best(arg) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn(arg)
+            times.append(time.perf_counter() - start)
+        return min(times)
+    return best(large) / max(best(small), 1e-3)
+
+
+LINEAR = 40  # the bound for `growth` on 10 times the input: room for a loaded machine's noise, not for n²

@@ -7,11 +7,10 @@ machine, fast or loaded; quadratic work gives ~100 (mentioned() took 0.75 s on 1
 a ratio; the bound of 40 leaves room for a loaded machine's noise, not for n² (~100)."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from maildesk import mail, policy, refs, sellers
+from tests.support import LINEAR, growth
 
 SMALL, BIG = 50_000, 500_000
 SHAPES = {
@@ -65,24 +64,12 @@ READERS = {
 }
 
 
-def best_of_3(fn, arg) -> float:
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - start)
-    return best
-
 
 @pytest.mark.parametrize("reader", list(READERS))
 def test_work_grows_linearly_with_the_input(reader):
     fn = READERS[reader]
-    worst = []
-    for name, unit in SHAPES.items():
-        small, big = best_of_3(fn, fill(unit, SMALL)), best_of_3(fn, fill(unit, BIG))
-        worst.append((big / max(small, 1e-3), name, round(small, 4), round(big, 4)))
-    ratio, name, small, big = max(worst)
-    assert ratio < 40, f"{reader} on {name!r}: {small}s for 50 KB, {big}s for 500 KB (x{ratio:.0f})"
+    ratio, name = max((growth(fn, fill(unit, SMALL), fill(unit, BIG)), name) for name, unit in SHAPES.items())
+    assert ratio < LINEAR, f"{reader} on {name!r}: 500 KB took {ratio:.0f} times as long as 50 KB"
 
 
 def test_mentioned_finds_names_and_addresses_as_before():
