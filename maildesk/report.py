@@ -7,6 +7,7 @@ from datetime import datetime
 
 from . import policy, refs, timefmt
 from .display import shown
+from .addresses import mailbox_key
 from .store import Store, from_iso, iso
 from .workflow import complaint_from_row
 
@@ -112,7 +113,8 @@ def list_complaints(store: Store, *, level=None, status=None, overdue_at=None, s
     if seller:
         where.append("seller_id = ?"); params.append(seller)
     if customer:
-        where.append("customer_addr = ?"); params.append(customer.lower())
+        # every spelling of the mailbox (+tags, Gmail dots): what the flood notice's count covers
+        where.append("customer_key = ?"); params.append(mailbox_key(customer))
     if overdue_at is not None:
         earliest = min(policy.deadlines(overdue_at, cfg).values()) - overdue_at  # no deadline comes sooner
         where.append("status IN ('open', 'waiting_customer') AND first_contact <= ?")

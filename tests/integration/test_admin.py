@@ -122,6 +122,8 @@ def test_list_filters_and_overdue(desk):
     assert [r["ref"] for r in parsed(desk.cli("list", "--level", "2", "--json"))] == [refs["old@example.fr"]]
     assert [r["ref"] for r in parsed(desk.cli("list", "--status", "resolved", "--json"))] == [refs["done@example.fr"]]
     assert [r["ref"] for r in parsed(desk.cli("list", "--customer", "NEW@example.fr", "--json"))] == [refs["new@example.fr"]]
+    # the same mailbox however it is spelled (+tags): what a flood notice's count covers
+    assert [r["ref"] for r in parsed(desk.cli("list", "--customer", "new+colis@example.fr", "--json"))] == [refs["new@example.fr"]]
     text = desk.cli("list", "--overdue")
     assert "missed: resolution_team" in text.stdout and text.stdout.rstrip().endswith("1 complaint(s)")
 
