@@ -47,8 +47,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from . import faults
-from .addresses import smtp_problem
+from . import addresses, faults
 from .logs import event as log_event
 from .store import Store, iso
 
@@ -96,8 +95,8 @@ def allowance(rows: list[tuple[int, int]], room: int | None, reserve: int) -> in
 
 
 def needs_smtputf8(mail_from: str, rcpts: list[str]) -> bool:
-    """RFC 6531: an internationalized address travels only with SMTPUTF8."""
-    return not all(a.isascii() for a in (mail_from, *rcpts))
+    """RFC 6531: an envelope with any internationalized address travels only with SMTPUTF8."""
+    return any(addresses.needs_smtputf8(a) for a in (mail_from, *rcpts))
 
 
 # --- the outcome of one send: `_send_one` returns one, `_settle` stores it -----------------------
@@ -431,7 +430,7 @@ class Outbox:
             rcpts = json.loads(row["rcpt"])
             options = []
             for address in (row["mail_from"], *rcpts):
-                problem = smtp_problem(address)
+                problem = addresses.smtp_problem(address)
                 if problem:  # before anything is said to the server
                     return PermFail(problem)
             if needs_smtputf8(row["mail_from"], rcpts):
