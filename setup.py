@@ -4,7 +4,7 @@ The top-level `templates/` (the source of truth, edited in the checkout) and the
 commented starter `maildesk.toml` (what `maildesk init` writes) are copied into
 the built package as `maildesk/shipped/`, so a wheel, an sdist or pipx install
 has them. A checkout (or an editable install) reads them where they are
-(`maildesk.templates.shipped`). Everything else is in pyproject.toml.
+(`maildesk.outbound.templates.shipped`). Everything else is in pyproject.toml.
 """
 import shutil
 from pathlib import Path

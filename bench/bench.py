@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/bench.py [--n 1000] [--json out.json] [--only backlog,latency,...]
 
-Starts a throwaway Dovecot and an aiosmtpd sink on loopback (maildesk.localstack) and measures:
+Starts a throwaway Dovecot and an aiosmtpd sink on loopback (maildesk.testing.localstack) and measures:
 
   backlog    N new complaints waiting in the inbox, handled by Daemon.once() until every
              acknowledgement is accepted by SMTP (messages/s); then N customer replies to
@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from maildesk.localstack import Dovecot, SmtpSink  # noqa: E402
+from maildesk.testing.localstack import Dovecot, SmtpSink  # noqa: E402
 
 SUPPORT = "support@imolocale.test"
 PYTHON = sys.executable
@@ -323,7 +323,7 @@ def bench_latency(count: int = 50) -> dict:
 
 def build_complaints(path: Path, total: int, due_share: float, now: datetime) -> None:
     """`total` open complaints at level 1, `due_share` of them past their 24 h deadline, in bulk."""
-    from maildesk.store import Store, iso
+    from maildesk.store.db import Store, iso
     Store(path).close()  # the schema
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -403,7 +403,7 @@ def bench_sweep(sizes=(100_000, 1_000_000), due_share: float = 0.01) -> dict:
                 out.setdefault(f"sweep_{total}_clock_jobs_s", {})[name] = result
             # the daily digest itself, whatever the time of day (its job waits for [digest] send_at):
             # every number worked out over the database and the mail queued, as the job does
-            from maildesk import digest
+            from maildesk.service import digest
             t0 = time.perf_counter()
             try:
                 with store.transaction():

@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from maildesk import digest, refs  # noqa: E402
+from maildesk.service import digest  # noqa: E402
+from maildesk.core import refs  # noqa: E402
 from maildesk.app import App  # noqa: E402
 from maildesk.config import parse_config  # noqa: E402
-from maildesk.store import iso  # noqa: E402
+from maildesk.store.db import iso  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)  # 08:00 in Paris: when the digest goes out
 H = timedelta(hours=1)

@@ -7,14 +7,14 @@ from datetime import datetime
 from functools import cached_property
 from typing import Callable
 
-from . import oauth2
-from .config import Config, read_secret
-from .digest import DigestJob
-from .imap import Inbox
-from .outbox import Outbox
-from .store import Store
-from .templates import Templates
-from .workflow import Workflow
+from maildesk.adapters import oauth2
+from maildesk.config import Config, read_secret
+from maildesk.service.digest import DigestJob
+from maildesk.adapters.imap import Inbox
+from maildesk.adapters.outbox import Outbox
+from maildesk.store.db import Store
+from maildesk.outbound.templates import Templates
+from maildesk.service.workflow import Workflow
 
 
 class App:

@@ -27,12 +27,20 @@ from pathlib import Path
 
 import schedule
 
-from . import faults, policy, refs, staff
-from .imap import ConnectionLost, FolderMissing, Inbox, LoginRefused, MailboxError, Unfetchable
-from .logs import event as log_event
-from .mail import parse, ParseError
-from .store import DatabaseReadOnly, iso
-from .workflow import Outcome
+from maildesk.testing import faults
+from maildesk.core import policy, refs, staff
+from maildesk.adapters.imap import (
+    ConnectionLost,
+    FolderMissing,
+    Inbox,
+    LoginRefused,
+    MailboxError,
+    Unfetchable,
+)
+from maildesk.logs import event as log_event
+from maildesk.inbound.parse import parse, ParseError
+from maildesk.store.db import DatabaseReadOnly, iso
+from maildesk.service.workflow import Outcome
 
 MAX_BACKOFF = 300
 UNFETCHABLE_TRIES = 3  # passes a message the server refuses is tried before it is left alone
@@ -285,7 +293,7 @@ class Daemon:
     def backfill(self, since: datetime):
         """`maildesk backfill --since DATE`: the messages the first start left in the inbox that
         arrived since `since`, loaded as history (nothing sent, no clock), left where they are."""
-        from .importer import import_messages
+        from maildesk.service.importer import import_messages
         self.inbox = self.app.make_inbox()
         self.connect()
         try:
@@ -532,7 +540,7 @@ class Daemon:
 
     def recover(self) -> None:
         """After `maildesk restore`: read the processed folder again (ops.recover), once."""
-        from .ops import RECOVER_KEY, recover
+        from maildesk.service.ops import RECOVER_KEY, recover
         if self.store.get_state(RECOVER_KEY):
             recover(self)
 

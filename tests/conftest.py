@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.localstack import Dovecot, SmtpSink, find_dovecot
+from maildesk.testing.localstack import Dovecot, SmtpSink, find_dovecot
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def dovecot_binary() -> str:
     version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
     if not version.startswith("2.3."):
         pytest.fail(
-            f"maildesk.localstack writes a Dovecot 2.3 config but {path} is {version!r} "
+            f"maildesk.testing.localstack writes a Dovecot 2.3 config but {path} is {version!r} "
             "(2.4 changed the config syntax)",
             pytrace=False,
         )

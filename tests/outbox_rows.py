@@ -5,7 +5,7 @@ import json
 import os
 from datetime import datetime, timezone
 
-from maildesk.store import iso
+from maildesk.store.db import iso
 from tests.support import SUPPORT, mail
 
 

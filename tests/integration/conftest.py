@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.localstack import Dovecot, SmtpSink
+from maildesk.testing.localstack import Dovecot, SmtpSink
 from tests.support import SUPPORT, config_dict, maildesk, write_config
 
 
@@ -40,7 +40,7 @@ class Desk:
     def cli_here(self, *args: str) -> tuple[int, str]:
         """The real CLI in this process, so freezegun's frozen time applies to it."""
         import contextlib, io
-        from maildesk.cli import main
+        from maildesk.cli.main import main
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = main(["--config", str(self.config), *args])

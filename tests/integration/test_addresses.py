@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import aiosmtplib
 
-from maildesk.addresses import Spellings, split
+from maildesk.core.addresses import Spellings, split
 from tests.integration.conftest import body
 from tests.integration.test_clock import once_at
 from tests.integration.test_intake import ref_of

@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from maildesk.daemon import InstanceLock
-from maildesk.localstack import free_port
+from maildesk.testing.localstack import free_port
 from tests.integration.conftest import Desk, body
 from tests.integration.test_intake import ref_of
 from tests.support import ROOT, SUPPORT, config_dict, mail, maildesk, write_config
@@ -86,7 +86,7 @@ def test_check_passes_then_names_what_to_fix(desk):
 
 
 def test_gmail_login_failures_hint_at_app_passwords():
-    from maildesk import probe
+    from maildesk.adapters import probe
     from tests.support import make_config
     cfg = make_config(mailbox={"host": "imap.gmail.com", "password": None, "password_env": "MAILDESK_IMAP_PASSWORD"})
     assert "app password" in probe.hint("mailbox", cfg.mailbox, "auth")

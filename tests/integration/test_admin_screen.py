@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from maildesk.localstack import free_port
+from maildesk.testing.localstack import free_port
 from tests.integration.test_intake import ref_of
 from tests.support import mail
 

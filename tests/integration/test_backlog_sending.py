@@ -8,9 +8,9 @@ from email import message_from_bytes
 
 import pytest
 
-from maildesk import outbox as outbox_module
+from maildesk.adapters import outbox as outbox_module
 from maildesk.daemon import Daemon
-from maildesk.outbox import Outbox
+from maildesk.adapters.outbox import Outbox
 from tests.support import mail
 
 

@@ -7,8 +7,9 @@ import csv
 import json
 import pytest
 
-from maildesk.store import Store
-from maildesk import cli, refs
+from maildesk.store.db import Store
+from maildesk.cli import main as cli
+from maildesk.core import refs
 from tests.support import SUPPORT, config_dict, mail, maildesk, write_config
 
 HOSTILE = "\x1b[2J\x07\x00\u202e\u2066\x9b\u2028\u200b"  # ESC CSI, BEL, NUL, RLO, LRI, C1 CSI, LS, ZWSP

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from maildesk import faults
+from maildesk.testing import faults
 from maildesk.daemon import Daemon
-from maildesk.imap import MailboxError
-from maildesk.localstack import Dovecot, SmtpSink
+from maildesk.adapters.imap import MailboxError
+from maildesk.testing.localstack import Dovecot, SmtpSink
 from tests.integration.conftest import Desk
 from tests.integration.test_clock import once_at
 from tests.support import mail
@@ -411,7 +411,7 @@ def test_the_daemon_waits_out_a_locked_database(desk, ledger, watch):
 def test_a_database_error_inside_a_message_never_quarantines_it(desk, ledger, monkeypatch):
     """An error of the store (here "malformed", i.e. corruption) raised while handling a good
     message: the batch rolls back and the mail stays in the inbox, not in quarantine."""
-    from maildesk.workflow import Workflow
+    from maildesk.service.workflow import Workflow
     ledger.complaints(3)
     real = Workflow.receive
     calls = Counter()

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from maildesk.store import Store
+from maildesk.store.db import Store
 from tests.imap_proxy import RefusingImapProxy
 from tests.support import ROOT, mail
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from maildesk import template_check
+from maildesk.outbound import template_check
 from tests.support import ROOT, config_dict, mail, write_config
 
 
@@ -64,7 +64,7 @@ def test_the_installed_wheel_answers_a_complaint(installed, dovecot, smtp_sink):
     here = work / "run"  # outside the checkout, as a deployment runs it
     here.mkdir(exist_ok=True)
     python = program.parent / "python"
-    where = _run(python, "-c", "import maildesk, maildesk.templates as t; print(maildesk.__file__); "
+    where = _run(python, "-c", "import maildesk, maildesk.outbound.templates as t; print(maildesk.__file__); "
                  "print(t.DEFAULT_DIR)", cwd=here, env=env).stdout.split()
     assert all(not Path(p).is_relative_to(ROOT) for p in where), where
     assert Path(where[1]).name == "templates" and Path(where[1]).parent.name == "shipped"

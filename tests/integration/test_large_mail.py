@@ -14,7 +14,7 @@ from email.message import EmailMessage
 import pytest
 
 from maildesk.daemon import Daemon
-from maildesk.imap import EDGE, Inbox, _Unreadable, _base64_size
+from maildesk.adapters.imap import EDGE, Inbox, _Unreadable, _base64_size
 
 CUSTOMER = "grosse.piece@example.fr"
 TEXT = ("Bonjour,\n\nvoici les photos et la vidéo du colis abîmé (commande n° 784512).\n"

@@ -14,7 +14,7 @@ import imapclient
 import pytest
 from imapclient.imapclient import ALL, SENT  # not re-exported by `imapclient` (4.1 __all__)
 
-from maildesk.localstack import Dovecot, SmtpSink
+from maildesk.testing.localstack import Dovecot, SmtpSink
 
 SUPPORT = "support@imolocale.test"
 

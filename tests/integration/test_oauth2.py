@@ -16,11 +16,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from freezegun import freeze_time
 
-from maildesk import oauth2
+from maildesk.adapters import oauth2
 from maildesk.app import App
 from maildesk.config import ConfigError
-from maildesk.imap import LoginRefused
-from maildesk.localstack import free_port
+from maildesk.adapters.imap import LoginRefused
+from maildesk.testing.localstack import free_port
 from tests.oauth_stub import TokenServer
 from tests.outbox_rows import queue_mail
 from tests.support import ROOT, SUPPORT

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from maildesk import oauth2
-from maildesk.imap import Inbox, LoginRefused
-from maildesk.localstack import Dovecot
+from maildesk.adapters import oauth2
+from maildesk.adapters.imap import Inbox, LoginRefused
+from maildesk.testing.localstack import Dovecot
 from tests.oauth_stub import TokenServer
 from tests.support import SUPPORT, make_config, mail
 

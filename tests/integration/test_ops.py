@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from maildesk.addresses import mailbox_key
+from maildesk.core.addresses import mailbox_key
 from maildesk.daemon import InstanceLock
-from maildesk.store import MIGRATIONS, SCHEMA_VERSION, Store
+from maildesk.store.db import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.integration.test_trial_mode import takeout
 from tests.support import ROOT, mail
 
@@ -152,7 +152,7 @@ def test_a_database_gone_read_only_stops_the_daemon_with_one_clear_error(desk):
     """Not `database_busy` for ever while systemd sees a healthy process (issue 14 finding 2).
     (As root, file rights cannot make it read-only: the connection is opened read-only instead.)"""
     from maildesk.daemon import Daemon
-    from maildesk.store import DatabaseReadOnly
+    from maildesk.store.db import DatabaseReadOnly
     desk.once()
     app = desk.app()
     app.store.conn.close()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from maildesk.config import ConfigError, parse_config
 from maildesk.daemon import Daemon
-from maildesk.outbox import FlushResult
+from maildesk.adapters.outbox import FlushResult
 from tests.integration.test_clock import H, T0, once_at, open_complaint
 from tests.integration.test_staff import staff_reply
 from tests.support import config_dict, mail
@@ -73,7 +73,7 @@ def test_two_flushers_never_send_the_same_mail_twice(desk):
 def test_automatic_mail_to_one_customer_is_capped_per_hour(desk):
     """Whatever asks for it (a robot echoing us without RFC 3834 headers), at most
     max_auto_replies_per_hour automatic mails go to one address in an hour."""
-    from maildesk import policy
+    from maildesk.core import policy
     ref = open_complaint(desk)  # the acknowledgement is the first
     app = desk.app()
     try:

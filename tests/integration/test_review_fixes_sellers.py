@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from maildesk import sellers, webhook
+from maildesk.core import sellers
+from maildesk.adapters import webhook
 from maildesk.app import App
 from maildesk.config import load
 from maildesk.daemon import InstanceLock
-from maildesk.store import iso
-from maildesk.templates import DEFAULT_DIR
+from maildesk.store.db import iso
+from maildesk.outbound.templates import DEFAULT_DIR
 from tests.support import config_dict, mail, maildesk, write_config
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -215,7 +216,7 @@ def history() -> list[bytes]:
 
 
 def test_an_interrupted_import_leaves_no_complaint_or_outreach_due(app, tmp_path, monkeypatch):
-    from maildesk.importer import import_mbox
+    from maildesk.service.importer import import_mbox
     register(app)
     path = takeout(tmp_path / "Takeout.mbox", history())
     real, calls = app.workflow.receive, []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk import refs
+from maildesk.core import refs
 from tests.integration.conftest import body
 from tests.integration.test_intake import ref_of
 from tests.support import mail

@@ -123,7 +123,7 @@ def test_import_mbox_of_a_missing_file_fails_cleanly(desk):
 
 
 def test_import_mbox_shows_progress_on_a_terminal_only(desk, capsys):
-    from maildesk.importer import import_mbox
+    from maildesk.service.importer import import_mbox
     path = takeout(desk.dir / "small.mbox", [mail(message_id=f"<p{i}@example.fr>") for i in range(3)])
     app = desk.app()
     try:

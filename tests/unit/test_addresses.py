@@ -4,8 +4,8 @@ from email import message_from_bytes, policy as email_policy
 import pytest
 from aiosmtplib.email import parse_address, quote_address
 
-from maildesk.addresses import Spellings, fold, mailbox_key, needs_smtputf8, sendable, split
-from maildesk.outgoing import compose
+from maildesk.core.addresses import Spellings, fold, mailbox_key, needs_smtputf8, sendable, split
+from maildesk.outbound.compose import compose
 from tests.support import LINEAR, growth
 from tests.unit.address_shapes import SHAPES
 

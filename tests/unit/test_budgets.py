@@ -2,7 +2,7 @@
 (threads.choose_automatic): pure decisions."""
 from datetime import datetime, timedelta, timezone
 
-from maildesk import budgets, threads
+from maildesk.core import budgets, threads
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 

@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from maildesk import admin, timefmt
-from maildesk.cli import build_parser
+from maildesk.cli import admin
+from maildesk.core import timefmt
+from maildesk.cli.main import build_parser
 from maildesk.config import placeholders
 from tests.support import make_config
 

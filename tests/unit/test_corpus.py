@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.mail import InboundMail, ParseError, parse
+from maildesk.inbound.parse import InboundMail, ParseError, parse
 from tests.support import NO_SHARED_CORPUS, OWN_CORPUS, SHARED_CORPUS, own_corpus, shared_corpus, shared_params
 
 OWN = own_corpus()

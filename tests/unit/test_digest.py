@@ -12,10 +12,12 @@ from email import message_from_bytes, policy as email_policy
 import pytest
 from freezegun import freeze_time
 
-from maildesk import digest, history, logs
+from maildesk.service import digest
+from maildesk.store import history
+from maildesk import logs
 from maildesk.app import App
 from maildesk.daemon import Daemon
-from maildesk.store import iso
+from maildesk.store.db import iso
 from tests.support import make_config, mail
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)  # 08:00 in Paris

@@ -1,6 +1,6 @@
 import json
 
-from maildesk.display import dumps, shown
+from maildesk.cli.display import dumps, shown
 
 
 def test_shown_escapes_what_drives_or_reorders_a_terminal():

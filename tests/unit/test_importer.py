@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from maildesk.importer import arrival
+from maildesk.service.importer import arrival
 
 FALLBACK = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk import mail, policy, refs, sellers
+from maildesk.inbound import parse as mail
+from maildesk.core import policy, refs, sellers
 from tests.support import LINEAR, growth
 
 SMALL, BIG = 50_000, 500_000

@@ -1,4 +1,4 @@
-"""Unit tests for maildesk.mail: raw bytes -> InboundMail."""
+"""Unit tests for maildesk.inbound (parse): raw bytes -> InboundMail."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from maildesk.mail import (
+from maildesk.inbound.parse import (
     Attachment,
     InboundMail,
     ParseError,
@@ -760,7 +760,7 @@ def test_leading_blank_lines_and_mbox_line_tolerated():
 
 def test_an_address_whose_bytes_are_not_utf8_is_not_made_up():
     """Dovecot stores a NUL byte as 0x80, which windows-1252 reads as '€'."""
-    from maildesk.addresses import sendable
+    from maildesk.core.addresses import sendable
     m = parse(b"From: Bob <a\x80b@x.test>\r\nSubject: s\r\nMessage-ID: <n@x.test>\r\n\r\nx\r\n")
     assert m.from_addr == "a\ufffdb@x.test" and not sendable(m.from_addr)[0]
     m = parse(b"From: J\xf6rg <j\xf6rg@x.test>\r\nSubject: s\r\nMessage-ID: <n@x.test>\r\n\r\nx\r\n")

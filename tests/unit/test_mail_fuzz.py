@@ -7,7 +7,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maildesk.mail import InboundMail, ParseError, parse
+from maildesk.inbound.parse import InboundMail, ParseError, parse
 from tests.support import own_corpus, shared_corpus
 
 # Seeds: the project's own sample mails (tests/corpus) always, the real-world ones of

@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 from aiosmtplib.auth import auth_xoauth2_encode
 
-from maildesk import oauth2
+from maildesk.adapters import oauth2
 
 # developers.google.com/gmail/imap/xoauth2-protocol, "The SASL XOAUTH2 Mechanism"
 GOOGLE_USER = "someuser@example.com"

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from maildesk.addresses import smtp_problem
-from maildesk.outbox import FIRST, LAST, OTHER, TIER_SQL, allowance, needs_smtputf8, tier
+from maildesk.core.addresses import smtp_problem
+from maildesk.adapters.outbox import FIRST, LAST, OTHER, TIER_SQL, allowance, needs_smtputf8, tier
 
 
 def test_first_answers_and_staff_answers_to_customers_come_first():

@@ -6,8 +6,8 @@ from email import message_from_bytes, policy
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from maildesk import outgoing
-from maildesk.outgoing import compose
+from maildesk.outbound import compose as outgoing
+from maildesk.outbound.compose import compose
 
 T0 = datetime(2026, 11, 24, 8, 12, 3, tzinfo=timezone.utc)
 

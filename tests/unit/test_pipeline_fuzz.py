@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maildesk.store import Store
-from maildesk.templates import Templates
-from maildesk.workflow import Workflow
+from maildesk.store.db import Store
+from maildesk.outbound.templates import Templates
+from maildesk.service.workflow import Workflow
 from tests.support import make_config, mail, own_corpus
 from tests.unit.test_mail_fuzz import SEEDS, mutate, mutation
 

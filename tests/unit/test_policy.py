@@ -3,8 +3,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from maildesk import policy
-from maildesk.policy import Complaint
+from maildesk.core import policy
+from maildesk.core.policy import Complaint
 from tests.support import make_config
 
 CFG = make_config()

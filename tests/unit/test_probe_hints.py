@@ -6,7 +6,7 @@ import smtplib
 import pytest
 from imapclient.exceptions import LoginError
 
-from maildesk import probe
+from maildesk.adapters import probe
 from tests.support import make_config
 
 GMAIL = make_config(mailbox={"host": "imap.gmail.com", "password": None, "password_env": "MAILDESK_IMAP_PASSWORD"})

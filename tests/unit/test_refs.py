@@ -1,6 +1,6 @@
 import itertools
 
-from maildesk import refs
+from maildesk.core import refs
 
 
 def test_new_references_are_valid_and_not_sequential():

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from maildesk import policy, sellers
-from maildesk.seller_desk import leaks
-from maildesk.seller_import import read_rows
-from maildesk.outgoing import compose
+from maildesk.core import policy, sellers
+from maildesk.service.seller_desk import leaks
+from maildesk.service.seller_import import read_rows
+from maildesk.outbound.compose import compose
 from tests.support import make_config
 
 CFG = make_config()
@@ -187,7 +187,7 @@ def test_admin_decisions():
 
 
 def test_webhook_backoff_grows_and_is_capped():
-    from maildesk.outbox import backoff  # web hooks retry with the outbox's rhythm
+    from maildesk.adapters.outbox import backoff  # web hooks retry with the outbox's rhythm
     assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
     assert backoff(20) == timedelta(hours=1)
 
@@ -217,7 +217,7 @@ TEMPLATES = {
 @pytest.mark.parametrize("lang", ["fr", "en"])
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_seller_templates_render_with_a_clean_subject_and_no_customer_address_for_sellers(name, lang):
-    from maildesk.templates import Templates
+    from maildesk.outbound.templates import Templates
     audience, extra = TEMPLATES[name]
     context = {"now": T0, "cfg": CFG, "support_address": "support@imolocale.test", "brand": "imolocale",
                "complaint": COMPLAINT, "ref": "IMO-ABCDE2", "tag": "[IMO-ABCDE2]", "subject": "Colis", "level": 1,
@@ -260,7 +260,7 @@ def test_the_leak_check_and_redaction_match_whole_addresses_only():
 ])
 def test_our_own_answers_do_not_read_as_contact_requests(name, extra, lang):
     """A robot echoing them back unquoted must not make us answer again (and again)."""
-    from maildesk.templates import Templates
+    from maildesk.outbound.templates import Templates
     context = {"now": T0, "cfg": CFG, "support_address": "support@imolocale.test", "brand": "imolocale",
                "complaint": COMPLAINT, "ref": "IMO-ABCDE2", "tag": "[IMO-ABCDE2]", "subject": "Colis", "level": 1,
                "deadlines": policy.deadlines(T0, CFG), "history": [], "latest": None, "first_message": None,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from maildesk import template_check
-from maildesk.templates import DEFAULT_DIR, Templates
+from maildesk.outbound import template_check
+from maildesk.outbound.templates import DEFAULT_DIR, Templates
 from tests.support import ROOT, make_config
 
 CFG = make_config()
@@ -54,7 +54,7 @@ def test_a_broken_template_is_named_in_one_line(tmp_path, text, expected):
 
 def test_templates_missing_from_the_package_are_named(monkeypatch, tmp_path):
     """What a wheel without its templates looked like: every mail failed with TemplateNotFound."""
-    import maildesk.templates as module
+    import maildesk.outbound.templates as module
     monkeypatch.setattr(module, "DEFAULT_DIR", tmp_path / "nowhere")
     found = template_check.problems(Templates(None, "fr", CFG.tz), CFG)
     assert found[0] == f"template fr/ack.txt is missing (looked in {tmp_path / 'nowhere'})"

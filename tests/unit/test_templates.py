@@ -1,5 +1,5 @@
 """One mapping for the codes the database holds, in the template's language (issue 14 item 9)."""
-from maildesk.templates import Templates
+from maildesk.outbound.templates import Templates
 
 
 def test_word_filter_speaks_the_templates_language_and_shows_unknown_codes_as_they_are():

@@ -1,0 +1,281 @@
+"""`maildesk migrate`, `backup FILE`, `restore FILE`, and the recovery after a restore.
+
+A backup is SQLite's online backup (a consistent copy, WAL included, also
+while the daemon writes), written as one self-contained file that records
+when it was taken, its schema version and the newest Message-ID it had
+handled. `restore` puts one back (daemon stopped; the database it replaces
+is kept aside) and leaves a note for the next start: the daemon then reads
+the processed folder again from shortly before the backup and handles every
+message the restored database does not know. Known Message-IDs are skipped,
+so this is safe; the re-handled mail sends nothing (it was answered the
+first time), and a complaint opened again takes back the reference its
+later mail carries, so customers' replies still find it.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from maildesk.core import refs, timefmt
+from maildesk.adapters.imap import MailboxError
+from maildesk.logs import event as log_event
+from maildesk.store.db import SCHEMA_VERSION, SchemaError, Store, from_iso, iso, schema_problem
+
+RECOVER_KEY = "recover_since"  # state: set by restore, cleared once the processed folder was read again
+MARGIN = timedelta(days=2)  # mail waiting in the inbox when the backup was taken may have arrived earlier
+
+
+def add_parsers(sub) -> None:
+    sub.add_parser("migrate", help="bring the database schema up to this version (takes a backup first)")
+    bk = sub.add_parser("backup", help="a consistent copy of the database, also while the daemon runs")
+    bk.add_argument("file", help="where to write it (must not exist)")
+    rs = sub.add_parser("restore", help="put a backup back (daemon stopped); mail handled since is read again "
+                                        "from the processed folder on the next start")
+    rs.add_argument("file", help="a file written by `maildesk backup`")
+
+
+def _utcnow() -> datetime:
+    from maildesk.daemon import utcnow
+    return utcnow()
+
+
+def _read(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+
+
+def take_backup(db_path: Path, dest: Path) -> dict:
+    """Copy the database at `db_path` to `dest` (0600, written aside then renamed into place)."""
+    src = _read(db_path)
+    part = dest.with_name(dest.name + ".part")
+    part.unlink(missing_ok=True)
+    dst = sqlite3.connect(str(part))
+    try:
+        os.chmod(part, 0o600)  # customers' mail
+        src.backup(dst)  # one step: a single read transaction, so a consistent copy
+        dst.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
+        version = dst.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            raise SchemaError(f"{db_path} holds no maildesk database yet: nothing to back up")
+        newest = dst.execute("SELECT message_id, at FROM processed ORDER BY at DESC, rowid DESC LIMIT 1").fetchone()
+        info = {"taken_at": iso(_utcnow()), "schema": version, "newest_message_id": newest[0] if newest else None,
+                "newest_at": newest[1] if newest else None}
+        dst.executemany("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)",
+                        [(f"backup:{k}", str(v)) for k, v in info.items() if v is not None])
+        dst.commit()
+    except BaseException:
+        dst.close()
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        src.close()
+    dst.close()
+    os.replace(part, dest)
+    return info
+
+
+def backup_command(cfg, args) -> int:
+    dest = Path(args.file)
+    if dest.exists():
+        print(f"maildesk: {dest} exists; choose a new file name", file=sys.stderr)
+        return 1
+    if not cfg.database_path.exists():
+        print(f"maildesk: no database at {cfg.database_path}: nothing to back up", file=sys.stderr)
+        return 1
+    try:
+        info = take_backup(cfg.database_path, dest)
+    except (sqlite3.Error, OSError, SchemaError) as e:
+        print(f"maildesk: backup failed: {e}", file=sys.stderr)
+        return 1
+    print(f"backup written to {dest}: schema {info['schema']}, taken {timefmt.local(info['taken_at'], cfg.tz)}, "
+          f"newest handled mail {info['newest_message_id'] or '(none)'}")
+    return 0
+
+
+def restore_command(cfg, args) -> int:
+    from maildesk.daemon import AlreadyRunning, InstanceLock
+    source, db = Path(args.file), cfg.database_path
+    try:
+        src = _read(source)
+        found = src.execute("PRAGMA user_version").fetchone()[0]
+        taken = src.execute("SELECT value FROM state WHERE key = 'backup:taken_at'").fetchone()
+        src.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.Error as e:
+        print(f"maildesk: {source} is not a maildesk backup: {e}", file=sys.stderr)
+        return 1
+    if found > SCHEMA_VERSION:
+        print(f"maildesk: {schema_problem(found, source)}", file=sys.stderr)
+        return 2
+    lock = InstanceLock(db)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        print(f"maildesk: {e}: stop it before restoring", file=sys.stderr)
+        return 1
+    try:
+        aside = None
+        if db.exists():  # never destroy what we replace
+            aside = db.with_name(f"{db.name}.before-restore-{_utcnow():%Y%m%dT%H%M%S}")
+            take_backup(db, aside)
+        since = taken[0] if taken else iso(_utcnow() - timedelta(days=7))
+        dst = sqlite3.connect(str(db), timeout=30)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=WAL")
+            dst.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (RECOVER_KEY, since))
+            dst.commit()
+        finally:
+            dst.close()
+    except (sqlite3.Error, OSError, SchemaError) as e:
+        print(f"maildesk: restore failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        src.close()
+        lock.release()
+    print(f"restored {source} (schema {found}, taken {timefmt.local(since, cfg.tz)}) to {db}"
+          + (f"; the database it replaced is kept as {aside}" if aside else "")
+          + ("\nnext: `maildesk migrate`, then start the daemon" if found < SCHEMA_VERSION else
+             "\nnext: start the daemon; it reads the processed folder again for mail handled after the backup"))
+    return 0
+
+
+def migrate_command(cfg, args) -> int:
+    """The only command that changes the schema; takes a backup first, holds the daemon's lock."""
+    from maildesk.daemon import AlreadyRunning, InstanceLock
+    db = cfg.database_path
+    lock = InstanceLock(db)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        print(f"maildesk: {e}: stop it before migrating", file=sys.stderr)
+        return 1
+    try:
+        found = 0
+        if db.exists():
+            conn = _read(db)
+            try:
+                found = conn.execute("PRAGMA user_version").fetchone()[0]
+            finally:
+                conn.close()
+        if found > SCHEMA_VERSION:
+            print(f"maildesk: {schema_problem(found, db)}", file=sys.stderr)
+            return 2
+        if found == SCHEMA_VERSION:
+            print(f"database {db} is at schema {found}, as this maildesk needs; nothing to do")
+            return 0
+        saved = None
+        if found:
+            saved = db.with_name(f"{db.name}.schema{found}-{_utcnow():%Y%m%dT%H%M%S}.bak")
+            take_backup(db, saved)
+        Store(db, migrate=True).close()
+    except (sqlite3.Error, OSError, SchemaError) as e:
+        print(f"maildesk: migrate failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
+    print(f"database {db} migrated from schema {found} to {SCHEMA_VERSION}"
+          + (f"; backup of the old one: {saved} (restore it with the old maildesk to roll back)" if saved else ""))
+    return 0
+
+
+COMMANDS = {"migrate": migrate_command, "backup": backup_command, "restore": restore_command}
+
+
+# --- after a restore: the daemon's first connection reads the processed folder again ----------
+
+def recover(daemon) -> int:
+    """Handle again what the processed folder holds since shortly before the restored backup
+    and the database does not know; send nothing for it. Returns how many were handled."""
+    store, cfg, inbox = daemon.store, daemon.cfg, daemon.inbox
+    since = store.get_state(RECOVER_KEY)
+    if not since:
+        return 0
+    fetched = inbox.read_since(cfg.mailbox.processed_folder, (from_iso(since) - MARGIN).date(),
+                               int(cfg.mailbox.max_message_mb * 1024 * 1024))
+    fetched.sort(key=lambda f: (f.arrived_at, f.uid))
+    _mark_what_went_out(store, inbox)
+    lost = _lost_references(store, cfg, [*fetched, *_our_sent_mail(inbox, cfg, since)])
+    first_new = (store.scalar("SELECT max(id) FROM complaints") or 0) + 1
+    workflow, handled = daemon.app.workflow, 0
+    workflow.silent = True  # this mail was answered the first time round
+    try:
+        for item in fetched:
+            with store.transaction():
+                outcome = daemon._receive(item)
+                handled += outcome.action == "processed"
+                _take_back_reference(store, outcome, lost, first_new)
+        with store.transaction():
+            store.conn.execute("DELETE FROM state WHERE key = ?", (RECOVER_KEY,))
+    finally:
+        workflow.silent = False
+    log_event("recovered_after_restore", since=since, read=len(fetched), handled=handled)
+    return handled
+
+
+def _mark_what_went_out(store, inbox) -> None:
+    """Mail the backup holds as queued may have gone out after it was taken: what the Sent folder
+    holds (Gmail files there all it sent for us) is marked sent, so nobody gets it twice."""
+    queued = store.all("SELECT id, message_id FROM outbox WHERE status = 'queued'")
+    if not queued:
+        return
+    try:
+        found = inbox.sent_copies([r["message_id"] for r in queued])
+    except MailboxError as e:
+        log_event("recovery_without_sent", level=30, error=str(e)[:200], queued=len(queued))
+        return
+    now = iso(_utcnow())
+    with store.transaction():
+        for row in queued:
+            if row["message_id"] in found:
+                store.conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ? WHERE id = ?",
+                                   (now, "found in Sent after a restore", row["id"]))
+    log_event("recovered_sent_marks", queued=len(queued), found_in_sent=len(found))
+
+
+def _our_sent_mail(inbox, cfg, since: str) -> list:
+    """What the Sent folder holds since shortly before the backup (Gmail files there everything
+    its SMTP server sent for us): our acknowledgement of a complaint opened after the backup
+    answers the customer's first mail under the complaint's reference, so that complaint gets its
+    reference back even when no later mail of the customer's carries it. [] without a Sent folder."""
+    try:
+        folder = inbox.sent_folder_name() or inbox.find_special(b"\\Sent")
+        if not folder:
+            return []
+        return inbox.read_since(folder, (from_iso(since) - MARGIN).date(),
+                                int(cfg.mailbox.max_message_mb * 1024 * 1024))
+    except MailboxError as e:  # no Sent to read: later customer mail is then the only guide
+        log_event("recovery_without_sent", level=30, error=str(e)[:200])
+        return []
+
+
+def _lost_references(store, cfg, fetched) -> dict[str, str]:
+    """Message-ID -> the reference that later mail in its thread carries but the restored
+    database does not know: the complaint that message opened before the restore."""
+    from maildesk.inbound.parse import ParseError, parse
+    out: dict[str, str] = {}
+    for item in fetched:
+        try:
+            mail = parse(item.raw)
+        except ParseError:
+            continue
+        unknown = [r for r in refs.find_references(cfg.policy.reference_prefix, mail.subject)
+                   if store.complaint(r) is None]
+        if unknown:
+            for mid in (*mail.references, *mail.in_reply_to):
+                out.setdefault(mid, unknown[0])
+    return out
+
+
+def _take_back_reference(store, outcome, lost: dict[str, str], first_new: int) -> None:
+    """A complaint opened again during the recovery gets its old reference back."""
+    if outcome.action != "processed" or not outcome.ref or outcome.message_id not in lost:
+        return
+    old = lost[outcome.message_id]
+    row = store.complaint(outcome.ref)
+    if row is None or row["id"] < first_new or store.complaint(old) is not None:
+        return
+    store.conn.execute("UPDATE complaints SET ref = ? WHERE id = ?", (old, row["id"]))
+    store.conn.execute("UPDATE processed SET ref = ? WHERE ref = ?", (old, outcome.ref))
+    store.add_event(row["id"], _utcnow(), "maildesk", "recovered", reference=old, note="handled again after a restore")
