@@ -7,11 +7,12 @@ import os
 from datetime import datetime
 
 from maildesk.adapters import oauth2, probe
+from maildesk.adapters.outbox import Outbox
 from maildesk.cli.check import read_secrets
 from maildesk.cli.common import ago, local, print_json
 from maildesk.cli.display import shown
 from maildesk.core import deadlines
-from maildesk.daemon import UNFETCHABLE_TRIES, utcnow
+from maildesk.daemon import UNFETCHABLE_TRIES, InstanceLock, utcnow
 from maildesk.service import digest
 from maildesk.store import reports
 from maildesk.store.db import DatabaseReadOnly, SchemaError, Store, from_iso
@@ -45,8 +46,6 @@ def status(cfg, args, env=os.environ) -> int:
     successful poll is older than --max-age, or a server check failed); 2 down (no daemon
     running) or misconfigured (no database, wrong schema). Needs no secrets: a server
     check whose secret is not in this environment is skipped, not failed."""
-    from maildesk.daemon import InstanceLock
-    from maildesk.adapters.outbox import Outbox
     now = utcnow()
     try:
         store = Store(cfg.database_path, readonly=True)
