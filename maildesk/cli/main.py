@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from maildesk import __version__, logs
-from maildesk.cli import admin, report, sellers as seller_cli
+from maildesk.cli import admin, check, report, sellers as seller_cli
+from maildesk.cli.common import number
 from maildesk.service import ops
 from maildesk.core import timefmt
 from maildesk.config import ConfigError, load
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--overdue", action="store_true", help="open and past a policy deadline (24 h, 48 h, 5 days) not met")
     lst.add_argument("--seller", help="only complaints linked to this seller id")
     lst.add_argument("--customer", help="only this customer's address")
-    lst.add_argument("--limit", type=admin.number, default=200, help="at most this many (default 200)")
+    lst.add_argument("--limit", type=number, default=200, help="at most this many (default 200)")
     lst.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
@@ -210,7 +211,7 @@ def _command(args, argv: list[str]) -> int:
             return demo.run_demo(Path(args.dir), args.seconds)
         return demo.demo_send(Path(args.dir), args.sender, args.subject, args.text, args.name)
     if args.command == "init":  # writes the config, so it cannot need one
-        return admin.init(args)
+        return check.init(args)
     try:
         cfg = load(args.config)
     except OSError as e:  # a directory, unreadable

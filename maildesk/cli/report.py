@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from maildesk.core import policy, refs, timefmt
 from maildesk.cli.display import shown
+from maildesk.core import deadlines, refs, timefmt
 from maildesk.core.addresses import mailbox_key
+from maildesk.store import reports
 from maildesk.store.db import Store, from_iso, iso
-from maildesk.service.workflow import complaint_from_row
 
 LEVEL_NAMES = {1: "customer service", 2: "resolution team", 3: "customer experience team"}
 
@@ -26,22 +26,9 @@ def reference(cfg, typed: str) -> str:
 
 def deadline_states(row, cfg, now: datetime) -> list[dict]:
     """Each policy deadline: when, and whether it was met, missed or is ahead."""
-    c = complaint_from_row(row)
-    due = policy.deadlines(c.first_contact, cfg)
-    done_at = from_iso(row["resolved_at"]) if row["status"] in ("resolved", "closed") else None
-    out = []
-    for key, label in (("resolution_team", "24 h: resolved by customer service or passed to resolution team"),
-                       ("findings", "48 h: findings given, or passed to customer experience team"),
-                       ("target", "5 days: resolution target")):
-        when = due[key]
-        if done_at and done_at <= when:
-            state = "met"
-        elif now >= when:
-            state = "missed" if not done_at or done_at > when else "met"
-        else:
-            state = "ahead"
-        out.append({"deadline": key, "label": label, "due": iso(when), "state": state})
-    return out
+    return [{"deadline": o.deadline, "label": o.label, "due": iso(o.due), "state": o.state}
+            for o in deadlines.outcomes(from_iso(row["first_contact"]), row["status"], from_iso(row["resolved_at"]),
+                                        now, cfg)]
 
 
 def complaint_summary(row) -> dict:
@@ -63,11 +50,10 @@ def show(store: Store, cfg, ref: str, now: datetime) -> dict | None:
                          "what": ("received " if msg["direction"] == "in" else "queued ") + msg["kind"],
                          "detail": {"to": msg["to_addrs"], "subject": msg["subject"],
                                     "text": (msg["reply_text"] or msg["body"] or "")[:200]}})
-    for out in store.all("SELECT kind, audience, status, sent_at, attempts, last_error, rcpt FROM outbox "
-                         "WHERE complaint_id = ? ORDER BY id", row["id"]):
+    for out in reports.sent_for(store, row["id"]):
         if out["sent_at"]:
             timeline.append({"at": out["sent_at"], "who": "smtp", "what": f"{out['status']} {out['audience']}:{out['kind']}",
-                             "detail": {"to": ", ".join(json.loads(out["rcpt"]))}})
+                             "detail": {"to": ", ".join(out["to"])}})
     timeline.sort(key=lambda e: e["at"])
     return {"complaint": complaint_summary(row), "deadlines": deadline_states(row, cfg, now), "timeline": timeline}
 
@@ -105,26 +91,13 @@ def list_complaints(store: Store, *, level=None, status=None, overdue_at=None, s
                     limit: int = 200, cfg=None) -> list[dict]:
     """Newest first. `overdue_at`: only complaints open at that moment and past at least one
     policy deadline (24 h, 48 h, 5 days) they have not met; each says which in `missed`."""
-    where, params = [], []
-    if level:
-        where.append("level = ?"); params.append(level)
-    if status:
-        where.append("status = ?"); params.append(status)
-    if seller:
-        where.append("seller_id = ?"); params.append(seller)
-    if customer:
-        # every spelling of the mailbox (+tags, Gmail dots): what the flood notice's count covers
-        where.append("customer_key = ?"); params.append(mailbox_key(customer))
-    if overdue_at is not None:
-        earliest = min(policy.deadlines(overdue_at, cfg).values()) - overdue_at  # no deadline comes sooner
-        where.append("status IN ('open', 'waiting_customer') AND first_contact <= ?")
-        params.append(iso(overdue_at - earliest))
-    sql = "SELECT * FROM complaints" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY first_contact DESC"
+    key = mailbox_key(customer) if customer else None  # every spelling of the mailbox (+tags, Gmail dots)
     if overdue_at is None:
-        return [complaint_summary(r) for r in store.all(sql + " LIMIT ?", *params, limit)]
+        return [complaint_summary(r) for r in reports.complaints(store, level=level, status=status, seller=seller,
+                                                                 customer_key=key, limit=limit)]
     out = []
-    for r in store.all(sql, *params):
+    for r in reports.complaints(store, level=level, status=status, seller=seller, customer_key=key, open_only=True,
+                                first_contact_by=deadlines.missable_before(overdue_at, cfg)):
         missed = [d["deadline"] for d in deadline_states(r, cfg, overdue_at) if d["state"] == "missed"]
         if missed:
             out.append({**complaint_summary(r), "missed": missed})

@@ -15,11 +15,11 @@ import logging
 import sqlite3
 from datetime import date, datetime, time, timedelta, timezone
 
-from maildesk.store import history
-from maildesk.core import policy, timefmt
+from maildesk.core import deadlines, policy, timefmt
 from maildesk.logs import event as log_event
 from maildesk.adapters.outbox import Outbox
-from maildesk.store.db import Store, from_iso, iso
+from maildesk.store import history, reports
+from maildesk.store.db import Store, from_iso
 
 STATE_KEY = "digest_last_sent"
 TREND_DAYS = 14
@@ -27,7 +27,6 @@ LIST_LIMIT = 25
 DAY = timedelta(days=1)
 AGES = (("lt24h", timedelta(hours=24)), ("24to48h", timedelta(hours=48)),
         ("2to5d", timedelta(days=5)), ("gt5d", None))
-SUSPICIOUS_KINDS = ("suspicious",)
 
 
 # --- when ---------------------------------------------------------------------
@@ -71,14 +70,10 @@ def build(store: Store, cfg, now: datetime) -> dict:
     since = now - DAY
     moments = [now - k * DAY for k in range(TREND_DAYS - 1, -1, -1)]  # oldest first; the last is now
     backlog = _backlog(store, cfg, now, moments)
-    opened_day = store.scalar("SELECT count(*) FROM complaints WHERE first_contact > ? AND first_contact <= ?",
-                              iso(since), iso(now))
-    opened_total = store.scalar("SELECT count(*) FROM complaints WHERE first_contact <= ?", iso(now))
+    opened_total = reports.opened_count(store, now)
     counts = {
-        "opened": {"day": opened_day, "total": opened_total},
-        "resolved": {"day": store.scalar(
-            "SELECT count(DISTINCT complaint_id) FROM events WHERE kind = 'resolved' AND at > ? AND at <= ?",
-            iso(since), iso(now)), "total": opened_total - backlog["open"]},
+        "opened": {"day": reports.opened_count(store, now, since), "total": opened_total},
+        "resolved": {"day": reports.resolved_count(store, since, now), "total": opened_total - backlog["open"]},
         "open": {"day": backlog["open_day"], "total": backlog["open"]},
     }
     return {
@@ -97,8 +92,7 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "quarantine": _quarantine(store, since),
         "spam": spam(store),
         "suspicious": _suspicious(store, since, now),
-        "spam_reports": store.scalar("SELECT count(*) FROM events WHERE kind = 'spam_report' AND at > ? AND at <= ?",
-                                     iso(since), iso(now)),
+        "spam_reports": reports.event_count(store, "spam_report", since, now),
         "trend": [{"date": moment.astimezone(cfg.tz).date().isoformat(), "levels": levels}
                   for moment, levels in zip(moments, backlog["levels"])],
     }
@@ -112,32 +106,29 @@ def _sending(cfg, store: Store, now: datetime) -> dict:
     return sending
 
 
-# (name, policy.deadlines key, for complaints below this level or any)
-DEADLINES = (("24h", "resolution_team", 2), ("48h", "experience_team", 3), ("5d", "target", None))
-
-
 def _backlog(store: Store, cfg, now: datetime, moments: list[datetime]) -> dict:
     """Complaints open at each of `moments` by level, and those open now by age, opened in the last
     24 h and with a deadline in the next 24 h (a Shortlist of them, soonest first).
 
     The complaints whose state changes in the 14 days are replayed one by one (history.changing);
-    all the others, open at one level since their first contact (history.steady_sql), are counted in
-    SQL by first contact, those older than everything the digest tells apart in one count per level."""
-    window = {"since": iso(now - TREND_DAYS * DAY), "until": iso(now)}
-    day_start = iso(now - DAY)
+    all the others, open at one level since their first contact, are counted in SQL by first
+    contact (history.steady_groups), those older than everything the digest tells apart in one
+    count per level."""
+    window_start = now - TREND_DAYS * DAY
+    day_start = now - DAY
     levels = [{1: 0, 2: 0, 3: 0} for _ in moments]
     ages = {name: {1: 0, 2: 0, 3: 0} for name, _limit in AGES}
-    offsets = {key: due - now for key, due in policy.deadlines(now, cfg).items()}
+    offsets = deadlines.offsets(cfg)
     out = {"levels": levels, "ages": ages, "open": 0, "open_day": 0}
 
-    def count_open(first_contact: datetime, level: int, n: int, today: bool) -> None:
+    def count_open(first_contact: datetime, level: int, n: int) -> None:
         age = now - first_contact
         ages[next(name for name, limit in AGES if limit is None or age < limit)][level] += n
         out["open"] += n
-        out["open_day"] += n if today else 0
+        out["open_day"] += n if first_contact > day_start else 0
 
     open_now = []
-    for past in history.changing(store, now - TREND_DAYS * DAY, now):
+    for past in history.changing(store, window_start, now):
         for counts, moment in zip(levels, moments):
             state = past.at(moment)
             if state and state[0]:
@@ -145,172 +136,120 @@ def _backlog(store: Store, cfg, now: datetime, moments: list[datetime]) -> dict:
         state = past.at(now)
         if state and state[0]:
             open_now.append((past.row, state[1]))
-            count_open(from_iso(past.row["first_contact"]), state[1], 1, past.row["first_contact"] > day_start)
-    soon = _due_soon(open_now, cfg, now)
+            count_open(from_iso(past.row["first_contact"]), state[1], 1)
+    soon = due_soon(open_now, cfg, now)
     soon_total = len(soon)
 
     # open at every moment, older than 5 days, no deadline ahead and not opened today
-    old = iso(min(moments[0], now - DAY, now - max(limit for _name, limit in AGES if limit),
-                  now - max(offsets[key] for _name, key, _below in DEADLINES)))
-    steady = history.steady_sql()
-    for row in store.conn.execute(
-            f"SELECT CASE WHEN first_contact > :old THEN first_contact END AS first_contact, level, count(*) AS n "
-            f"FROM ({steady}) GROUP BY 1, 2", {**window, "old": old}):
-        level, n = row["level"], row["n"]
+    old = min(moments[0], day_start, now - max(limit for _name, limit in AGES if limit), now - max(offsets.values()))
+    for group in history.steady_groups(store, window_start, now, old):
+        level, n = group.level, group.n
         if level is None:  # never open in the window
             continue
-        if row["first_contact"] is None:
+        if group.first_contact is None:
             for counts in levels:
                 counts[level] = counts.get(level, 0) + n
             ages[AGES[-1][0]][level] += n
             out["open"] += n
             continue
-        first_contact = from_iso(row["first_contact"])
         for counts, moment in zip(levels, moments):
-            if first_contact <= moment:
+            if group.first_contact <= moment:
                 counts[level] = counts.get(level, 0) + n
-        count_open(first_contact, level, n, row["first_contact"] > day_start)
-        for _name, key, below in DEADLINES:
-            if (below is None or level < below) and now < first_contact + offsets[key] <= now + DAY:
+        count_open(group.first_contact, level, n)
+        for name, offset in offsets.items():
+            if deadlines.applies(name, level) and now < group.first_contact + offset <= now + DAY:
                 soon_total += n
-    for name, key, below in DEADLINES:  # the soonest of the steady ones, for each deadline
-        rows = store.conn.execute(
-            f"SELECT ref, subject, first_contact, level FROM ({steady}) "
-            f"WHERE level {'IS NOT NULL' if below is None else '< :below'} "
-            "AND first_contact > :after AND first_contact <= :before ORDER BY first_contact, ref LIMIT :limit",
-            {**window, "below": below, "after": iso(now - offsets[key]), "before": iso(now + DAY - offsets[key]),
-             "limit": LIST_LIMIT})
-        soon += [{"deadline": name, "ref": r["ref"], "subject": one_line(r["subject"]), "level": r["level"],
-                  "due": from_iso(r["first_contact"]) + offsets[key]} for r in rows]
-    order = [name for name, _key, _below in DEADLINES]
+    for name, _key, below in deadlines.CLOCK:  # the soonest of the steady ones, for each deadline
+        offset = offsets[name]
+        soon += [{"deadline": name, "ref": c.ref, "subject": one_line(c.subject), "level": c.level,
+                  "due": c.first_contact + offset}
+                 for c in history.steady_soonest(store, window_start, now, below, now - offset,
+                                                 now + DAY - offset, LIST_LIMIT)]
+    order = [name for name, _key, _below in deadlines.CLOCK]
     soon.sort(key=lambda d: (d["due"], d["ref"], order.index(d["deadline"])))
     out["due_soon"] = Shortlist(soon[:LIST_LIMIT], soon_total)
     return out
+
+
+def due_soon(open_now, cfg, now: datetime) -> list[dict]:
+    """Deadlines falling in the next 24 h for complaints open now: (complaint row, level) pairs."""
+    out = []
+    for row, level in open_now:
+        for d in deadlines.falling_due(from_iso(row["first_contact"]), level, now, DAY, cfg):
+            out.append({"deadline": d.name, "ref": row["ref"], "subject": one_line(row["subject"]),
+                        "level": level, "due": d.due})
+    return sorted(out, key=lambda d: (d["due"], d["ref"]))
 
 
 def _missed(store: Store, since: datetime, now: datetime) -> Shortlist:
     """Deadlines the clock found missed in the window: 24 h and 48 h escalations, the 5-day target
     (the first LIST_LIMIT, and how many)."""
     out, total = [], 0
-    for ev in store.all("SELECT e.at, e.kind, e.detail, c.ref, c.subject, c.level FROM events e "
-                        "JOIN complaints c ON c.id = e.complaint_id "
-                        "WHERE e.kind IN ('escalated', 'target_missed') AND e.at > ? AND e.at <= ? "
-                        "ORDER BY e.at, e.id", iso(since), iso(now)):
-        detail = json.loads(ev["detail"] or "{}")
-        if ev["kind"] == "target_missed":
+    for ev in reports.events_between(store, ("escalated", "target_missed"), since, now):
+        if ev.ref is None:
+            continue  # not about a complaint
+        if ev.kind == "target_missed":
             deadline = "5d"
-        elif detail.get("reason") in ("24h", "48h"):
-            deadline = detail["reason"]
+        elif ev.detail.get("reason") in ("24h", "48h"):
+            deadline = ev.detail["reason"]
         else:
             continue  # a staff or dissatisfied-customer escalation is not a missed deadline
         if len(out) < LIST_LIMIT:
-            due = detail.get("due")
-            out.append({"deadline": deadline, "ref": ev["ref"], "subject": one_line(ev["subject"]),
-                        "due": datetime.fromisoformat(due) if due else from_iso(ev["at"]),
-                        "at": from_iso(ev["at"])})
+            due = ev.detail.get("due")
+            out.append({"deadline": deadline, "ref": ev.ref, "subject": one_line(ev.subject),
+                        "due": datetime.fromisoformat(due) if due else ev.at, "at": ev.at})
         total += 1
     return Shortlist(out, total)
-
-
-def _due_soon(open_now, cfg, now: datetime) -> list[dict]:
-    """Deadlines falling in the next 24 h for complaints open now."""
-    out = []
-    for row, level in open_now:
-        due = policy.deadlines(from_iso(row["first_contact"]), cfg)
-        for name, key, below in DEADLINES:
-            if (below is None or level < below) and now < due[key] <= now + DAY:
-                out.append({"deadline": name, "ref": row["ref"], "subject": one_line(row["subject"]),
-                            "level": level, "due": due[key]})
-    return sorted(out, key=lambda d: (d["due"], d["ref"]))
-
-
-def _median(store: Store, pairs: str, *params) -> dict:
-    """Median of b - a in seconds over the rows of `pairs` (a SELECT of two stored times, a and b),
-    worked out in SQL: the number of rows, then the one or two in the middle. Stored times are whole
-    seconds (store.iso), so the differences are exact."""
-    n = store.scalar(f"SELECT count(*) FROM ({pairs})", *params)
-    if not n:
-        return {"seconds": None, "n": 0}
-    middle = store.all(f"SELECT CAST(round((julianday(b) - julianday(a)) * 86400) AS INTEGER) AS s FROM ({pairs}) "
-                       "ORDER BY s LIMIT ? OFFSET ?", *params, 2 - n % 2, (n - 1) // 2)
-    return {"seconds": sum(float(r["s"]) for r in middle) / len(middle), "n": n}  # as statistics.median
 
 
 def _medians(store: Store, now: datetime) -> dict:
     """Median time from first contact to acknowledgement, first staff answer and resolution,
     over what happened in the last 7 and 30 days."""
-    out = {}
+    out = {"ack": {}, "first_answer": {}, "resolution": {}}
     for days in (7, 30):
-        since, until = iso(now - timedelta(days=days)), iso(now)
-        out.setdefault("ack", {})[days] = _median(
-            store, "SELECT first_contact AS a, acked_at AS b FROM complaints WHERE acked_at > ? AND acked_at <= ?",
-            since, until)
-        # a complaint's first staff answer falls in the window when it has one there and none before
-        out.setdefault("first_answer", {})[days] = _median(
-            store, "SELECT c.first_contact AS a, min(e.at) AS b FROM events e "
-            "JOIN complaints c ON c.id = e.complaint_id "
-            "WHERE e.kind IN ('staff_answered', 'staff_asked') AND e.at > ? AND e.at <= ? AND NOT EXISTS ("
-            "SELECT 1 FROM events p WHERE p.complaint_id = e.complaint_id AND p.at <= ? "
-            "AND p.kind IN ('staff_answered', 'staff_asked')) GROUP BY e.complaint_id", since, until, since)
-        out.setdefault("resolution", {})[days] = _median(
-            store, "SELECT c.first_contact AS a, e.at AS b FROM events e JOIN complaints c ON c.id = e.complaint_id "
-            "WHERE e.kind = 'resolved' AND e.at > ? AND e.at <= ?", since, until)
+        since = now - timedelta(days=days)
+        out["ack"][days] = reports.median_to_ack(store, since, now)
+        out["first_answer"][days] = reports.median_to_first_answer(store, since, now)
+        out["resolution"][days] = reports.median_to_resolution(store, since, now)
     return out
 
 
 def _ratings(store: Store, cfg, since: datetime, now: datetime) -> dict:
     recent = [{"ref": r["ref"], "rating": r["rating"], "subject": one_line(r["subject"]),
-               "at": from_iso(r["rated_at"]), "low": r["rating"] <= cfg.policy.low_rating}
-              for r in store.all("SELECT ref, subject, rating, rated_at FROM complaints "
-                                 "WHERE rating IS NOT NULL AND rated_at > ? AND rated_at <= ? "
-                                 "ORDER BY rated_at", iso(since), iso(now))]
+               "at": r["rated_at"], "low": r["rating"] <= cfg.policy.low_rating}
+              for r in reports.ratings_between(store, since, now)]
     average = {}
     for days in (1, 7, 30):
-        row = store.one("SELECT avg(rating) AS avg, count(*) AS n FROM complaints "
-                        "WHERE rating IS NOT NULL AND rated_at > ? AND rated_at <= ?",
-                        iso(now - timedelta(days=days)), iso(now))
-        average[days] = {"average": round(row["avg"], 2) if row["avg"] is not None else None, "n": row["n"]}
+        mean, n = reports.average_rating(store, now - timedelta(days=days), now)
+        average[days] = {"average": round(mean, 2) if mean is not None else None, "n": n}
     return {"recent": recent, "average": average}
-
-
-def _table_exists(store: Store, name: str) -> bool:
-    return bool(store.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name))
 
 
 def _sellers(store: Store) -> list[dict] | None:
     """Sellers flagged and awaiting an admin decision (P13); None without the sellers tables."""
-    if not _table_exists(store, "sellers"):
+    rows = reports.flagged_sellers(store, LIST_LIMIT)
+    if rows is None:
         return None
-    strikes = ("(SELECT count(*) FROM seller_strikes k WHERE k.seller_id = s.id "
-               "AND k.at > COALESCE(s.strikes_cleared_at, ''))" if _table_exists(store, "seller_strikes") else "NULL")
-    rows = store.all(f"SELECT s.id, s.shop_name, s.status_reason, s.status_at, {strikes} AS strikes "
-                     "FROM sellers s WHERE s.status = 'flagged' ORDER BY s.status_at, s.id LIMIT ?", LIST_LIMIT)
     return [{"id": r["id"], "shop": r["shop_name"], "reason": one_line(r["status_reason"], 80),
-             "since": from_iso(r["status_at"]), "strikes": r["strikes"]} for r in rows]
+             "since": r["status_at"], "strikes": r["strikes"]} for r in rows]
 
 
 def _outbox(store: Store) -> dict:
-    def rows(where: str) -> list[dict]:
-        return [{"id": r["id"], "kind": r["kind"], "to": ", ".join(json.loads(r["rcpt"])),
+    def rows(which: str) -> list[dict]:
+        return [{"id": r["id"], "kind": r["kind"], "to": ", ".join(r["to"]),
                  "subject": one_line(r["subject"], 60), "attempts": r["attempts"],
                  "error": one_line(r["last_error"], 110), "ref": r["ref"]}
-                for r in store.all("SELECT o.id, o.kind, o.rcpt, o.subject, o.attempts, o.last_error, c.ref "
-                                   "FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id "
-                                   f"WHERE {where} ORDER BY o.id DESC LIMIT ?", LIST_LIMIT)]
-    return {"failed": rows("o.status = 'failed'"),
-            "failed_count": store.scalar("SELECT count(*) FROM outbox WHERE status = 'failed'"),
-            "retrying": rows("o.status = 'queued' AND o.attempts > 0"),
-            "retrying_count": store.scalar("SELECT count(*) FROM outbox WHERE status = 'queued' AND attempts > 0")}
+                for r in reports.outbox_rows(store, which, newest_first=True, limit=LIST_LIMIT)]
+    counts = reports.outbox_counts(store)
+    return {"failed": rows("failed"), "failed_count": counts["failed"],
+            "retrying": rows("retrying"), "retrying_count": counts["retrying"]}
 
 
 def _quarantine(store: Store, since: datetime) -> dict:
-    held = [{"id": r["id"], "at": from_iso(r["at"]), "sender": r["sender"] or "?",
+    held = [{"id": r["id"], "at": r["at"], "sender": r["sender"] or "?",
              "subject": one_line(r["subject"], 60), "reason": one_line(r["reason"], 80)}
-            for r in store.all("SELECT * FROM quarantine WHERE status = 'held' ORDER BY at DESC LIMIT ?",
-                               LIST_LIMIT)]
-    return {"held": held,
-            "held_count": store.scalar("SELECT count(*) FROM quarantine WHERE status = 'held'"),
-            "new": store.scalar("SELECT count(*) FROM quarantine WHERE at > ?", iso(since))}
+            for r in reports.held(store, LIST_LIMIT)]
+    return {"held": held, "held_count": reports.held_count(store), "new": reports.quarantined_since(store, since)}
 
 
 def spam(store: Store, listed: int = 20) -> dict:
@@ -324,15 +263,9 @@ def spam(store: Store, listed: int = 20) -> dict:
 
 
 def _suspicious(store: Store, since: datetime, now: datetime) -> list[dict]:
-    out = []
-    for ev in store.all("SELECT e.at, e.actor, e.detail, c.ref FROM events e "
-                        "LEFT JOIN complaints c ON c.id = e.complaint_id "
-                        "WHERE e.kind = 'suspicious' AND e.at > ? AND e.at <= ? ORDER BY e.at LIMIT ?",
-                        iso(since), iso(now), LIST_LIMIT):
-        detail = json.loads(ev["detail"] or "{}")
-        out.append({"at": from_iso(ev["at"]), "claimed": ev["actor"], "why": one_line(detail.get("why"), 80),
-                    "ref": ev["ref"], "subject": one_line(detail.get("subject"), 60)})
-    return out
+    return [{"at": ev.at, "claimed": ev.actor, "why": one_line(ev.detail.get("why"), 80),
+             "ref": ev.ref, "subject": one_line(ev.detail.get("subject"), 60)}
+            for ev in reports.events_between(store, ("suspicious",), since, now, LIST_LIMIT)]
 
 
 # --- presenting ---------------------------------------------------------------

@@ -1,67 +1,57 @@
-"""Where each complaint stood (open or not, which level) at any past moment,
-rebuilt from the audit trail, so the digest can show a date's numbers and
-a 14-day backlog trend without keeping daily snapshots.
+"""The audit trail read for the digest's past: which complaints may have been open in a window
+(`since` to `until`), in two parts that together hold every one of them. The folding of state
+changes is the core's (`core/replay.py`); this module only chooses and reads the rows.
 
-The digest runs on the daemon's clock, over however many complaints there
-are, so a window (`since` to `until`) is read in two parts that together
-hold every complaint that may have been open in it:
+The digest runs on the daemon's clock, over however many complaints there are:
 
-- `changing`: complaints whose state changes inside the window (a state
-  change in the audit trail there, or resolved/closed per their row with no
-  audit trail), replayed one by one in Python. As many as the window's
-  activity, whatever the size of the database.
-- `steady_sql`: every other one, in SQL only. Each is open at one level from
-  its first contact to beyond `until` (or never open in the window): the
-  digest counts them with aggregates instead of loading them.
+- `changing`: complaints whose state changes inside the window (a state change in the audit trail
+  there, or resolved/closed per their row with no audit trail), replayed one by one in Python. As
+  many as the window's activity, whatever the size of the database.
+- `steady_groups` / `steady_soonest`: every other one, in SQL only. Each is open at one level from
+  its first contact to beyond `until` (or never open in the window): the digest counts them with
+  aggregates instead of loading them.
 
-Both follow the same rules as a full replay (`_replay`) of every complaint.
+Both follow the same rules as a full replay (`core.replay.replay`) of every complaint.
 """
 from __future__ import annotations
 
-import json
-from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from maildesk.core.policy import OPEN_STATUSES
+from maildesk.core.replay import CHANGE_KINDS, CLOSING, LEVEL_KINDS, Past, replay
 from maildesk.store.db import Store, from_iso, iso
+from maildesk.store.sql import OPEN_IN, sql_list
 
-CLOSING = ("resolved", "closed")
-LEVEL_KINDS = ("escalated", "level_lowered")
-CHANGE_KINDS = (*CLOSING, "reopened", *LEVEL_KINDS)
-
-
-def _sql_list(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"  # our own constants, never user input
-
-
-_OPEN = _sql_list(OPEN_STATUSES)
 # The WHERE of the partial index `events_changes` (store migration 5), term for term: SQLite uses a
 # partial index only for a query that repeats its condition.
-CHANGES = f"e.kind IN {_sql_list(CHANGE_KINDS)}"
+CHANGES = f"e.kind IN {sql_list(CHANGE_KINDS)}"
 
 # The complaints that may have been open between :since and :until: a complaint resolved or closed
 # before :since and still so is left out (resolved_at / closed_at is its last state change). Written
 # so that SQLite reads the open ones by status and the settled ones by complaints_settled (SETTLED is
 # that partial index's WHERE), not every complaint: `+` keeps it off the first-contact index.
-SETTLED = f"c.status NOT IN {_OPEN}"
+SETTLED = f"c.status NOT IN {OPEN_IN}"
 _SETTLED_SINCE = f"{SETTLED} AND COALESCE(c.closed_at, c.resolved_at, c.first_contact) >= :since"
-MAYBE_OPEN = f"+c.first_contact <= :until AND (c.status IN {_OPEN} OR ({_SETTLED_SINCE}))"
+MAYBE_OPEN = f"+c.first_contact <= :until AND (c.status IN {OPEN_IN} OR ({_SETTLED_SINCE}))"
 _ROW_END = "COALESCE(NULLIF(c.closed_at, ''), NULLIF(c.resolved_at, ''))"  # Python's `closed_at or resolved_at`
 _COLUMNS = "c.id, c.ref, c.subject, c.first_contact, c.status, c.level, c.resolved_at, c.closed_at"
 
 
-@dataclass
-class Past:
-    """One complaint's (time, open, level) steps, oldest first."""
-    row: dict
-    times: list[datetime] = field(default_factory=list)
-    states: list[tuple[bool, int]] = field(default_factory=list)
+@dataclass(frozen=True)
+class SteadyGroup:
+    """How many steady complaints are open at `level` (None: never open in the window), by first
+    contact; `first_contact` None: at or before the `old` moment given, told apart no further."""
+    first_contact: datetime | None
+    level: int | None
+    n: int
 
-    def at(self, moment: datetime) -> tuple[bool, int] | None:
-        """(open?, level) at `moment`; None before first contact."""
-        i = bisect_right(self.times, moment)
-        return self.states[i - 1] if i else None
+
+@dataclass(frozen=True)
+class SteadyComplaint:
+    ref: str
+    subject: str
+    first_contact: datetime
+    level: int
 
 
 def _window(since: datetime, until: datetime) -> dict:
@@ -89,20 +79,20 @@ def changing(store: Store, since: datetime, until: datetime) -> list[Past]:
                                  f"CROSS JOIN events e ON e.complaint_id = changed.id WHERE {CHANGES} "
                                  "AND e.at <= :until ORDER BY e.at, e.id", window):
         events.setdefault(ev["complaint_id"], []).append(ev)
-    return [_replay(dict(r), events.get(r["id"], [])) for r in rows]
+    return [replay(dict(r), events.get(r["id"], [])) for r in rows]
 
 
 def _last(what: str, kinds: tuple[str, ...], extra: str = "") -> str:
     """SQL: `what` of the complaint's latest state change of one of `kinds` up to :until, NULL if none."""
     return (f"(SELECT {what} FROM events e WHERE e.complaint_id = c.id AND {CHANGES} "
-            f"AND e.kind IN {_sql_list(kinds)} AND e.at <= :until{extra} ORDER BY e.at DESC, e.id DESC LIMIT 1)")
+            f"AND e.kind IN {sql_list(kinds)} AND e.at <= :until{extra} ORDER BY e.at DESC, e.id DESC LIMIT 1)")
 
 
 _LEVEL_JSON = "json_extract(NULLIF(e.detail, ''), '$.level')"
 # NULL: no state change up to :until; 0: the last one before :since; 1: one inside the window
 _CHANGED_IN_WINDOW = ("(SELECT max(e.at) > :since FROM events e WHERE e.complaint_id = c.id "
                       f"AND {CHANGES} AND e.at <= :until)")
-# open or not, and the level, after every state change up to :until (as `_replay` folds them)
+# open or not, and the level, after every state change up to :until (as `replay` folds them)
 _OPEN_AFTER = "COALESCE(" + _last("e.kind = 'reopened'", (*CLOSING, "reopened")) + ", 1)"
 _LEVEL_AFTER = ("COALESCE(" + _last(f"CAST({_LEVEL_JSON} AS INTEGER)", LEVEL_KINDS, f" AND {_LEVEL_JSON} IS NOT NULL")
                 + ", 1)")
@@ -112,60 +102,30 @@ STEADY_LEVEL = (f"CASE {_CHANGED_IN_WINDOW} "
                 f"WHEN 0 THEN CASE WHEN {_OPEN_AFTER} THEN {_LEVEL_AFTER} END "  # all before the window
                 "WHEN 1 THEN NULL "
                 # no audit trail: the row itself
-                f"ELSE CASE WHEN c.status IN {_OPEN} OR {_ROW_END} IS NULL THEN c.level END END")
+                f"ELSE CASE WHEN c.status IN {OPEN_IN} OR {_ROW_END} IS NULL THEN c.level END END")
+
+# The complaints that may have been open in the window and that `changing` leaves out (parameters
+# :since and :until), each with the level it is open at throughout, NULL when it counts for nothing.
+_STEADY = (f"SELECT c.id, c.ref, c.subject, c.first_contact, {STEADY_LEVEL} AS level "
+           f"FROM complaints c WHERE {MAYBE_OPEN}")
 
 
-def steady_sql() -> str:
-    """A SELECT (parameters :since and :until) over the complaints that may have been open in the
-    window and that `changing` leaves out: id, ref, subject, first_contact and `level` (STEADY_LEVEL).
-    A row whose level is NULL counts for nothing."""
-    return (f"SELECT c.id, c.ref, c.subject, c.first_contact, {STEADY_LEVEL} AS level "
-            f"FROM complaints c WHERE {MAYBE_OPEN}")
+def steady_groups(store: Store, since: datetime, until: datetime, old: datetime) -> list[SteadyGroup]:
+    """The steady complaints counted by (first contact, level), those first contacted at or before
+    `old` in one group per level."""
+    rows = store.conn.execute(
+        f"SELECT CASE WHEN first_contact > :old THEN first_contact END AS first_contact, level, count(*) AS n "
+        f"FROM ({_STEADY}) GROUP BY 1, 2", {**_window(since, until), "old": iso(old)})
+    return [SteadyGroup(from_iso(r["first_contact"]), r["level"], r["n"]) for r in rows]
 
 
-def _replay(row: dict, events) -> Past:
-    past = Past(row)
-    start = from_iso(row["first_contact"])
-    if not events and (row["status"] not in OPEN_STATUSES or row["level"] != 1):
-        # no audit trail (imported or hand-made rows): trust the row itself
-        past.times.append(start)
-        past.states.append((True, row["level"]))
-        end = from_iso(row["closed_at"] or row["resolved_at"])
-        if row["status"] not in OPEN_STATUSES and end:
-            past.times.append(max(end, start))
-            past.states.append((False, row["level"]))
-        return past
-    is_open, level = True, 1
-    past.times.append(start)
-    past.states.append((is_open, level))
-    for ev in events:
-        if ev["kind"] in CLOSING:
-            is_open = False
-        elif ev["kind"] == "reopened":
-            is_open = True
-        else:
-            level = int(json.loads(ev["detail"] or "{}").get("level", level))
-        at = max(from_iso(ev["at"]), start)
-        if past.times[-1] == at:
-            past.states[-1] = (is_open, level)
-        else:
-            past.times.append(at)
-            past.states.append((is_open, level))
-    return past
-
-
-def open_at(pasts: list[Past], moment: datetime) -> list[tuple[dict, int]]:
-    """(complaint row, level) for each complaint open at `moment`."""
-    out = []
-    for p in pasts:
-        state = p.at(moment)
-        if state and state[0]:
-            out.append((p.row, state[1]))
-    return out
-
-
-def backlog(pasts: list[Past], moment: datetime) -> dict[int, int]:
-    counts = {1: 0, 2: 0, 3: 0}
-    for _row, level in open_at(pasts, moment):
-        counts[level] = counts.get(level, 0) + 1
-    return counts
+def steady_soonest(store: Store, since: datetime, until: datetime, below: int | None,
+                   after: datetime, before: datetime, limit: int) -> list[SteadyComplaint]:
+    """The first `limit` steady complaints open below level `below` (None: any) first contacted
+    after `after` and no later than `before`, in first-contact order."""
+    rows = store.conn.execute(
+        f"SELECT ref, subject, first_contact, level FROM ({_STEADY}) "
+        f"WHERE level {'IS NOT NULL' if below is None else '< :below'} "
+        "AND first_contact > :after AND first_contact <= :before ORDER BY first_contact, ref LIMIT :limit",
+        {**_window(since, until), "below": below, "after": iso(after), "before": iso(before), "limit": limit})
+    return [SteadyComplaint(r["ref"], r["subject"], from_iso(r["first_contact"]), r["level"]) for r in rows]

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from maildesk.cli import admin
+from maildesk.cli import check
 from maildesk.core import timefmt
 from maildesk.cli.main import build_parser
 from maildesk.config import placeholders
@@ -74,8 +74,8 @@ def _closed_folder_is_named(home: Path) -> None:
     os.chmod(home, 0o700)  # /root
     me = os.getuid()
     other = me + 4242
-    assert admin._can_reach(python, me, set()) is None
-    assert admin._can_reach(python, other, set()) == home
+    assert check._can_reach(python, me, set()) is None
+    assert check._can_reach(python, other, set()) == home
     os.chmod(home, 0o750)
-    assert admin._can_reach(python, other, {os.stat(home).st_gid}) is None  # in the folder's group
-    assert admin._can_reach(python, other, set()) == home
+    assert check._can_reach(python, other, {os.stat(home).st_gid}) is None  # in the folder's group
+    assert check._can_reach(python, other, set()) == home

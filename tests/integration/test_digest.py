@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import random
+import sqlite3
 import statistics
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy as email_policy
 
@@ -13,7 +15,7 @@ import pytest
 from freezegun import freeze_time
 
 from maildesk.service import digest
-from maildesk.store import history
+from maildesk.core import replay
 from maildesk import logs
 from maildesk.app import App
 from maildesk.daemon import Daemon
@@ -152,8 +154,12 @@ def test_mail_trouble_quarantine_suspicious_and_sellers(app, played):
     assert "550 5.1.1 user unknown" in text and "empty From header" in text and "Lumière" in text
 
 
-def test_without_the_sellers_tables_the_section_is_left_out(app, played, monkeypatch):
-    monkeypatch.setattr(digest, "_table_exists", lambda store, name: False)
+def test_without_the_sellers_tables_the_section_is_left_out(app, played):
+    # a database really without them: the seller registry's tables dropped, children first
+    with closing(sqlite3.connect(app.cfg.database_path)) as db:
+        for table in ("seller_webhooks", "outreach", "seller_strikes", "seller_events", "sellers"):
+            db.execute(f"DROP TABLE {table}")
+        db.commit()
     doc = digest.build(app.store, app.cfg, NOW)
     assert doc["sellers"] is None
     assert "VENDEURS" not in digest.render(app.templates, app.cfg, doc).text
@@ -239,13 +245,13 @@ def replayed(store, cfg, now: datetime) -> dict:
     since = iso(now - digest.TREND_DAYS * D)
     pasts = []
     for row in store.all("SELECT * FROM complaints WHERE first_contact <= ?", iso(now)):
-        if row["status"] not in history.OPEN_STATUSES and (row["closed_at"] or row["resolved_at"]
+        if row["status"] not in replay.OPEN_STATUSES and (row["closed_at"] or row["resolved_at"]
                                                            or row["first_contact"]) < since:
             continue  # settled before the window and still so
         events = store.all(f"SELECT * FROM events WHERE complaint_id = ? AND kind IN {CHANGE_KINDS} AND at <= ? "
                            "ORDER BY at, id", row["id"], iso(now))
-        pasts.append(history._replay(dict(row), events))
-    open_now = history.open_at(pasts, now)
+        pasts.append(replay.replay(dict(row), events))
+    open_now = replay.open_at(pasts, now)
     ages = {name: {1: 0, 2: 0, 3: 0} for name, _limit in digest.AGES}
     for row, level in open_now:
         age = now - datetime.fromisoformat(row["first_contact"])
@@ -261,8 +267,8 @@ def replayed(store, cfg, now: datetime) -> dict:
         seconds = [(datetime.fromisoformat(at) - datetime.fromisoformat(first_contact[cid])).total_seconds()
                    for cid, at in answered.items() if datetime.fromisoformat(at) > start]
         medians[days] = {"seconds": statistics.median(seconds) if seconds else None, "n": len(seconds)}
-    return {"trend": [history.backlog(pasts, now - k * D) for k in range(digest.TREND_DAYS - 1, -1, -1)],
-            "open": len(open_now), "ages": ages, "due_soon": digest._due_soon(open_now, cfg, now),
+    return {"trend": [replay.backlog(pasts, now - k * D) for k in range(digest.TREND_DAYS - 1, -1, -1)],
+            "open": len(open_now), "ages": ages, "due_soon": digest.due_soon(open_now, cfg, now),
             "first_answer": medians}
 
 
@@ -303,18 +309,6 @@ def test_long_lists_are_shortened_but_counted_in_full(app):
     assert rendered.text.count("IMO-L") == 2 * digest.LIST_LIMIT
     assert "Échéances des 24 prochaines heures <span" in rendered.html and "· 300</span>" in rendered.html
     assert json.loads(json.dumps(doc, default=str))["due_soon"][24]["ref"] == "IMO-L00024"
-
-
-def test_durations_read_well():
-    assert [digest.duration(s) for s in (None, 59, 42 * 60, 5 * 3600 + 7 * 60, 2 * 86400 + 4 * 3600)] == [
-        "—", "1 min", "42 min", "5 h 07", "2 j 04 h"]
-    assert digest.duration(2 * 86400, "en") == "2 d 00 h"
-
-
-def test_date_maps_to_send_at_local_time(tmp_path):
-    cfg = make_config(tmp_path, digest={"send_at": "07:30"})
-    assert digest.moment_for(cfg, datetime(2026, 7, 1).date()) == datetime(2026, 7, 1, 5, 30, tzinfo=timezone.utc)
-    assert digest.moment_for(cfg, datetime(2026, 12, 1).date()) == datetime(2026, 12, 1, 6, 30, tzinfo=timezone.utc)
 
 
 # --- once a day, across restarts -------------------------------------------------
@@ -385,11 +379,14 @@ def test_disabled_digest_is_never_sent(tmp_path):
         app.close()
 
 
-def test_a_digest_that_cannot_be_built_is_logged_once_and_the_helpdesk_goes_on(tmp_path, monkeypatch):
-    cfg = make_config(tmp_path, digest={"enabled": True})
+def test_a_digest_that_cannot_be_built_is_logged_once_and_the_helpdesk_goes_on(tmp_path):
+    # an operator's digest template that divides by the open complaints, on a day with none open
+    (tmp_path / "templates" / "fr").mkdir(parents=True)
+    (tmp_path / "templates" / "fr" / "digest.txt").write_text(
+        "Subject: digest\n\nPart des N3 : {{ 100 * d.open_by_level[3] / d.counts.open.total }} %\n")
+    cfg = make_config(tmp_path, digest={"enabled": True}, templates={"dir": str(tmp_path / "templates")})
     app, out = App(cfg), io.StringIO()
     logs.configure(cfg, stream=out)
-    monkeypatch.setattr(digest, "build", lambda *a: 1 / 0)
     try:
         tick(app, paris(24, 8, 0))
         tick(app, paris(24, 8, 1))
