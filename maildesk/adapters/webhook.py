@@ -9,31 +9,17 @@ duplicate (a crash between its 2xx and our commit).
 from __future__ import annotations
 
 import http.client
-import json
-import sqlite3
 import urllib.error
 import urllib.request
-import uuid
 from datetime import datetime
 
-from maildesk.core import timefmt
 from maildesk.logs import event as log_event
 from maildesk.adapters.outbox import backoff  # the same rhythm as mail: 30 s doubling, at most an hour, never given up
-from maildesk.store.db import Store, iso
+from maildesk.store import webhooks
+from maildesk.store.db import Store, StoreUnwell, iso
 
 TIMEOUT = 10
 PER_TICK = 20  # a dead receiver must not stall the daemon's loop for long
-
-
-def enqueue(store: Store, url: str, seller_id: str, event: str, payload: dict, now: datetime) -> str:
-    """Store a pending delivery. Call inside the transaction that records the decision."""
-    delivery_id = str(uuid.uuid4())
-    body = {"id": delivery_id, "event": event, **payload}
-    store.insert("seller_webhooks", {
-        "delivery_id": delivery_id, "seller_id": seller_id, "event": event, "url": url,
-        "payload": json.dumps(body, ensure_ascii=False, default=str), "status": "pending", "attempts": 0,
-        "next_attempt_at": iso(now), "created_at": iso(now)})
-    return delivery_id
 
 
 def post(url: str, payload: str, delivery_id: str) -> tuple[bool, str]:
@@ -51,67 +37,49 @@ def post(url: str, payload: str, delivery_id: str) -> tuple[bool, str]:
         return False, f"{type(e).__name__}: {getattr(e, 'reason', e)}"[:300]
 
 
-def pending(store: Store, seller_id: str | None = None) -> list:
-    """Deliveries not yet accepted (for the digest and `seller show`)."""
-    sql = "SELECT * FROM seller_webhooks WHERE status = 'pending'"
-    if seller_id:
-        return store.all(sql + " AND seller_id = ? ORDER BY id", seller_id)
-    return store.all(sql + " ORDER BY id")
-
-
 def deliver_due(store: Store, now: datetime, send=post) -> int:
     """The clock job: try every delivery that is due. Returns how many were accepted.
     One bad row (an exception) is logged, recorded as a failed attempt when it can be,
     and the others still go."""
-    rows = store.all("SELECT * FROM seller_webhooks WHERE status = 'pending' AND next_attempt_at <= ? "
-                     "ORDER BY next_attempt_at LIMIT ?", iso(now), PER_TICK)
+    rows = webhooks.due(store, now, PER_TICK)
     accepted = 0
     for row in rows:
         try:
-            ok, what = send(row["url"], row["payload"], row["delivery_id"])
+            ok, what = send(row.url, row.payload, row.delivery_id)
         except Exception as e:  # whatever the network or the receiver did: a failed attempt
-            log_event("webhook_error", level=40, exc_info=True, seller=row["seller_id"], event=row["event"])
+            log_event("webhook_error", level=40, exc_info=True, seller=row.seller_id, event=row.event)
             ok, what = False, f"{type(e).__name__}: {e}"[:300]
         try:
             accepted += _record(store, row, ok, what, now)
-        except sqlite3.OperationalError:
+        except StoreUnwell:
             raise  # the store is unwell, not this row
         except Exception as e:
-            log_event("webhook_record_failed", level=40, exc_info=True, seller=row["seller_id"],
-                      delivery=row["delivery_id"], error=f"{type(e).__name__}: {e}"[:200])
+            log_event("webhook_record_failed", level=40, exc_info=True, seller=row.seller_id,
+                      delivery=row.delivery_id, error=f"{type(e).__name__}: {e}"[:200])
             _postpone(store, row, now)
     return accepted
 
 
-def _postpone(store: Store, row, now: datetime) -> None:
+def _postpone(store: Store, row: webhooks.Delivery, now: datetime) -> None:
     """A row that cannot even be recorded waits an hour, so it never blocks the rows behind it."""
     try:
         with store.transaction():
-            store.conn.execute("UPDATE seller_webhooks SET next_attempt_at = ? WHERE id = ?",
-                               (iso(now + backoff(99)), row["id"]))
-    except sqlite3.OperationalError:
+            webhooks.postpone(store, row.id, now + backoff(99))
+    except StoreUnwell:
         raise
     except Exception:
-        log_event("webhook_postpone_failed", level=40, exc_info=True, delivery=row["delivery_id"])
+        log_event("webhook_postpone_failed", level=40, exc_info=True, delivery=row.delivery_id)
 
 
-def _record(store: Store, row, ok: bool, what: str, now: datetime) -> int:
-    attempts = row["attempts"] + 1
+def _record(store: Store, row: webhooks.Delivery, ok: bool, what: str, now: datetime) -> int:
+    attempts = row.attempts + 1
     retry = None if ok else now + backoff(attempts)
     with store.transaction():  # a savepoint when the caller holds a transaction: this row rolls back alone
         if ok:
-            store.update("seller_webhooks", row["id"], {"status": "delivered", "attempts": attempts,
-                                                        "delivered_at": iso(now), "last_error": None})
+            webhooks.delivered(store, row.id, attempts, now)
         else:
-            store.update("seller_webhooks", row["id"], {"attempts": attempts, "last_error": what,
-                                                        "next_attempt_at": iso(retry)})
+            webhooks.failed_attempt(store, row.id, attempts, what, retry)
     log_event("webhook_delivered" if ok else "webhook_failed", level=20 if ok else 30,
-              seller=row["seller_id"], event=row["event"], attempt=attempts, result=what,
+              seller=row.seller_id, event=row.event, attempt=attempts, result=what,
               retry_at=None if ok else iso(retry))
     return int(ok)
-
-
-def describe(row, tz) -> str:
-    return (f"{row['event']} (created {timefmt.local(row['created_at'], tz)}, {row['attempts']} attempt(s)"
-            + (f", last: {row['last_error']}" if row["last_error"] else "")
-            + f", next {timefmt.local(row['next_attempt_at'], tz)})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from maildesk.config import ConfigError, load
 from maildesk.daemon import utcnow
 from maildesk.cli.display import dumps, shown
 from maildesk.service.seller_import import ImportFileError
-from maildesk.store.db import DatabaseReadOnly, SchemaError, file_owner
+from maildesk.store.db import DatabaseReadOnly, SchemaError, StoreUnwell, file_owner, file_trouble
 
 PATH_ARGS = {"config", "file", "dir"}  # may hold any bytes the file system allows
 
@@ -194,7 +193,7 @@ def _known(e: Exception) -> tuple[int, str] | None:
         return 1, ""
     if isinstance(e, OSError):
         return 1, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
-    if isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError:  # locked, full, not a database
+    if file_trouble(e):  # locked, full, not a database
         return 1, f"database problem: {e}"
     return None
 
@@ -273,7 +272,7 @@ def cmd_once(app, args) -> int:
     except MailboxError as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
-    except sqlite3.OperationalError as e:  # locked, full: nothing was half-done, mail waits in the inbox
+    except StoreUnwell as e:  # locked, full: nothing was half-done, mail waits in the inbox
         print(f"maildesk: database problem ({app.cfg.database_path}): {e}; run again when it is fixed",
               file=sys.stderr)
         return 1

@@ -5,14 +5,15 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from dataclasses import asdict
 from datetime import datetime
 
 from maildesk.core import sellers, timefmt
-from maildesk.adapters import webhook
 from maildesk.cli.display import dumps, shown
 from maildesk.cli.report import reference
 from maildesk.service.seller_import import ImportFileError, import_rows, read_rows
 from maildesk.daemon import utcnow
+from maildesk.store import webhooks
 
 
 
@@ -54,6 +55,12 @@ def cmd_seller(app, args) -> int:
             "reinstate": _decide}[args.seller_command](app, args)
 
 
+def _describe_delivery(row, tz) -> str:
+    return (f"{row['event']} (created {timefmt.local(row['created_at'], tz)}, {row['attempts']} attempt(s)"
+            + (f", last: {row['last_error']}" if row["last_error"] else "")
+            + f", next {timefmt.local(row['next_attempt_at'], tz)})")
+
+
 def _import(app, args) -> int:
     try:
         rows = read_rows(args.file)
@@ -91,7 +98,7 @@ def seller_doc(app, seller_id: str, now: datetime) -> dict | None:
         "strikes": [dict(r) for r in registry.strikes(seller["id"])],
         "complaints": [dict(r) for r in registry.complaints(seller["id"])],
         "outreach": [dict(r) for r in registry.outreaches(seller_id=seller["id"])],
-        "webhooks_pending": [dict(r) for r in webhook.pending(app.store, seller["id"])],
+        "webhooks_pending": [asdict(r) for r in webhooks.pending(app.store, seller["id"])],
         "history": [{**dict(r), "detail": json.loads(r["detail"])} for r in registry.history(seller["id"])],
     }
 
@@ -123,7 +130,7 @@ def format_seller(doc: dict, tz) -> str:
               for k in doc["strikes"]] or ["  -"]
     if doc["webhooks_pending"]:
         lines += ["", "Web hook deliveries pending:"]
-        lines += [f"  {webhook.describe(w, tz)}" for w in doc["webhooks_pending"]]
+        lines += [f"  {_describe_delivery(w, tz)}" for w in doc["webhooks_pending"]]
     lines += ["", "History:"]
     for e in doc["history"]:
         facts = " ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "") and k != "ref")

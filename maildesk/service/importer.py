@@ -18,7 +18,6 @@ or reading the same mail from the live inbox later, changes nothing.
 from __future__ import annotations
 
 import mailbox
-import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from maildesk.logs import event as log_event
-from maildesk.store.db import iso
+from maildesk.store import maintenance
+from maildesk.store.db import StoreUnwell, iso
 
 
 @dataclass
@@ -100,8 +100,8 @@ def load(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]], source: 
     """Each message, in the order given, through the workflow as history: nothing queued, no clock."""
     store, workflow = app.store, app.workflow
     now = datetime.now(timezone.utc)
-    first_new = (store.scalar("SELECT max(id) FROM complaints") or 0) + 1
-    first_outreach = (store.scalar("SELECT max(id) FROM outreach") or 0) + 1
+    first_new = maintenance.last_complaint_id(store) + 1
+    first_outreach = maintenance.last_outreach_id(store) + 1
     max_bytes = int(app.cfg.mailbox.max_message_mb * 1024 * 1024)
     result = ImportResult()
     workflow.silent = True
@@ -110,7 +110,7 @@ def load(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]], source: 
             _one(store, workflow, raw(), at, max_bytes, result,
                  lambda before, ref: _no_clock(store, first_new, first_outreach, before, ref, now, source))
             bar.update(1)
-        result.complaints = store.scalar("SELECT count(*) FROM complaints WHERE id >= ?", first_new)
+        result.complaints = maintenance.count_from(store, first_new)
     finally:
         workflow.silent = False
         bar.close()
@@ -123,19 +123,15 @@ def _close_history(store, now: datetime, open_recent_days: float | None) -> int:
     """Imported complaints still open become `imported`, but for those first seen in the last
     `open_recent_days` (marked `kept_open`, so a later import leaves them open); how many stay
     open. Also closes what an interrupted import left open."""
-    cutoff = iso(now - timedelta(days=open_recent_days)) if open_recent_days else None
-    imported = ("status IN ('open', 'waiting_customer') AND next_due IS NULL AND EXISTS (SELECT 1 FROM events e "
-                "WHERE e.complaint_id = complaints.id AND e.kind = 'imported') AND NOT EXISTS (SELECT 1 FROM "
-                "events k WHERE k.complaint_id = complaints.id AND k.kind = 'kept_open')")
     with store.transaction():
-        recent = store.all(f"SELECT id FROM complaints WHERE {imported} AND first_contact >= ?", cutoff) if cutoff else []
-        for (cid,) in recent:
+        recent = (maintenance.imported_open(store, now - timedelta(days=open_recent_days))
+                  if open_recent_days else [])
+        for cid in recent:
             store.add_event(cid, now, "maildesk", "kept_open", why=f"first seen in the last {open_recent_days:g} days")
-        for (cid,) in store.all(f"SELECT id FROM complaints WHERE {imported}"):
+        for cid in maintenance.imported_open(store):
             # no closed_at: settled at first contact, so not in today's digest either
-            store.update("complaints", cid, {"status": "imported"})
-    return store.scalar("SELECT count(*) FROM complaints c WHERE status IN ('open', 'waiting_customer') AND "
-                        "EXISTS (SELECT 1 FROM events k WHERE k.complaint_id = c.id AND k.kind = 'kept_open')")
+            maintenance.set_status(store, cid, "imported")
+    return maintenance.kept_open_count(store)
 
 
 def _no_clock(store, first_new: int, first_outreach: int, before: int, ref: str | None, now: datetime,
@@ -144,26 +140,21 @@ def _no_clock(store, first_new: int, first_outreach: int, before: int, ref: str 
     long gone must fire no escalation, reminder or strike. Run in each message's own
     transaction, so an interrupted import leaves nothing due. (The partial next_due
     indexes hold only what is due: cheap per message, also in a 10-year mailbox.)"""
-    store.conn.execute("UPDATE complaints INDEXED BY complaints_next_due SET next_due = NULL "
-                       "WHERE next_due IS NOT NULL AND id >= ?", (first_new,))
-    store.conn.execute("UPDATE outreach INDEXED BY outreach_next_due SET next_due = NULL "
-                       "WHERE next_due IS NOT NULL AND id >= ?", (first_outreach,))
-    for (cid,) in store.all("SELECT id FROM complaints WHERE id > ?", before):  # opened by this message
+    maintenance.stop_clocks_from(store, first_new, first_outreach)
+    for cid in maintenance.complaints_from(store, before + 1):  # opened by this message
         store.add_event(cid, now, "maildesk", "imported", source=source)
     if ref:  # a complaint imported by an earlier (perhaps interrupted) run stays without a clock too
-        store.conn.execute("UPDATE complaints SET next_due = NULL WHERE ref = ? AND next_due IS NOT NULL AND "
-                           "EXISTS (SELECT 1 FROM events e WHERE e.complaint_id = complaints.id "
-                           "AND e.kind = 'imported')", (ref,))
+        maintenance.stop_clock_if_imported(store, ref)
 
 
 def _one(store, workflow, raw: bytes, at: datetime, max_bytes: int, result: ImportResult, settle) -> None:
     result.messages += 1
     try:
         with store.transaction():
-            before = store.scalar("SELECT max(id) FROM complaints") or 0
+            before = maintenance.last_complaint_id(store)
             outcome = workflow.receive(raw[:max_bytes], at, at)
             settle(before, outcome.ref)
-    except sqlite3.OperationalError:
+    except StoreUnwell:
         raise  # the store is unwell, not the message: stop, import again later (duplicates are skipped)
     except Exception as e:  # one bad message must not stop a 10-year mailbox
         log_event("import_skipped", level=30, error=f"{type(e).__name__}: {e}"[:200])

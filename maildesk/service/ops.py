@@ -13,8 +13,6 @@ later mail carries, so customers' replies still find it.
 """
 from __future__ import annotations
 
-import os
-import sqlite3
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +20,9 @@ from pathlib import Path
 from maildesk.core import refs, timefmt
 from maildesk.adapters.imap import MailboxError
 from maildesk.logs import event as log_event
-from maildesk.store.db import SCHEMA_VERSION, SchemaError, Store, from_iso, iso, schema_problem
+from maildesk.store import backups, maintenance
+from maildesk.store.db import SchemaError, Store, StoreError, from_iso, iso
+from maildesk.store.migrations import SCHEMA_VERSION, schema_problem
 
 RECOVER_KEY = "recover_since"  # state: set by restore, cleared once the processed folder was read again
 MARGIN = timedelta(days=2)  # mail waiting in the inbox when the backup was taken may have arrived earlier
@@ -42,38 +42,8 @@ def _utcnow() -> datetime:
     return utcnow()
 
 
-def _read(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-
-
-def take_backup(db_path: Path, dest: Path) -> dict:
-    """Copy the database at `db_path` to `dest` (0600, written aside then renamed into place)."""
-    src = _read(db_path)
-    part = dest.with_name(dest.name + ".part")
-    part.unlink(missing_ok=True)
-    dst = sqlite3.connect(str(part))
-    try:
-        os.chmod(part, 0o600)  # customers' mail
-        src.backup(dst)  # one step: a single read transaction, so a consistent copy
-        dst.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
-        version = dst.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            raise SchemaError(f"{db_path} holds no maildesk database yet: nothing to back up")
-        newest = dst.execute("SELECT message_id, at FROM processed ORDER BY at DESC, rowid DESC LIMIT 1").fetchone()
-        info = {"taken_at": iso(_utcnow()), "schema": version, "newest_message_id": newest[0] if newest else None,
-                "newest_at": newest[1] if newest else None}
-        dst.executemany("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)",
-                        [(f"backup:{k}", str(v)) for k, v in info.items() if v is not None])
-        dst.commit()
-    except BaseException:
-        dst.close()
-        part.unlink(missing_ok=True)
-        raise
-    finally:
-        src.close()
-    dst.close()
-    os.replace(part, dest)
-    return info
+def take_backup(db_path: Path, dest: Path) -> backups.BackupInfo:
+    return backups.take_backup(db_path, dest, _utcnow())
 
 
 def backup_command(cfg, args) -> int:
@@ -86,11 +56,11 @@ def backup_command(cfg, args) -> int:
         return 1
     try:
         info = take_backup(cfg.database_path, dest)
-    except (sqlite3.Error, OSError, SchemaError) as e:
+    except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: backup failed: {e}", file=sys.stderr)
         return 1
-    print(f"backup written to {dest}: schema {info['schema']}, taken {timefmt.local(info['taken_at'], cfg.tz)}, "
-          f"newest handled mail {info['newest_message_id'] or '(none)'}")
+    print(f"backup written to {dest}: schema {info.schema}, taken {timefmt.local(info.taken_at, cfg.tz)}, "
+          f"newest handled mail {info.newest_message_id or '(none)'}")
     return 0
 
 
@@ -98,13 +68,11 @@ def restore_command(cfg, args) -> int:
     from maildesk.daemon import AlreadyRunning, InstanceLock
     source, db = Path(args.file), cfg.database_path
     try:
-        src = _read(source)
-        found = src.execute("PRAGMA user_version").fetchone()[0]
-        taken = src.execute("SELECT value FROM state WHERE key = 'backup:taken_at'").fetchone()
-        src.execute("PRAGMA quick_check").fetchone()
-    except sqlite3.Error as e:
+        facts = backups.read_backup(source)
+    except StoreError as e:
         print(f"maildesk: {source} is not a maildesk backup: {e}", file=sys.stderr)
         return 1
+    found = facts.schema
     if found > SCHEMA_VERSION:
         print(f"maildesk: {schema_problem(found, source)}", file=sys.stderr)
         return 2
@@ -119,20 +87,12 @@ def restore_command(cfg, args) -> int:
         if db.exists():  # never destroy what we replace
             aside = db.with_name(f"{db.name}.before-restore-{_utcnow():%Y%m%dT%H%M%S}")
             take_backup(db, aside)
-        since = taken[0] if taken else iso(_utcnow() - timedelta(days=7))
-        dst = sqlite3.connect(str(db), timeout=30)
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=WAL")
-            dst.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (RECOVER_KEY, since))
-            dst.commit()
-        finally:
-            dst.close()
-    except (sqlite3.Error, OSError, SchemaError) as e:
+        since = facts.taken_at or iso(_utcnow() - timedelta(days=7))
+        backups.restore_backup(source, db, {RECOVER_KEY: since})
+    except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: restore failed: {e}", file=sys.stderr)
         return 1
     finally:
-        src.close()
         lock.release()
     print(f"restored {source} (schema {found}, taken {timefmt.local(since, cfg.tz)}) to {db}"
           + (f"; the database it replaced is kept as {aside}" if aside else "")
@@ -152,13 +112,7 @@ def migrate_command(cfg, args) -> int:
         print(f"maildesk: {e}: stop it before migrating", file=sys.stderr)
         return 1
     try:
-        found = 0
-        if db.exists():
-            conn = _read(db)
-            try:
-                found = conn.execute("PRAGMA user_version").fetchone()[0]
-            finally:
-                conn.close()
+        found = backups.schema_of(db)
         if found > SCHEMA_VERSION:
             print(f"maildesk: {schema_problem(found, db)}", file=sys.stderr)
             return 2
@@ -170,7 +124,7 @@ def migrate_command(cfg, args) -> int:
             saved = db.with_name(f"{db.name}.schema{found}-{_utcnow():%Y%m%dT%H%M%S}.bak")
             take_backup(db, saved)
         Store(db, migrate=True).close()
-    except (sqlite3.Error, OSError, SchemaError) as e:
+    except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 1
     finally:
@@ -197,7 +151,7 @@ def recover(daemon) -> int:
     fetched.sort(key=lambda f: (f.arrived_at, f.uid))
     _mark_what_went_out(store, inbox)
     lost = _lost_references(store, cfg, [*fetched, *_our_sent_mail(inbox, cfg, since)])
-    first_new = (store.scalar("SELECT max(id) FROM complaints") or 0) + 1
+    first_new = maintenance.last_complaint_id(store) + 1
     workflow, handled = daemon.app.workflow, 0
     workflow.silent = True  # this mail was answered the first time round
     try:
@@ -207,7 +161,7 @@ def recover(daemon) -> int:
                 handled += outcome.action == "processed"
                 _take_back_reference(store, outcome, lost, first_new)
         with store.transaction():
-            store.conn.execute("DELETE FROM state WHERE key = ?", (RECOVER_KEY,))
+            store.clear_state(RECOVER_KEY)
     finally:
         workflow.silent = False
     log_event("recovered_after_restore", since=since, read=len(fetched), handled=handled)
@@ -217,20 +171,19 @@ def recover(daemon) -> int:
 def _mark_what_went_out(store, inbox) -> None:
     """Mail the backup holds as queued may have gone out after it was taken: what the Sent folder
     holds (Gmail files there all it sent for us) is marked sent, so nobody gets it twice."""
-    queued = store.all("SELECT id, message_id FROM outbox WHERE status = 'queued'")
+    queued = maintenance.queued_mail(store)
     if not queued:
         return
     try:
-        found = inbox.sent_copies([r["message_id"] for r in queued])
+        found = inbox.sent_copies([q.message_id for q in queued])
     except MailboxError as e:
         log_event("recovery_without_sent", level=30, error=str(e)[:200], queued=len(queued))
         return
-    now = iso(_utcnow())
+    now = _utcnow()
     with store.transaction():
-        for row in queued:
-            if row["message_id"] in found:
-                store.conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ? WHERE id = ?",
-                                   (now, "found in Sent after a restore", row["id"]))
+        for q in queued:
+            if q.message_id in found:
+                maintenance.mark_sent(store, q.id, now, "found in Sent after a restore")
     log_event("recovered_sent_marks", queued=len(queued), found_in_sent=len(found))
 
 
@@ -276,6 +229,5 @@ def _take_back_reference(store, outcome, lost: dict[str, str], first_new: int) -
     row = store.complaint(outcome.ref)
     if row is None or row["id"] < first_new or store.complaint(old) is not None:
         return
-    store.conn.execute("UPDATE complaints SET ref = ? WHERE id = ?", (old, row["id"]))
-    store.conn.execute("UPDATE processed SET ref = ? WHERE ref = ?", (old, outcome.ref))
+    maintenance.give_back_reference(store, row["id"], outcome.ref, old)
     store.add_event(row["id"], _utcnow(), "maildesk", "recovered", reference=old, note="handled again after a restore")

@@ -8,7 +8,7 @@ import hashlib
 from maildesk.adapters.imap import NETWORK_ERRORS, FolderMissing
 from maildesk.logs import event as log_event
 from maildesk.inbound.parse import ParseError, parse
-from maildesk.store.db import from_iso
+from maildesk.store import quarantine as stored
 
 
 class Folder:
@@ -42,7 +42,7 @@ class Folder:
             yield from self.inbox.fetch([uid], max_bytes)
 
     def _row(self, raw: bytes):
-        return self.app.store.one("SELECT * FROM quarantine WHERE sha256 = ?", hashlib.sha256(raw).hexdigest())
+        return stored.by_sha256(self.app.store, hashlib.sha256(raw).hexdigest())
 
     def list(self, progress) -> list[dict]:
         """Each message in the folder with its quarantine row, then rows still held whose message is gone."""
@@ -50,12 +50,12 @@ class Folder:
         for fetched in self._fetch(self.uids(), progress):
             row = self._row(fetched.raw)
             if row is not None:
-                seen.add(row["id"])
+                seen.add(row.id)
                 out.append(_item(fetched.uid, row))
             else:
                 out.append(_unrecorded(fetched))
-        for row in self.app.store.all("SELECT * FROM quarantine WHERE status = 'held' ORDER BY at"):
-            if row["id"] not in seen:
+        for row in stored.still_held(self.app.store):
+            if row.id not in seen:
                 out.append(_item(None, row))
         return out
 
@@ -67,16 +67,16 @@ class Folder:
             self.inbox.move([fetched.uid], self.cfg.folder)
             if row is not None:
                 with self.app.store.transaction():
-                    self.app.store.update("quarantine", row["id"], {"status": "retried"})
+                    stored.mark_retried(self.app.store, row.id)
             moved.append(fetched.uid)
-            log_event("quarantine_retried", uid=fetched.uid, row=row["id"] if row else None,
+            log_event("quarantine_retried", uid=fetched.uid, row=row.id if row else None,
                       to=self.cfg.folder)
         return moved, sorted(set(uids) - set(moved))
 
 
-def _item(uid, row) -> dict:
-    return {"uid": uid, "id": row["id"], "at": from_iso(row["at"]), "status": row["status"],
-            "sender": row["sender"], "subject": row["subject"] or "", "size": row["size"], "reason": row["reason"]}
+def _item(uid, row: stored.Held) -> dict:
+    return {"uid": uid, "id": row.id, "at": row.at, "status": row.status,
+            "sender": row.sender, "subject": row.subject or "", "size": row.size, "reason": row.reason}
 
 
 def _unrecorded(fetched) -> dict:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from maildesk.core import sellers
-from maildesk.adapters import webhook
 from maildesk.logs import event as log_event
 from maildesk.core.policy import Mail
 from maildesk.store.sellers import Registry
+from maildesk.store import webhooks
 from maildesk.store.db import iso
 
 PAST = {"restrict": "restricted", "terminate": "terminated", "reinstate": "reinstated"}
@@ -79,11 +79,11 @@ class Sanctions:
                                           "reason": reason}), now)
         delivery = None
         if self.cfg.sellers.webhook_url:
-            delivery = webhook.enqueue(self.store, self.cfg.sellers.webhook_url, fresh["id"],
-                                       f"seller.{PAST[decision]}", {
-                                           "at": iso(now), "decision": decision, "reason": reason, "by": by,
-                                           "seller": {"id": fresh["id"], "shop_name": fresh["shop_name"],
-                                                      "status": new, "previous_status": seller["status"]}}, now)
+            delivery = webhooks.add(self.store, self.cfg.sellers.webhook_url, fresh["id"],
+                                    f"seller.{PAST[decision]}", {
+                                        "at": iso(now), "decision": decision, "reason": reason, "by": by,
+                                        "seller": {"id": fresh["id"], "shop_name": fresh["shop_name"],
+                                                   "status": new, "previous_status": seller["status"]}}, now)
         log_event(f"seller_{PAST[decision]}", seller=fresh["id"], by=by, previous=seller["status"])
         return {"seller": fresh["id"], "shop_name": fresh["shop_name"], "previous": seller["status"],
                 "status": new, "webhook": delivery}

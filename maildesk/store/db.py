@@ -1,9 +1,20 @@
-"""The SQLite store: schema, numbered migrations and named queries.
+"""The SQLite store: one connection, its PRAGMAs, `transaction()`, and the opening modes
+(read-only for the monitoring commands, `migrate=True` for `maildesk migrate`).
 
 Times are stored as ISO-8601 UTC strings of one fixed shape
 (`2026-11-24T08:12:03+00:00`) so that string order is time order and the
-indexes on due times work. The policy lives elsewhere: this module only
+indexes on due times work. The policy lives elsewhere: the store only
 knows how to read and write rows.
+
+The hot path (a new complaint writes some eight rows in one transaction) talks to
+sqlite3 directly: a plain INSERT of an `events` row costs 4-5 us, sqlite-utils'
+`table.insert()` 60-80 us, as it inspects the table on every call (10,000 rows
+each in one transaction, WAL, on the 2-core build machine, November 2026).
+sqlite-utils serves the rest: values plain SQL cannot take (see `insert`).
+
+The Store's public methods and the named queries of the modules beside it are
+what a second database (PostgreSQL, issue 19) would implement; nothing SQLite-
+specific leaves this package but the error classes below.
 """
 from __future__ import annotations
 
@@ -18,268 +29,18 @@ from typing import Iterator
 import sqlite_utils
 
 from maildesk.core.addresses import mailbox_key
+from maildesk.store import migrations
 
-MIGRATIONS: list[str] = [
-    # 1: the walking skeleton
-    """
-    CREATE TABLE complaints (
-        id INTEGER PRIMARY KEY,
-        ref TEXT NOT NULL UNIQUE,
-        customer_addr TEXT NOT NULL,
-        customer_name TEXT NOT NULL DEFAULT '',
-        subject TEXT NOT NULL DEFAULT '',
-        lang TEXT NOT NULL DEFAULT 'fr',
-        order_number TEXT,
-        seller_id TEXT,
-        level INTEGER NOT NULL DEFAULT 1,
-        status TEXT NOT NULL DEFAULT 'open',
-        owner TEXT,
-        first_contact TEXT NOT NULL,
-        opened_at TEXT NOT NULL,
-        acked_at TEXT,
-        first_staff_answer_at TEXT,
-        resolved_at TEXT,
-        closed_at TEXT,
-        last_customer_update_at TEXT,
-        findings_reminded_at TEXT,
-        target_warned_at TEXT,
-        target_missed_at TEXT,
-        satisfaction_asked_at TEXT,
-        satisfaction_reminded_at TEXT,
-        rating INTEGER,
-        rating_text TEXT,
-        rated_at TEXT,
-        next_due TEXT
-    );
-    CREATE INDEX complaints_next_due ON complaints(next_due) WHERE next_due IS NOT NULL;
-    CREATE INDEX complaints_customer ON complaints(customer_addr);
-    CREATE INDEX complaints_status_level ON complaints(status, level);
+# What callers catch instead of importing sqlite3: the store itself is unwell (locked, disk
+# full, I/O), not the row or the message at hand; any database error at all.
+StoreUnwell = sqlite3.OperationalError
+StoreError = sqlite3.Error
 
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
-        complaint_id INTEGER REFERENCES complaints(id),
-        message_id TEXT NOT NULL UNIQUE,
-        direction TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        at TEXT NOT NULL,
-        from_addr TEXT,
-        to_addrs TEXT,
-        subject TEXT,
-        body TEXT,
-        reply_text TEXT,
-        raw BLOB
-    );
-    CREATE INDEX messages_complaint ON messages(complaint_id, at);
 
-    CREATE TABLE attachments (
-        id INTEGER PRIMARY KEY,
-        message_row INTEGER NOT NULL REFERENCES messages(id),
-        filename TEXT NOT NULL,
-        content_type TEXT,
-        size INTEGER NOT NULL,
-        content BLOB
-    );
-    CREATE INDEX attachments_message ON attachments(message_row);
-
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        complaint_id INTEGER REFERENCES complaints(id),
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX events_complaint ON events(complaint_id, at);
-    CREATE INDEX events_kind ON events(kind, at);
-
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY,
-        message_id TEXT NOT NULL UNIQUE,
-        complaint_id INTEGER REFERENCES complaints(id),
-        kind TEXT NOT NULL,
-        audience TEXT NOT NULL,
-        routine INTEGER NOT NULL DEFAULT 0,
-        mail_from TEXT NOT NULL,
-        rcpt TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        raw BLOB NOT NULL,
-        status TEXT NOT NULL DEFAULT 'queued',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT NOT NULL,
-        last_error TEXT,
-        created_at TEXT NOT NULL,
-        sent_at TEXT
-    );
-    CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
-    CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;
-
-    CREATE TABLE processed (
-        message_id TEXT PRIMARY KEY,
-        at TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        ref TEXT
-    );
-
-    CREATE TABLE quarantine (
-        id INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        folder TEXT NOT NULL,
-        message_id TEXT,
-        sha256 TEXT NOT NULL UNIQUE,
-        sender TEXT,
-        subject TEXT,
-        size INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'held'
-    );
-
-    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT);
-    """,
-    # 2: the flood cap (recent_auto_replies) looked at every outbox row for every new complaint
-    """
-    CREATE INDEX outbox_rcpt ON outbox(rcpt, created_at);
-    """,
-    # sellers (issue 5): registry and history, outreach with due times, strikes, decision web hooks
-    """
-    CREATE TABLE sellers (
-        id TEXT PRIMARY KEY,
-        shop_name TEXT NOT NULL,
-        address TEXT NOT NULL UNIQUE,
-        phone TEXT,
-        status TEXT NOT NULL DEFAULT 'active',
-        status_reason TEXT,
-        status_by TEXT,
-        status_at TEXT,
-        strikes_cleared_at TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX sellers_status ON sellers(status);
-
-    CREATE TABLE seller_events (
-        id INTEGER PRIMARY KEY,
-        seller_id TEXT NOT NULL REFERENCES sellers(id),
-        complaint_id INTEGER REFERENCES complaints(id),
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX seller_events_seller ON seller_events(seller_id, at);
-
-    CREATE TABLE seller_strikes (
-        id INTEGER PRIMARY KEY,
-        seller_id TEXT NOT NULL REFERENCES sellers(id),
-        complaint_id INTEGER REFERENCES complaints(id),
-        outreach_id INTEGER,
-        kind TEXT NOT NULL,
-        reason TEXT,
-        actor TEXT NOT NULL,
-        at TEXT NOT NULL
-    );
-    CREATE INDEX seller_strikes_seller ON seller_strikes(seller_id, at);
-
-    CREATE TABLE outreach (
-        id INTEGER PRIMARY KEY,
-        complaint_id INTEGER NOT NULL REFERENCES complaints(id),
-        seller_id TEXT NOT NULL REFERENCES sellers(id),
-        status TEXT NOT NULL DEFAULT 'waiting',
-        actor TEXT NOT NULL,
-        sent_at TEXT NOT NULL,
-        remind_at TEXT NOT NULL,
-        due_at TEXT NOT NULL,
-        reminded_at TEXT,
-        answered_at TEXT,
-        failed_at TEXT,
-        failed_reason TEXT,
-        next_due TEXT
-    );
-    CREATE INDEX outreach_next_due ON outreach(next_due) WHERE next_due IS NOT NULL;
-    CREATE INDEX outreach_complaint ON outreach(complaint_id, seller_id, status);
-
-    CREATE TABLE seller_webhooks (
-        id INTEGER PRIMARY KEY,
-        delivery_id TEXT NOT NULL UNIQUE,
-        seller_id TEXT NOT NULL REFERENCES sellers(id),
-        event TEXT NOT NULL,
-        url TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT NOT NULL,
-        last_error TEXT,
-        created_at TEXT NOT NULL,
-        delivered_at TEXT
-    );
-    CREATE INDEX seller_webhooks_pending ON seller_webhooks(status, next_attempt_at);
-
-    CREATE INDEX complaints_seller ON complaints(seller_id);
-    """,
-    # 4: an outbox row is claimed before it is sent (two flushers never send it twice);
-    #    the level the clock escalated to, so a staff `#level 1` is not undone by the clock
-    """
-    ALTER TABLE outbox ADD COLUMN lease_until TEXT;
-    ALTER TABLE outbox ADD COLUMN lease_owner INTEGER;
-    ALTER TABLE complaints ADD COLUMN auto_level INTEGER NOT NULL DEFAULT 1;
-    """,
-    # 5: the daily digest reads only its window: complaints by first contact (and reference, the order
-    #    it lists them in), acknowledgement, rating and settling time; each complaint's state changes.
-    #    The partial indexes' WHEREs are repeated term for term in maildesk/history.py (SETTLED, CHANGES):
-    #    SQLite uses a partial index only for a query that says the same
-    """
-    CREATE INDEX complaints_first_contact ON complaints(first_contact, ref);
-    CREATE INDEX complaints_acked ON complaints(acked_at) WHERE acked_at IS NOT NULL;
-    CREATE INDEX complaints_rated ON complaints(rated_at) WHERE rated_at IS NOT NULL;
-    CREATE INDEX complaints_settled ON complaints(COALESCE(closed_at, resolved_at, first_contact))
-        WHERE status NOT IN ('open', 'waiting_customer');
-    CREATE INDEX events_changes ON events(complaint_id, at)
-        WHERE kind IN ('resolved', 'closed', 'reopened', 'escalated', 'level_lowered');
-    """,
-    # 6: the outbox's bulkheads and duplicate window: when a send was handed to the server and not yet
-    #    settled (in_flight_at: after a crash the Sent folder is asked before sending again), how many
-    #    attempts ended in an error nobody expected (bounded), and who cancelled a row and why
-    """
-    ALTER TABLE outbox ADD COLUMN in_flight_at TEXT;
-    ALTER TABLE outbox ADD COLUMN unexpected INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE outbox ADD COLUMN cancelled_at TEXT;
-    ALTER TABLE outbox ADD COLUMN cancelled_by TEXT;
-    ALTER TABLE outbox ADD COLUMN cancel_reason TEXT;
-    """,
-    # 7: the flood caps count by mailbox (addresses.mailbox_key: +tags and Gmail dots folded), not by
-    #    spelling; notices: admin alerts and flood notifications coalesced to one mail an hour (notices.py)
-    """
-    ALTER TABLE complaints ADD COLUMN customer_key TEXT;
-    UPDATE complaints SET customer_key = mailbox_key(customer_addr);
-    CREATE INDEX complaints_customer_key ON complaints(customer_key, opened_at);
-    ALTER TABLE outbox ADD COLUMN rcpt_key TEXT;
-    UPDATE outbox SET rcpt_key = mailbox_key(json_extract(rcpt, '$[0]'))
-        WHERE audience = 'customer' AND json_array_length(rcpt) = 1;
-    CREATE INDEX outbox_rcpt_key ON outbox(rcpt_key, created_at) WHERE rcpt_key IS NOT NULL;
-    CREATE TABLE notices (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        key TEXT NOT NULL,
-        at TEXT NOT NULL,
-        complaint_id INTEGER REFERENCES complaints(id),
-        context TEXT NOT NULL DEFAULT '{}',
-        mailed_at TEXT,
-        message_id TEXT
-    );
-    CREATE INDEX notices_held ON notices(kind, key, at) WHERE mailed_at IS NULL;
-    CREATE INDEX notices_mailed ON notices(kind, key, mailed_at) WHERE mailed_at IS NOT NULL;
-    """,
-    # 8: Gmail's daily limit counts recipients, also of what staff send from the account itself:
-    #    each such mail seen in the Sent folder (shared-mailbox mode), by Message-ID, counted once
-    """
-    CREATE TABLE sent_elsewhere (
-        message_id TEXT PRIMARY KEY,
-        sent_at TEXT NOT NULL,
-        recipients INTEGER NOT NULL
-    );
-    CREATE INDEX sent_elsewhere_at ON sent_elsewhere(sent_at);
-    """,
-]
-
+def file_trouble(e: BaseException) -> bool:
+    """Locked, disk full, not a database at all: the file's trouble, told in one line. (An
+    IntegrityError or a misused query is a bug and keeps its traceback.)"""
+    return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
 
 # Tables keyed by `id INTEGER PRIMARY KEY` that Store.insert/update write with plain SQL when
 # every value is a plain SQLite value; anything else goes through sqlite-utils as before.
@@ -301,26 +62,12 @@ def from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
 class SchemaError(Exception):
     """The database's schema is not the one this code was written for: one line saying what to run."""
 
 
 class DatabaseReadOnly(Exception):
     """maildesk cannot write its database (file or folder rights): a fatal, one-line error."""
-
-
-def schema_problem(found: int, path: Path) -> str | None:
-    """What to do when the database at `path` has schema `found`, or None when it matches the code."""
-    if found == SCHEMA_VERSION:
-        return None
-    if found < SCHEMA_VERSION:
-        return (f"database {path} has schema {found}, this maildesk needs {SCHEMA_VERSION}: "
-                f"stop the daemon, then run `maildesk migrate` (it takes a backup first)")
-    return (f"database {path} has schema {found}, newer than this maildesk knows ({SCHEMA_VERSION}): "
-            f"install the newer maildesk again, or restore the backup `maildesk migrate` took before upgrading")
 
 
 def check_writable(path: Path) -> None:
@@ -401,7 +148,7 @@ class Store:
         empty = self.version == 0 and not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
         if migrate or (empty and not readonly):
             self.migrate()
-        elif problem := schema_problem(self.version, self.path):
+        elif problem := migrations.schema_problem(self.version, self.path):
             conn.close()
             raise SchemaError(problem)
 
@@ -411,18 +158,17 @@ class Store:
     def migrate(self) -> list[int]:
         """Bring the schema to SCHEMA_VERSION; the numbers applied. Refuses a newer schema."""
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        if version > migrations.SCHEMA_VERSION:
             self.conn.close()
-            raise SchemaError(schema_problem(version, self.path))
+            raise SchemaError(migrations.schema_problem(version, self.path))
         applied = []
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for number, statements in migrations.steps(version):
             with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                for statement in statements:
+                    self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version={number}")
             applied.append(number)
-        self.version = SCHEMA_VERSION
+        self.version = migrations.SCHEMA_VERSION
         return applied
 
     @contextmanager
@@ -481,7 +227,7 @@ class Store:
 
     def insert(self, table: str, values: dict) -> int:
         if table in _PLAIN_INSERTS and all(type(v) in _PLAIN for v in values.values()):
-            # the hot path (8 inserts per new complaint): plain SQL, 7x cheaper than sqlite-utils
+            # the hot path (8 inserts per new complaint): plain SQL, >10x cheaper (module docstring)
             sql = _INSERTS.get((table, tuple(values)))
             if sql is None:
                 sql = _INSERTS[(table, tuple(values))] = (
@@ -508,6 +254,9 @@ class Store:
     def set_state(self, key: str, value: str) -> None:
         self.conn.execute("INSERT INTO state(key, value) VALUES (?, ?) "
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def clear_state(self, key: str) -> None:
+        self.conn.execute("DELETE FROM state WHERE key = ?", (key,))
 
     # --- complaints ----------------------------------------------------------
     def complaint(self, ref: str) -> sqlite3.Row | None:

@@ -15,7 +15,8 @@ import pytest
 
 from maildesk.core.addresses import mailbox_key
 from maildesk.daemon import InstanceLock
-from maildesk.store.db import MIGRATIONS, SCHEMA_VERSION, Store
+from maildesk.store.db import Store
+from maildesk.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from tests.integration.test_trial_mode import takeout
 from tests.support import ROOT, mail
 

@@ -18,6 +18,7 @@ import pytest
 
 from maildesk.core import sellers
 from maildesk.adapters import webhook
+from maildesk.store import webhooks
 from maildesk.app import App
 from maildesk.config import load
 from maildesk.daemon import InstanceLock
@@ -123,7 +124,7 @@ def not_http():
 def enqueue(app, url: str, n: int = 1) -> list[str]:
     register(app)
     with app.store.transaction():
-        return [webhook.enqueue(app.store, url, "S-1042", "seller.restricted", {"n": i}, T0) for i in range(n)]
+        return [webhooks.add(app.store, url, "S-1042", "seller.restricted", {"n": i}, T0) for i in range(n)]
 
 
 def test_a_receiver_answering_non_http_is_a_failed_attempt_retried_with_back_off(app, not_http):
