@@ -1,5 +1,11 @@
 """The newly written part of a reply: quoted history, attribution lines and forwarded
 blocks taken away, the customer's own words (and signature) kept.
+
+Kept over mail-parser-reply 1.36 after measuring both on our client styles, the
+corpora's replies and foreign attributions (41 cases, issue 15): this stripper was right
+in 41 (33 before the attribution-shape rule), mail-parser-reply in 28, ten times slower.
+It splits at the first header only, so it keeps quotes under an inline answer and
+wrapped French attributions.
 """
 
 from __future__ import annotations
@@ -28,11 +34,27 @@ _HB_KEY = re.compile(
     re.I,
 )
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# An attribution in any language is known by its shape: it ends in ":" and names a date, a time or
+# an address ("02.04.2012 14:20 пользователь X <x@y> написал:", "2012/4/2 X <x@y>:").
+_COLON_END = re.compile(r"[:：]\s*\Z")
+_DATE_OR_ADDRESS = re.compile(
+    r"(?<![\d.])\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{1,4}(?![\d.])"  # 02.04.2012, 2012/4/2; no IP address
+    r"|\d{1,4}\s?年\s?\d{1,2}\s?月"  # 2012年4月2日
+    r"|\d{1,2}\s?[:h]\s?\d{2}(?!\d)"  # 14:20, 14h20
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # x@example.fr
+)
+_SENTENCE_END = re.compile(r"[.!?;。！？]\s*\Z")
+_WRAP_WIDTH = 80  # mail clients wrap attribution lines at 72-78 characters
 _RULE = re.compile(r"(?:[-_=]{5,}|\*(?:\s*\*){2,})\Z")  # on stripped lines: "\s*$" after "\*\s*" was quadratic
 
 
 def _is_quoted(line: str) -> bool:
     return line.lstrip().startswith(">")
+
+
+def _wrapped(line: str) -> bool:
+    """The first half of a line a client wrapped: within its width, not the end of a sentence."""
+    return len(line) <= _WRAP_WIDTH and not _SENTENCE_END.search(line)
 
 
 def _header_block(lines: list[str], i: int) -> bool:
@@ -62,12 +84,36 @@ def _attribution(lines: list[str], i: int) -> int:
     return 0
 
 
+def _shaped_attribution(lines: list[str], i: int) -> int:
+    """Lines to skip (the attribution and the blank lines after it) for an attribution in any
+    language at i, else 0: a line, or a line wrapped in two, ending in ':' and holding a date,
+    a time or an address, with the quoted block right after it. A line of the customer's own
+    that merely ends in ':' ("Voici ma question :") has no date or address and stays."""
+    n = len(lines)
+    for k in (1, 2):
+        group = lines[i : i + k]
+        if len(group) < k or any(not g.strip() or _is_quoted(g) or len(g) > 500 for g in group):
+            return 0
+        if not _COLON_END.search(group[-1]):
+            continue
+        # Wrapped in two: the date or address opens it, as in every client's pattern; a first line
+        # without one ("Hi,"), or too long or ending a sentence, is the customer's.
+        if not _DATE_OR_ADDRESS.search(group[0]) or (k == 2 and not _wrapped(group[0])):
+            return 0
+        j = i + k
+        while j < n and not lines[j].strip():
+            j += 1
+        return j - i if j < n and _is_quoted(lines[j]) else 0
+    return 0
+
+
 def strip_quoted(text: str) -> str:
     """The newly written part of a reply; the whole text if nothing would remain.
 
     Line-based and linear so hostile bodies cannot make it slow.  '>' lines are
     dropped wherever they are (inline replies survive); an attribution line
-    followed by quoted lines is dropped; an attribution, separator or mail
+    followed by quoted lines is dropped (in a known language, or in any language by
+    its shape: see _shaped_attribution); an attribution, separator or mail
     header block followed by unquoted history (Outlook, HTML converted to text)
     ends the reply.  Signatures are kept: they often carry the customer's
     name, phone or shop.
@@ -99,6 +145,11 @@ def strip_quoted(text: str) -> str:
             if _ATTR_START.match(line):
                 cut = True
                 break
+        else:
+            k = _shaped_attribution(lines, i)
+            if k:
+                i += k
+                continue
         out.append(line)
         i += 1
     if cut:
