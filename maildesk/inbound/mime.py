@@ -12,47 +12,17 @@ import email.generator
 import email.message
 import io
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from maildesk.core import robots
-from maildesk.inbound.decode import (
-    NEWLINES, b64_salvage, charset_note, codec_for, decode_bytes, decode_words, header_text, unsurrogate,
-)
+from maildesk.inbound.attachments import Attachment, filename, is_body_text, safe_filename
+from maildesk.inbound.decode import NEWLINES, b64_salvage, charset_note, codec_for, decode_bytes, header_text
 from maildesk.inbound.extract import MAX_SCAN
 
 MAX_PARTS = 1000  # a MIME tree bigger than this is hostile; the rest is ignored
 
 _META_CHARSET = re.compile(rb"""(?i)<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""")
 
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    size: int
-    payload: bytes = field(repr=False)
-
-
-_EXTENSIONS = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/jpg": ".jpg",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "image/heic": ".heic",
-    "application/pdf": ".pdf",
-    "application/zip": ".zip",
-    "text/plain": ".txt",
-    "text/html": ".html",
-    "text/calendar": ".ics",
-    "text/rfc822-headers": ".txt",
-    "message/rfc822": ".eml",
-    "message/delivery-status": ".txt",
-    "message/global-delivery-status": ".txt",
-    "message/feedback-report": ".txt",
-    "message/disposition-notification": ".txt",
-}
 
 _REPORT_PARTS = {
     "message/delivery-status": "delivery-report",
@@ -87,21 +57,6 @@ def _unflow(text: str, delsp: bool) -> str:
     if buf is not None:
         out.append(("> " * buf_depth) + buf if buf_depth else buf)
     return "\n".join(out)
-
-
-def _safe_filename(name, index: int, ctype: str) -> str:
-    """A filename safe to show and store: basename only, no controls, never empty."""
-    if name and isinstance(name, str):
-        name = decode_words(unsurrogate(name))
-        name = name.replace("\\", "/").rsplit("/", 1)[-1]
-        name = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029")
-        name = re.sub(r'[<>:"|?*]', "_", " ".join(name.split())).strip(" .")
-        if len(name) > 200:
-            stem, dot, ext = name.rpartition(".")
-            name = (stem[: 200 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 16 else name[:200]
-    else:
-        name = ""
-    return name or f"attachment-{index}{_EXTENSIONS.get(ctype, '.bin')}"
 
 
 def part_charset(part: email.message.Message) -> str | None:
@@ -217,44 +172,10 @@ class Body:
     feedback: str | None = None  # Feedback-Type of an ARF report, "abuse" for Hotmail's JMRP
 
 
-def _filename(part: email.message.Message) -> str | None:
-    """The declared filename with raw 8-bit bytes decoded, not replaced by U+FFFD."""
-    try:
-        name = part.get_filename()
-    except Exception:
-        name = None
-    if name and "\ufffd" in name:
-        # compat32 turns undeclared 8-bit header bytes into U+FFFD; re-read
-        # the parameters from the raw headers once the bytes are decoded.
-        tmp = email.message.Message()
-        for key, value in part.raw_items():
-            if key.lower() in ("content-disposition", "content-type"):
-                tmp.set_raw(key, unsurrogate(str(value)))
-        try:
-            name = tmp.get_filename() or name
-        except Exception:
-            pass
-    return name
-
-
 def _add_attachment(body: Body, part, ctype: str, payload: bytes) -> None:
-    name = _filename(part)
+    name = filename(part)
     index = len(body.attachments) + 1
-    body.attachments.append(Attachment(_safe_filename(name, index, ctype), ctype, len(payload), payload))
-
-
-def describe_part(mime_header: bytes, index: int) -> tuple[str, str, bool]:
-    """(safe filename, content type, is body text) of a MIME part known by its header alone:
-    the parts of a large message that are not fetched (imap.py). Decided as `walk` does."""
-    try:
-        part = email.message_from_bytes(mime_header.rstrip(b"\r\n") + b"\r\n\r\n")
-        ctype = part.get_content_type()
-        disposition = part.get_content_disposition()
-    except Exception:
-        return _safe_filename(None, index, "application/octet-stream"), "application/octet-stream", False
-    name = _filename(part)
-    body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not name
-    return _safe_filename(name, index, ctype), ctype, body_text
+    body.attachments.append(Attachment(safe_filename(name, index, ctype), ctype, len(payload), payload))
 
 
 def _text_of(part, ctype: str, notes: list[str] | None = None) -> str:
@@ -345,9 +266,9 @@ def walk(msg: email.message.Message) -> Body:
             disposition = part.get_content_disposition()
         except Exception:
             disposition = None
-        filename = _filename(part)
+        name = filename(part)
 
-        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+        if is_body_text(ctype, disposition, name):
             text = _text_of(part, ctype, body.notes)
             if text.strip():
                 (body.plain if ctype == "text/plain" else body.html).append(text)

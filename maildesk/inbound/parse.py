@@ -22,7 +22,8 @@ from maildesk.inbound.extract import (
     msgids, parse_date, reported_ids, std_addresses, utf8_address,
 )
 from maildesk.inbound.html import html_to_text
-from maildesk.inbound.mime import Attachment, Body, declared_charsets, part_bytes, part_charset, walk
+from maildesk.inbound.attachments import Attachment
+from maildesk.inbound.mime import Body, declared_charsets, part_bytes, part_charset, walk
 from maildesk.inbound.reply import strip_quoted
 
 __all__ = ["InboundMail", "ParseError", "parse"]

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from maildesk.inbound.extract import detect_language, find_order_number
-from maildesk.inbound.mime import Attachment
+from maildesk.inbound.attachments import Attachment
 from maildesk.inbound.parse import InboundMail, ParseError, parse
 from maildesk.inbound.reply import strip_quoted
 
