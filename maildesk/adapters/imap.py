@@ -27,7 +27,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from maildesk.logs import event as log_event
-from maildesk.inbound.parse import Attachment, describe_part
+from maildesk.inbound.attachments import Attachment, describe_part
 
 BATCH = 100
 FETCH_BYTES = 8 * 1024 * 1024  # one FETCH of whole messages brings at most this much (or one message)

@@ -1,0 +1,1 @@
+"""Raw bytes -> InboundMail: parse.py runs decode, mime, html, reply and extract in order."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk.inbound import parse as mail
+from maildesk.inbound import decode, extract, html, reply
+from maildesk.inbound.parse import parse
 from maildesk.core import policy, refs, sellers
 from tests.support import LINEAR, growth
 
@@ -52,13 +53,13 @@ def _html(text: str) -> str:
 READERS = {
     "sellers.mentioned": lambda s: sellers.mentioned(s, {"boutique lumiere": 1, "a a": 2}, {"s@shop.fr"}),
     "sellers.asks_for_contact": sellers.asks_for_contact,
-    "mail.parse": lambda s: mail.parse(_mail(s)),
-    "mail.strip_quoted": mail.strip_quoted,
-    "mail.find_order_number": mail.find_order_number,
-    "mail.detect_language": mail.detect_language,
-    "mail._html_to_text": lambda s: mail._html_to_text(_html(s)),
-    "mail._decode_words": mail._decode_words,
-    "mail._msgids": lambda s: mail._msgids([s]),
+    "parse.parse": lambda s: parse(_mail(s)),
+    "reply.strip_quoted": reply.strip_quoted,
+    "extract.find_order_number": extract.find_order_number,
+    "extract.detect_language": extract.detect_language,
+    "html.html_to_text": lambda s: html.html_to_text(_html(s)),
+    "decode.decode_words": decode.decode_words,
+    "extract.msgids": lambda s: extract.msgids([s]),
     "refs.find_references": lambda s: refs.find_references("IMO", s),
     "refs.tagged_subject": lambda s: refs.tagged_subject("IMO-23456A", s),
     "policy.parse_rating": policy.parse_rating,

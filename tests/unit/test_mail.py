@@ -9,15 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from maildesk.inbound.parse import (
-    Attachment,
-    InboundMail,
-    ParseError,
-    detect_language,
-    find_order_number,
-    parse,
-    strip_quoted,
-)
+from maildesk.inbound.extract import detect_language, find_order_number
+from maildesk.inbound.attachments import Attachment
+from maildesk.inbound.parse import InboundMail, ParseError, parse
+from maildesk.inbound.reply import strip_quoted
 
 
 def make(body: str | bytes = "Bonjour,\nma commande n'est pas arrivée.\n", *, headers: dict | list | None = None,
