@@ -9,7 +9,7 @@ from maildesk.core import policy, refs, timefmt
 from maildesk.cli.display import shown
 from maildesk.core.addresses import mailbox_key
 from maildesk.store.db import Store, from_iso, iso
-from maildesk.service.workflow import complaint_from_row
+from maildesk.store.complaints import complaint_from_row
 
 LEVEL_NAMES = {1: "customer service", 2: "resolution team", 3: "customer experience team"}
 
