@@ -28,7 +28,7 @@ from pathlib import Path
 import schedule
 
 from maildesk.testing import faults
-from maildesk.core import policy, refs, staff
+from maildesk.core import policy, refs, trust
 from maildesk.adapters.imap import (
     ConnectionLost,
     FolderMissing,
@@ -40,7 +40,7 @@ from maildesk.adapters.imap import (
 from maildesk.logs import event as log_event
 from maildesk.inbound.parse import parse, ParseError
 from maildesk.store.db import DatabaseReadOnly, iso
-from maildesk.service.workflow import Outcome
+from maildesk.service.intake import Outcome
 
 MAX_BACKOFF = 300
 UNFETCHABLE_TRIES = 3  # passes a message the server refuses is tried before it is left alone
@@ -286,7 +286,7 @@ class Daemon:
                  or self.store.one("SELECT 1 FROM complaints WHERE customer_addr IN (?, ?) LIMIT 1",
                                    mail.from_addr, sender) is not None
                  or self.store.one("SELECT 1 FROM sellers WHERE lower(address) = ? LIMIT 1", sender) is not None)
-        if known and staff.dmarc_pass(mail.auth_results, sender, self.cfg.security.authserv_id):
+        if known and trust.dmarc_pass(mail.auth_results, sender, self.cfg.security.authserv_id):
             return "known sender, dmarc=pass"
         return None
 

@@ -175,7 +175,7 @@ def _staff_trust(cfg, path: str | None) -> list[probe.Result]:
     says the staff domain lacks, in the words of the Workspace console."""
     from email.parser import BytesHeaderParser
     from email.policy import compat32
-    from maildesk.core import staff
+    from maildesk.core import trust
     sec = cfg.security
     if not sec.require_authenticated_staff:
         return [probe.Result("staff trust", True, "not checked: [security] require_authenticated_staff = false "
@@ -204,7 +204,7 @@ def _staff_trust(cfg, path: str | None) -> list[probe.Result]:
     auth = tuple(" ".join(str(v).split()) for v in head.get_all("Authentication-Results") or ())
     arc = tuple((k, " ".join(str(v).split())) for k, v in head.items()
                 if k.lower() in ("arc-seal", "arc-authentication-results"))
-    trusted, why = staff.verify_sender(auth, sender, sec.authserv_id, arc, sec.staff_trust)
-    lacks = staff.auth_report(auth, sec.authserv_id, sender)
+    trusted, why = trust.verify_sender(auth, sender, sec.authserv_id, arc, sec.staff_trust)
+    lacks = trust.auth_report(auth, sec.authserv_id, sender)
     detail = f"{level}staff mail from {sender}: {'trusted' if trusted else 'REFUSED'} ({why.split(' (')[0]})"
     return [probe.Result("staff trust", trusted, detail, "; ".join(lacks) or None)]

@@ -40,3 +40,10 @@ def mail_now(last_mailed_at: datetime | None, now: datetime) -> bool:
 def summary_due(last_mailed_at: datetime | None, oldest_waiting_at: datetime | None, now: datetime) -> bool:
     """Notices that waited go together once the hour since the last mail of their kind is over."""
     return oldest_waiting_at is not None and mail_now(last_mailed_at, now)
+
+
+def echo_suppressed(kind: str, automatic: bool, sent_last_hour: int, cap_per_hour: int) -> bool:
+    """A robot that echoes us without RFC 3834 headers must not keep us talking: automatic mail
+    to one mailbox stops at the hourly cap. The acknowledgement is bounded by `new_complaint`
+    instead, and what staff write (relays, questions) is never automatic."""
+    return automatic and kind != "ack" and sent_last_hour >= cap_per_hour

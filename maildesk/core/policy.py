@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
+from typing import Mapping
 from datetime import datetime, timedelta
 
 from maildesk.config import Config
+from maildesk.core.decisions import Changes
 
 LEVEL_TEAMS = {1: "customer_service", 2: "resolution", 3: "customer_experience"}
 OPEN_STATUSES = ("open", "waiting_customer")
@@ -63,7 +65,7 @@ class Event:
 
 @dataclass
 class Decision:
-    changes: dict = field(default_factory=dict)
+    changes: Changes = field(default_factory=Changes)
     mails: list[Mail] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
@@ -102,7 +104,7 @@ def handlers(c: Complaint, cfg: Config) -> tuple[str, ...]:
     return tuple(cfg.team(c.level))
 
 
-def apply(c: Complaint, changes: dict) -> Complaint:
+def apply(c: Complaint, changes: Mapping) -> Complaint:
     known = {k: v for k, v in changes.items() if k in Complaint.__dataclass_fields__}
     return replace(c, **known)
 
@@ -110,25 +112,34 @@ def apply(c: Complaint, changes: dict) -> Complaint:
 # --- events ------------------------------------------------------------------
 
 def open_complaint(c: Complaint, now: datetime, cfg: Config, *, send_ack: bool = True, notify_staff: bool = True,
-                   seller_hint: str | None = None, contact_request: bool = False) -> Decision:
+                   seller_hint: str | None = None, contact_request: bool = False,
+                   unreachable: str | None = None) -> Decision:
     """P1-P3, P6: a new complaint is acknowledged with its reference and sent to level 1.
     A first message asking for the seller's details (P12) is answered in the
     acknowledgement: imolocale contacts the seller first (P11); staff see it too.
-    `notify_staff=False`: a flooding mailbox's complaint, told to staff in one coalesced notice."""
+    `notify_staff=False`: a flooding mailbox's complaint, told to staff in one coalesced notice.
+    `unreachable`: why mail cannot go to the customer's address: the complaint is kept and
+    staff are told why, nothing is queued to the customer."""
     d = Decision()
     d.event("opened", level=1, customer=c.customer_addr)
     if contact_request:
         d.event("seller_contact_requested", seller=None, outcome="explain")
-    if send_ack:
+    if send_ack and unreachable:
+        d.changes["last_customer_update_at"] = now  # the update clock starts as for any answered complaint
+    elif send_ack:
         d.tell_customer(c, "ack", "ack", now, deadlines=deadlines(c.first_contact, cfg),
                         contact_request=contact_request)
         d.changes["acked_at"] = now
     else:
         d.event("ack_suppressed", reason="too many automatic replies to this address in the last hour")
+    why = {"unreachable": unreachable} if unreachable else {}
     if notify_staff:
-        d.tell_staff(handlers(c, cfg), "staff_new", "notify", seller_hint=seller_hint, contact_request=contact_request)
+        d.tell_staff(handlers(c, cfg), "staff_new", "notify", seller_hint=seller_hint, contact_request=contact_request,
+                     **why)
     else:
         d.event("notify_coalesced", reason="flood: staff get one notice an hour for this mailbox")
+    if unreachable:
+        d.event("unreachable_address", reason=unreachable)
     return d
 
 
@@ -224,6 +235,14 @@ def move_to_level(c: Complaint, now: datetime, cfg: Config, level: int, actor: s
         d.tell_customer(c, f"escalated_{level}", "escalation", now, level=level, manual=True)
     d.tell_staff(handlers(moved, cfg), "staff_escalated", "escalation", level=level, manual=True,
                  by=actor, deadlines=deadlines(c.first_contact, cfg))
+    return d
+
+
+def assign(c: Complaint, owner: str) -> Decision:
+    """Staff make a colleague the owner: news on the complaint goes to her from now on."""
+    d = Decision()
+    d.changes["owner"] = owner
+    d.event("assigned", owner=owner)
     return d
 
 

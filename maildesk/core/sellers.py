@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
-from maildesk.core import addresses
+from maildesk.core import addresses, policy
 from maildesk.core.policy import Complaint, Decision, handlers, plain
 
 STATUSES = ("active", "flagged", "restricted", "terminated")
@@ -223,6 +223,48 @@ def outreach_next_due(status: str, reminded_at, remind_at: datetime, due_at: dat
     return due_at if reminded_at else remind_at
 
 
+UNLINKED = "unlinked"  # the outreach state of a complaint no seller is linked to
+
+
+def outreach_state(seller_id: str | None, last_outreach: tuple[int, str] | None) -> str:
+    """Where outreach stands, as the explanation a customer got depends on it: a new
+    link, outreach or status allows the explanation once more. `last_outreach`: (id, status)."""
+    if seller_id is None:
+        return UNLINKED
+    return f"{seller_id}:{last_outreach[0]}:{last_outreach[1]}" if last_outreach else f"{seller_id}:-"
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the audit trail says of a complaint's requests for the seller's details. The
+    `last_*` are event ids: only their order counts."""
+    outreach_state: str
+    requests: tuple[dict, ...] = ()  # each request's detail, with its time under "at"
+    last_request: int | None = None
+    last_disclosure: int | None = None
+    last_failure: int | None = None
+
+    def pending(self) -> bool:
+        """A request not yet answered with the details."""
+        return self.last_request is not None and (self.last_disclosure is None
+                                                  or self.last_request > self.last_disclosure)
+
+    def explained(self) -> bool:
+        """The customer already got the explanation for this outreach state (the acknowledgement
+        of a first message that asked counts, when unlinked)."""
+        return any(r.get("outcome") == "explain" and r.get("state", UNLINKED) == self.outreach_state
+                   for r in self.requests)
+
+    def disclosed(self) -> bool:
+        """The details went out since outreach last failed."""
+        return self.last_disclosure is not None and (self.last_failure is None
+                                                     or self.last_disclosure > self.last_failure)
+
+    def staff_told(self, since: datetime) -> bool:
+        """Staff heard of a request since then (the new-complaint notice says so too)."""
+        return any(r["at"] >= since and r.get("staff_told", r.get("outcome") == "explain") for r in self.requests)
+
+
 def contact_request_outcome(linked: bool, failed: bool, explained: bool = False, disclosed: bool = False) -> str:
     """P12: "disclose" once outreach to the linked seller failed, else "explain"
     (the customer is told imolocale contacts the seller first; staff are told).
@@ -277,6 +319,25 @@ def disclose(d: Decision, c: Complaint, seller: Mapping, now: datetime, trigger:
     """P12: the seller's direct contact details go to the customer, and that is recorded."""
     d.tell_customer(c, "seller_contact_details", "contact_details", now, seller=seller_card(seller))
     d.event("seller_details_disclosed", seller=seller["id"], trigger=trigger)
+
+
+def customer_message(c: Complaint, now: datetime, cfg, text: str, seller: Mapping | None, failed: bool,
+                     facts: RequestFacts) -> Decision:
+    """A customer's message that asks for the seller's details: the policy's answer to the
+    message with P12's answer added; when staff get the request, it replaces their plain
+    notification of the message (one mail, not two)."""
+    base = policy.customer_message(c, now, cfg, text)
+    extra = answer_contact_request(c, cfg, seller, failed, now, text, state=facts.outreach_state,
+                                   explained=facts.explained(), disclosed=facts.disclosed(),
+                                   staff_told=facts.staff_told(now - timedelta(hours=1)))
+    told = any(m.template == "staff_seller_contact_request" for m in extra.mails)
+    d = Decision(mails=[m for m in base.mails if not (told and m.template == "staff_reply")],
+                 events=[*base.events])
+    d.changes.update(base.changes)
+    d.changes.update(extra.changes)
+    d.mails.extend(extra.mails)
+    d.events.extend(extra.events)
+    return d
 
 
 def answer_contact_request(c: Complaint, cfg, seller: Mapping | None, failed: bool, now: datetime,

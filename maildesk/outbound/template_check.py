@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import jinja2
 
 from maildesk.service import digest
-from maildesk.core import policy, staff
+from maildesk.core import commands, policy
 from maildesk.store.db import Store
 from maildesk.outbound.templates import Templates
 
@@ -24,7 +24,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 SELLER = {"id": "S-1042", "shop_name": "Boutique Lumière", "address": "contact@boutique-lumiere.example",
           "phone": "01 23 45 67 89", "status": "active"}
 
-# A refused staff mail, as staff.refusal and Workflow._suspicious describe it: every failed check.
+# A refused staff mail, as trust.refusal and Workflow._suspicious describe it: every failed check.
 _REFUSED = {"claimed": "alice@imolocale.example", "why": "DMARC fail", "ref": "IMO-4K7M2Q", "listed": True,
             "original_subject": "#resolve", "domain": "imolocale.example",
             "signer": "imolocale-example.20230601.gappssmtp.com", "authserv_id": "mx.google.com",
@@ -53,7 +53,7 @@ MAILS: dict[str, dict] = {
     "staff_seller_reply": {"seller": SELLER, "late": True, "text": "Colis renvoyé ce matin."},
     "staff_seller_unthreaded": {"seller": SELLER, "claimed": ["IMO-4K7M2Q"], "original_subject": "Commande",
                                 "text": "Bonjour, de quelle commande s'agit-il ?"},
-    "staff_command_error": {"errors": ["#level 7: levels are 1, 2 and 3"], "commands": staff.help_text(),
+    "staff_command_error": {"errors": ["#level 7: levels are 1, 2 and 3"], "commands": commands.help_text(),
                             "original_subject": "Colis jamais reçu"},
     "seller_outreach": {"seller": SELLER, "facts": "Commande 784512, colis jamais reçu.",
                         "due": NOW + timedelta(hours=48), "hours": 48.0, "followup": False},

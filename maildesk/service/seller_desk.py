@@ -11,22 +11,22 @@ is checked before the transaction can commit.
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy as email_policy
 
-from maildesk.core import policy, refs, sellers, staff, threads
 from maildesk.adapters import webhook
-from maildesk.core.robots import CUSTOMER, SELLER
-from maildesk.logs import event as log_event
-from maildesk.inbound.parse import InboundMail
+from maildesk.core import commands, policy, refs, sellers, threads
+from maildesk.core.commands import ForSeller
 from maildesk.core.policy import Decision, Mail
-from maildesk.store.sellers import AddressLookup, Registry
+from maildesk.core.robots import CUSTOMER, SELLER
+from maildesk.inbound.parse import InboundMail
+from maildesk.logs import event as log_event
 from maildesk.service.seller_sanctions import Sanctions
+from maildesk.store import complaints as queries
+from maildesk.store.complaints import complaint_from_row
 from maildesk.store.db import from_iso, iso
-
-UNLINKED = "unlinked"  # the outreach state of a complaint no seller is linked to
+from maildesk.store.sellers import AddressLookup, Registry
 REDACTED = {"fr": "[adresse du client masquée]", "en": "[customer address withheld]"}
 
 
@@ -51,9 +51,8 @@ def leaks(raw: bytes, secret: str) -> bool:
 
 
 class SellerDesk:
-    # staff commands carried out here; each takes the staff text (facts, a reason), so
-    # with any of them in a message that text never reaches the customer
-    COMMANDS = frozenset({"seller", "contact-seller", "seller-failed", "uncooperative"})
+    """Takes the workflow it saves through (apply, queue, store_message, and the intake for a
+    seller who writes as a customer) as a constructor argument: no import of workflow.py."""
 
     def __init__(self, workflow):
         self.wf = workflow
@@ -61,16 +60,15 @@ class SellerDesk:
         self.store = workflow.store
         self.registry = Registry(self.store)
         self.sanctions = Sanctions(workflow, self.registry)
+        # the staff commands carried out here (commands.REGISTRY marks them for_seller)
+        self.handlers = {"seller": self._link_command, "contact-seller": self._contact_command,
+                         "seller-failed": self._failed_command, "uncooperative": self._uncooperative_command}
 
     def clock_jobs(self) -> list:
         return [self.sweep, lambda now: webhook.deliver_due(self.store, now)]
 
     def addresses(self) -> AddressLookup:
         return AddressLookup(self.store)
-
-    def _state(self, complaint) -> policy.Complaint:
-        from maildesk.service.workflow import complaint_from_row  # workflow imports this module
-        return complaint_from_row(complaint)
 
     # --- hints for new complaints ------------------------------------------------
     def hint(self, mail: InboundMail) -> str | None:
@@ -108,7 +106,7 @@ class SellerDesk:
                 # a seller who is a customer too: their own complaint, or a new one about a purchase
                 return self._as_customer(mail, raw, seller, tagged, by_headers, arrived_at, now)
             return self._unthreaded(mail, raw, seller, tagged, arrived_at, now)
-        self.wf._store_message(complaint["id"], mail, raw, "seller", arrived_at)
+        self.wf.store_message(complaint["id"], mail, raw, "seller", arrived_at)
         late = False
         for o in self.registry.outreaches(complaint["id"], seller["id"]):
             if o["status"] == "waiting" and arrived_at >= from_iso(o["due_at"]):
@@ -121,10 +119,10 @@ class SellerDesk:
                 late = self.registry.late_answer(o["id"]) or late
         d = Decision()
         d.event("seller_answered", seller=seller["id"], late=late or None)
-        d.tell_staff(policy.handlers(self._state(complaint), self.cfg), "staff_seller_reply", "notify",
+        d.tell_staff(policy.handlers(complaint_from_row(complaint), self.cfg), "staff_seller_reply", "notify",
                      seller=sellers.seller_card(seller), late=late,
                      text=(mail.reply_text or mail.text or "").strip()[:5000])
-        self.wf._apply(complaint, d, now, actor=mail.from_addr)
+        self.wf.apply(complaint, d, now, actor=mail.from_addr)
         self.registry.event(seller["id"], now, mail.from_addr, "answered", complaint_id=complaint["id"],
                             ref=complaint["ref"], late=late or None)
         log_event("seller_reply", complaint["ref"], seller=seller["id"], late=late or None)
@@ -134,21 +132,17 @@ class SellerDesk:
         """Does the mail carry one of our reference tags, or answer a mail we sent?"""
         if tagged or by_headers or refs.tag_pattern(self.cfg.policy.reference_prefix).search(mail.subject or ""):
             return True
-        ids = [*mail.in_reply_to, *mail.references]
-        if not ids:
-            return False
-        marks = ", ".join("?" for _ in ids)
-        return self.store.one(f"SELECT 1 FROM outbox WHERE message_id IN ({marks}) LIMIT 1", *ids) is not None
+        return queries.we_queued_any(self.store, [*mail.in_reply_to, *mail.references])
 
     def _as_customer(self, mail, raw, seller, tagged, by_headers, arrived_at, now) -> str:
-        ref = self.wf._customer(mail, raw, CUSTOMER, tagged, by_headers, arrived_at, now)
+        ref = self.wf.intake.customer(mail, raw, CUSTOMER, tagged, by_headers, arrived_at, now)
         self.registry.event(seller["id"], now, mail.from_addr, "wrote_as_customer",
                             complaint_id=self.store.complaint(ref)["id"], ref=ref)
         log_event("seller_as_customer", ref, seller=seller["id"])
         return ref
 
     def _unthreaded(self, mail, raw, seller, tagged, arrived_at, now) -> None:
-        self.wf._store_message(None, mail, raw, "seller", arrived_at)
+        self.wf.store_message(None, mail, raw, "seller", arrived_at)
         claimed = [c["ref"] for c in tagged]
         self.registry.event(seller["id"], now, mail.from_addr, "unthreaded_mail", subject=mail.subject[:120],
                             claimed=",".join(claimed) or None)
@@ -161,33 +155,34 @@ class SellerDesk:
         return None
 
     # --- staff commands ---------------------------------------------------------------
-    def command(self, complaint, command, actor: str, now: datetime, text: str = "") -> bool:
-        """Carry out #seller, #contact-seller, #seller-failed, #uncooperative.
-        The staff text goes with the command (facts for the seller, a reason);
-        it is never relayed to the customer, so this returns True (consumed)."""
-        error = None
+    def command(self, complaint, command: ForSeller, actor: str, now: datetime) -> None:
+        """Carry out a seller command (commands.REGISTRY). The staff text goes with it
+        (facts for the seller, a reason) and never reaches the customer."""
         linked = self.registry.get(complaint["seller_id"])
-        if command.name == "seller":
-            error = self.link(complaint, command.arg, actor, now, text)
-        elif linked is None:
+        if command.name != "seller" and linked is None:
             error = f"#{command.name}: no seller is linked to {complaint['ref']} (use #seller ID-or-address first)"
-        elif command.name == "contact-seller":
-            self.contact(complaint, linked, "\n\n".join(t for t in (command.arg, text) if t), actor, now)
-        elif command.name == "seller-failed":
-            waiting = self.registry.outreaches(complaint["id"], linked["id"], status="waiting")
-            self._fail(complaint, linked, waiting, "staff", actor, now, note=text)
-        elif command.name == "uncooperative":
-            reason = " ".join(t for t in (command.arg, text) if t)[:500]
-            self.sanctions.strike(linked["id"], "reported", now, actor, now, complaint=complaint, reason=reason)
         else:
-            error = f"#{command.name} is not a seller command"
+            error = self.handlers[command.name](complaint, linked, command, actor, now)
         if error:
             self.wf.queue(complaint, Mail("staff_command_error", (actor,), "command_error", "staff", context={
-                "errors": [error], "commands": staff.help_text(),
+                "errors": [error], "commands": commands.help_text(),
                 "original_subject": complaint["subject"][:150], "ref": complaint["ref"]}), now)
             self.store.add_event(complaint["id"], now, actor, "command_rejected", command=command.name,
                                  error=error)
-        return True
+
+    def _link_command(self, complaint, linked, command: ForSeller, actor: str, now: datetime) -> str | None:
+        return self.link(complaint, command.arg, actor, now, command.text)
+
+    def _contact_command(self, complaint, linked, command: ForSeller, actor: str, now: datetime) -> None:
+        self.contact(complaint, linked, "\n\n".join(t for t in (command.arg, command.text) if t), actor, now)
+
+    def _failed_command(self, complaint, linked, command: ForSeller, actor: str, now: datetime) -> None:
+        waiting = self.registry.outreaches(complaint["id"], linked["id"], status="waiting")
+        self._fail(complaint, linked, waiting, "staff", actor, now, note=command.text)
+
+    def _uncooperative_command(self, complaint, linked, command: ForSeller, actor: str, now: datetime) -> None:
+        reason = " ".join(t for t in (command.arg, command.text) if t)[:500]
+        self.sanctions.strike(linked["id"], "reported", now, actor, now, complaint=complaint, reason=reason)
 
     def link(self, complaint, key: str, actor: str, now: datetime, facts: str = "") -> str | None:
         """Link a complaint to a seller and write to them. Returns an error, or None."""
@@ -237,7 +232,7 @@ class SellerDesk:
     def _guard(self, message_id: str, complaint) -> None:
         if not message_id:
             return  # silent mode: nothing was queued
-        row = self.store.one("SELECT raw, rcpt FROM outbox WHERE message_id = ?", message_id)
+        row = queries.outbox_copy(self.store, message_id)
         if row is None or sellers.address_pattern(complaint["customer_addr"]).found(row["rcpt"]):
             return  # the seller's own address is a spelling of the customer's: nothing to keep from them
         if leaks(row["raw"], complaint["customer_addr"]):
@@ -254,6 +249,7 @@ class SellerDesk:
                 for o in rows:
                     try:
                         with self.store.transaction():  # a savepoint: this outreach alone
+                            self.wf.at("outreach_step", outreach=o)
                             self._step(o, now)
                     except sqlite3.OperationalError:
                         raise  # the store is unwell, not this outreach
@@ -306,15 +302,15 @@ class SellerDesk:
                 complaint["id"], seller["id"], actor, now, self.cfg.sellers.seller_response_hours))]
         for o in outreaches:
             self.registry.update_outreach(o["id"], status="failed", failed_at=now, failed_reason=reason)
-        pending = self._pending_request(complaint["id"])
-        state = self._state(complaint)
+        pending = queries.request_facts(self.store, complaint["id"]).pending()
+        state = complaint_from_row(complaint)
         d = Decision()
         d.event("seller_outreach_failed", seller=seller["id"], reason=reason, note=note[:500] or None)
         if pending:
             sellers.disclose(d, state, seller, now, trigger="asked before outreach failed")
         d.tell_staff(policy.handlers(state, self.cfg), "staff_seller_failed", "notify",
                      seller=sellers.seller_card(seller), reason=reason, disclosed=pending)
-        self.wf._apply(complaint, d, now, actor=actor)
+        self.wf.apply(complaint, d, now, actor=actor)
         self.registry.event(seller["id"], now, actor, "outreach_failed", complaint_id=complaint["id"],
                             ref=complaint["ref"], reason=reason)
         if pending:
@@ -326,66 +322,23 @@ class SellerDesk:
                 self.sanctions.strike(seller["id"], "unanswered", from_iso(o["due_at"]), "maildesk", now,
                                       complaint=complaint, outreach_id=o["id"])
 
-    def _pending_request(self, complaint_id: int) -> bool:
-        asked = self.store.scalar("SELECT max(id) FROM events WHERE complaint_id = ? "
-                                  "AND kind = 'seller_contact_requested'", complaint_id)
-        given = self.store.scalar("SELECT max(id) FROM events WHERE complaint_id = ? "
-                                  "AND kind = 'seller_details_disclosed'", complaint_id)
-        return bool(asked) and (given is None or asked > given)
-
     # --- the customer asks for the seller's details (P12) ----------------------------------
-    def on_customer_message(self, complaint, decision: Decision, text: str, now: datetime) -> None:
-        """Amend the decision for a customer's message that asks for the seller's details."""
+    def customer_message(self, complaint, state: policy.Complaint, text: str, now: datetime) -> Decision:
+        """The decision on a customer's message: the policy's, with P12's answer when it asks
+        for the seller's details (sellers.customer_message decides over the stored facts)."""
         if not sellers.asks_for_contact(text):
-            return
+            return policy.customer_message(state, now, self.cfg, text)
         seller = self.registry.get(complaint["seller_id"])
         failed = bool(seller) and self.registry.failed(complaint["id"], seller["id"])
-        state = self._outreach_state(complaint, seller)
-        extra = sellers.answer_contact_request(
-            self._state(complaint), self.cfg, seller, failed, now, text, state=state,
-            explained=self._explained(complaint["id"], state), disclosed=self._disclosed(complaint["id"]),
-            staff_told=self._staff_told(complaint["id"], now - timedelta(hours=1)))
-        if any(m.template == "staff_seller_contact_request" for m in extra.mails):
-            decision.mails[:] = [m for m in decision.mails if m.template != "staff_reply"]
-        decision.changes.update(extra.changes)
-        decision.mails.extend(extra.mails)
-        decision.events.extend(extra.events)
-        if any(e.kind == "seller_details_disclosed" for e in extra.events):
+        last = self.registry.outreaches(complaint["id"], seller["id"])[-1:] if seller else []
+        facts = queries.request_facts(self.store, complaint["id"], sellers.outreach_state(
+            seller["id"] if seller else None, (last[0]["id"], last[0]["status"]) if last else None))
+        decision = sellers.customer_message(state, now, self.cfg, text, seller, failed, facts)
+        if any(e.kind == "seller_details_disclosed" for e in decision.events):
             self.registry.event(seller["id"], now, "maildesk", "details_disclosed", complaint_id=complaint["id"],
                                 ref=complaint["ref"])
             log_event("seller_details_disclosed", complaint["ref"], seller=seller["id"])
-
-    def _outreach_state(self, complaint, seller) -> str:
-        """Where outreach stands, as the explanation a customer got depends on it:
-        a new link, outreach or status allows the explanation once more."""
-        if seller is None:
-            return UNLINKED
-        rows = self.registry.outreaches(complaint["id"], seller["id"])
-        return f"{seller['id']}:{rows[-1]['id']}:{rows[-1]['status']}" if rows else f"{seller['id']}:-"
-
-    def _requests(self, complaint_id: int) -> list[dict]:
-        return [{"id": r["id"], "at": from_iso(r["at"]), **json.loads(r["detail"] or "{}")}
-                for r in self.store.all("SELECT id, at, detail FROM events WHERE complaint_id = ? "
-                                        "AND kind = 'seller_contact_requested' ORDER BY id", complaint_id)]
-
-    def _explained(self, complaint_id: int, state: str) -> bool:
-        """Did the customer already get the explanation for this state? (The
-        acknowledgement of a first message that asked counts, when unlinked.)"""
-        return any(r.get("outcome") == "explain" and r.get("state", UNLINKED) == state
-                   for r in self._requests(complaint_id))
-
-    def _disclosed(self, complaint_id: int) -> bool:
-        """Were the details sent since outreach last failed?"""
-        failed = self.store.scalar("SELECT max(id) FROM events WHERE complaint_id = ? "
-                                   "AND kind = 'seller_outreach_failed'", complaint_id)
-        given = self.store.scalar("SELECT max(id) FROM events WHERE complaint_id = ? "
-                                  "AND kind = 'seller_details_disclosed'", complaint_id)
-        return given is not None and (failed is None or given > failed)
-
-    def _staff_told(self, complaint_id: int, since: datetime) -> bool:
-        """Were staff told of a request since `since`? (The new-complaint notice says so too.)"""
-        return any(r["at"] >= since and r.get("staff_told", r.get("outcome") == "explain")
-                   for r in self._requests(complaint_id))
+        return decision
 
     def asks_for_contact(self, mail: InboundMail) -> bool:
         return sellers.asks_for_contact(mail.reply_text)

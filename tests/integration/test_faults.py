@@ -408,28 +408,25 @@ def test_the_daemon_waits_out_a_locked_database(desk, ledger, watch):
     assert desk.rows("SELECT count(*) n FROM quarantine")[0]["n"] == 0
 
 
-def test_a_database_error_inside_a_message_never_quarantines_it(desk, ledger, monkeypatch):
+def test_a_database_error_inside_a_message_never_quarantines_it(desk, ledger):
     """An error of the store (here "malformed", i.e. corruption) raised while handling a good
     message: the batch rolls back and the mail stays in the inbox, not in quarantine."""
-    from maildesk.service.workflow import Workflow
     ledger.complaints(3)
-    real = Workflow.receive
     calls = Counter()
 
-    def flaky(self, raw, arrived_at, now):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise sqlite3.DatabaseError("database disk image is malformed")
-        return real(self, raw, arrived_at, now)
+    def flaky(point, **facts):  # the workflow's fault hook, called at each named point
+        if point == "receive":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr(Workflow, "receive", flaky)
     app = desk.app()
+    app.workflow.fault = flaky
     try:
         with pytest.raises(sqlite3.DatabaseError):
             Daemon(app).once()
     finally:
         app.close()
-    monkeypatch.undo()
     assert desk.folder("INBOX") == 3 and desk.folder("maildesk/quarantine") == 0
     assert desk.rows("SELECT count(*) n FROM quarantine")[0]["n"] == 0
     desk.once()

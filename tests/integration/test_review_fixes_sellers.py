@@ -155,21 +155,19 @@ def test_deliver_due_logs_and_records_a_row_that_raises_and_goes_on(app, caplog)
     assert error.getMessage() == "webhook_error" and error.exc_info is not None
 
 
-def test_the_outreach_sweep_rolls_back_a_row_that_raises_and_goes_on(app, monkeypatch, caplog):
+def test_the_outreach_sweep_rolls_back_a_row_that_raises_and_goes_on(app, caplog):
     register(app)
     bad = linked(app)
     good = linked(app, sender="john@example.com", message_id="<john@example.com>")
     desk = app.workflow.sellers
     bad_id = app.store.complaint(bad)["id"]
-    real = desk._step
 
-    def flaky(o, now):
-        if o["complaint_id"] == bad_id:
-            desk.registry.update_outreach(o["id"], reminded_at=now)  # half done, then it breaks
+    def flaky(point, outreach=None, **facts):  # the workflow's fault hook, at each outreach step
+        if point == "outreach_step" and outreach["complaint_id"] == bad_id:
+            desk.registry.update_outreach(outreach["id"], reminded_at=now)  # half done, then it breaks
             raise RuntimeError("broken template")
-        return real(o, now)
 
-    monkeypatch.setattr(desk, "_step", flaky)
+    app.workflow.fault = flaky
     before = last_id(app)
     now = T0 + 26 * H  # past both reminders
     with caplog.at_level(logging.INFO, logger="maildesk"):
@@ -183,7 +181,7 @@ def test_the_outreach_sweep_rolls_back_a_row_that_raises_and_goes_on(app, monkey
     [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert error.getMessage() == "seller_sweep_failed" and error.exc_info is not None
 
-    monkeypatch.setattr(desk, "_step", real)  # fixed: the next tick reminds it
+    app.workflow.fault = None  # fixed: the next tick reminds it
     before = last_id(app)
     desk.sweep(now + 2 * H)
     assert [m["kind"] for m in queued(app, LUMIERE, before)] == ["reminder"]
@@ -216,19 +214,19 @@ def history() -> list[bytes]:
     ]
 
 
-def test_an_interrupted_import_leaves_no_complaint_or_outreach_due(app, tmp_path, monkeypatch):
+def test_an_interrupted_import_leaves_no_complaint_or_outreach_due(app, tmp_path):
     from maildesk.service.importer import import_mbox
     register(app)
     path = takeout(tmp_path / "Takeout.mbox", history())
-    real, calls = app.workflow.receive, []
+    calls = []
 
-    def receive_then_fail(raw, arrived_at, now):
-        calls.append(arrived_at)
-        if len(calls) == 4:
-            raise sqlite3.OperationalError("disk I/O error")  # the import stops here
-        return real(raw, arrived_at, now)
+    def receive_then_fail(point, arrived_at=None, **facts):  # the workflow's fault hook
+        if point == "receive":
+            calls.append(arrived_at)
+            if len(calls) == 4:
+                raise sqlite3.OperationalError("disk I/O error")  # the import stops here
 
-    monkeypatch.setattr(app.workflow, "receive", receive_then_fail)
+    app.workflow.fault = receive_then_fail
     with pytest.raises(sqlite3.OperationalError):
         import_mbox(app, path)
     now = datetime.now(timezone.utc)
@@ -241,7 +239,7 @@ def test_an_interrupted_import_leaves_no_complaint_or_outreach_due(app, tmp_path
     assert all("imported" in events(app, c["ref"]) for c in complaints)
     assert app.store.all("SELECT * FROM outbox") == []
 
-    monkeypatch.setattr(app.workflow, "receive", real)
+    app.workflow.fault = None
     more = takeout(tmp_path / "more.mbox", [mail(subject="Re: Colis jamais reçu", message_id="<again@example.fr>",
                                                  in_reply_to="<first@example.fr>", date=OLD + 5 * H,
                                                  body="Toujours rien reçu.")])

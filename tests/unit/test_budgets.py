@@ -43,3 +43,10 @@ def test_automatic_mail_joins_through_our_message_id_or_as_a_party_only():
     assert threads.choose_automatic("cs@imolocale.test", True, [], [VICTIM]) is VICTIM
     assert threads.choose_automatic("shop@seller.example", False, [], [VICTIM], {1: "shop@seller.example"}) is VICTIM
     assert threads.choose_automatic("shop@seller.example", False, [], [VICTIM], {2: "shop@seller.example"}) is None
+
+
+def test_automatic_mail_to_one_mailbox_stops_at_the_hourly_cap():
+    assert not budgets.echo_suppressed("update", True, 4, 5)
+    assert budgets.echo_suppressed("update", True, 5, 5)
+    assert not budgets.echo_suppressed("ack", True, 9, 5)  # bounded by new_complaint instead
+    assert not budgets.echo_suppressed("relay", False, 9, 5)  # staff wrote it

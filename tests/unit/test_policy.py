@@ -226,3 +226,31 @@ def test_first_staff_answer_is_kept_when_staff_answer_again():
     c = policy.apply(c, policy.staff_answer(c, T0 + H, CFG, "Bonjour", "cs@imolocale.test").changes)
     c = policy.apply(c, policy.staff_answer(c, T0 + 5 * H, CFG, "Encore", "cs@imolocale.test").changes)
     assert c.first_staff_answer_at == T0 + H and c.last_customer_update_at == T0 + 5 * H
+
+
+# --- typed changes, assignment, unreachable customers ---------------------------------
+
+def test_changes_are_typed_fields_and_read_like_the_fields_that_were_set():
+    d = policy.resolve(new(), T0, CFG, "", "x")
+    assert d.changes["status"] == "resolved" and d.changes["rating"] is None  # None: cleared, not unset
+    assert "closed_at" not in d.changes and "level" not in d.changes
+    with pytest.raises(KeyError):
+        d.changes["stauts"] = "open"  # a misspelt field fails in the core
+    with pytest.raises(KeyError):
+        d.changes.update(next_due=T0)  # the workflow's own column, never the policy's
+
+
+def test_assign_makes_an_owner_who_then_gets_the_news():
+    d = policy.assign(new(), "marc@imolocale.test")
+    c = policy.apply(new(), d.changes)
+    assert c.owner == "marc@imolocale.test" and policy.handlers(c, CFG) == ("marc@imolocale.test",)
+    assert [(e.kind, e.detail) for e in d.events] == [("assigned", {"owner": "marc@imolocale.test"})]
+
+
+def test_an_unreachable_customer_gets_no_ack_and_staff_are_told_why():
+    d = policy.open_complaint(new(last_customer_update_at=None), T0, CFG, unreachable="no such domain")
+    assert kinds(d) == [("staff", "staff_new")]
+    assert d.mails[0].context["unreachable"] == "no such domain"
+    assert "acked_at" not in d.changes and d.events[-1].kind == "unreachable_address"
+    d = policy.open_complaint(new(last_customer_update_at=None), T0, CFG)
+    assert kinds(d) == [("customer", "ack"), ("staff", "staff_new")] and "unreachable" not in d.mails[1].context

@@ -326,3 +326,43 @@ def test_the_leak_check_reads_attachment_file_names():
            b'Content-Disposition: attachment; filename="=?utf-8?b?' + word.encode() + b'?="\n\neA==\n--b--\n')
     assert leaks(raw, "jean.dupont@example.fr")
     assert not leaks(raw.replace(word.encode(), base64.b64encode(b"photo.jpg")), "jean.dupont@example.fr")
+
+
+# --- the request state, read from facts (P12) ------------------------------------------
+
+def test_the_outreach_state_names_the_seller_and_its_last_outreach():
+    assert sellers.outreach_state(None, None) == sellers.UNLINKED
+    assert sellers.outreach_state("S1", None) == "S1:-"
+    assert sellers.outreach_state("S1", (7, "failed")) == "S1:7:failed"
+
+
+def test_request_facts_read_the_order_of_the_events():
+    assert not sellers.RequestFacts("S1:-").pending()
+    assert sellers.RequestFacts("S1:-", last_request=5).pending()
+    assert not sellers.RequestFacts("S1:-", last_request=5, last_disclosure=6).pending()
+    assert sellers.RequestFacts("S1:-", last_request=7, last_disclosure=6).pending()
+    assert sellers.RequestFacts("S1:-", last_disclosure=6, last_failure=5).disclosed()
+    assert not sellers.RequestFacts("S1:-", last_disclosure=6, last_failure=8).disclosed()
+    explained = ({"at": T0, "outcome": "explain", "state": "S1:1:waiting"},)
+    assert sellers.RequestFacts("S1:1:waiting", explained).explained()
+    assert not sellers.RequestFacts("S1:2:waiting", explained).explained()  # a new outreach: once more
+    assert sellers.RequestFacts(sellers.UNLINKED, ({"at": T0, "outcome": "explain"},)).explained()
+    assert sellers.RequestFacts("S1:-", explained).staff_told(T0 - H)
+    assert not sellers.RequestFacts("S1:-", explained).staff_told(T0 + H)
+    assert not sellers.RequestFacts("S1:-", ({"at": T0, "outcome": "repeat", "staff_told": None},)).staff_told(T0)
+
+
+def test_a_customer_message_that_asks_replaces_the_plain_staff_notice():
+    c = policy.Complaint(ref="IMO-ABCDE2", customer_addr="camille@example.fr", lang="fr", level=1,
+                         status="waiting_customer", first_contact=T0)
+    seller = {"id": "S1", "shop_name": "X", "address": "x@shop.example", "phone": None, "status": "active"}
+    d = sellers.customer_message(c, T0, CFG, "Je voudrais les coordonnées du vendeur", seller, False,
+                                 sellers.RequestFacts("S1:-"))
+    assert [(m.audience, m.template) for m in d.mails] == [("customer", "seller_contact_pending"),
+                                                          ("staff", "staff_seller_contact_request")]
+    assert d.changes["status"] == "open"  # the policy's own answer to the message stays
+    assert [e.kind for e in d.events] == ["customer_answered", "seller_contact_requested"]
+    told = ({"at": T0, "outcome": "explain", "state": "S1:-"},)
+    d = sellers.customer_message(c, T0, CFG, "Je voudrais les coordonnées du vendeur", seller, False,
+                                 sellers.RequestFacts("S1:-", told))
+    assert [(m.audience, m.template) for m in d.mails] == [("staff", "staff_reply")]  # a repeat staff heard of

@@ -1,7 +1,8 @@
 """Staff commands and the Authentication-Results check, without I/O."""
 import pytest
 
-from maildesk.core.staff import Command, parse_commands, verify_sender
+from maildesk.core.staff import Command, parse_commands
+from maildesk.core.trust import verify_sender
 
 
 def test_commands_at_the_top_and_the_reply_below():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk.core.staff import _results, auth_report, organisational, verify_sender
+from maildesk.core.trust import _results, auth_report, organisational, verify_sender
 from tests.support import LINEAR, growth
 
 # plain gmail.com staff: what Gmail writes for a mail from another gmail.com account
@@ -116,7 +116,7 @@ def _mail(auth_results, sender=STAFF):
 def test_refusal_names_each_failed_check_for_the_explanations():
     """The codes the refused-staff mails word in plain French or English (issue 14 item 9)."""
     from maildesk.config import SecurityConfig
-    from maildesk.core.staff import refusal
+    from maildesk.core.trust import refusal
     sec = SecurityConfig()
     workspace = refusal(_mail((WORKSPACE_NO_DKIM,)), sec)
     assert workspace["checks"] == ["dkim_not_started", "no_dmarc"]
