@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from maildesk.core import addresses, budgets, commands, policy, refs, robots as classify, staff, threads, trust
+from maildesk.core import addresses, budgets, commands, policy, refs, robots, staff, threads, trust
 from maildesk.core.addresses import mailbox_key
 from maildesk.core.commands import ForSeller
 from maildesk.inbound.parse import InboundMail, ParseError, parse
@@ -51,15 +51,15 @@ class Intake:
             return Outcome("quarantine", reason=e.reason)
         if self.store.seen(mail.message_id):
             return Outcome("duplicate", message_id=mail.message_id)
-        sender = classify.classify(mail, self.cfg, self.sellers.addresses())
+        sender = robots.classify(mail, self.cfg, self.sellers.addresses())
         tagged, by_headers = self._claimed(mail)
-        if sender.role == classify.ROBOT:
+        if sender.role == robots.ROBOT:
             ref = self._robot(mail, raw, sender.reason, tagged, by_headers, arrived_at, now)
-        elif sender.role == classify.STAFF:
+        elif sender.role == robots.STAFF:
             ref = self._staff(mail, raw, tagged, by_headers, arrived_at, now)
-        elif sender.role == classify.SELLER:
+        elif sender.role == robots.SELLER:
             ref = self.sellers.receive(mail, raw, tagged, by_headers, arrived_at, now)
-        elif sender.role == classify.UNLISTED:
+        elif sender.role == robots.UNLISTED:
             ref = self._unlisted(mail, raw, tagged, by_headers, arrived_at, now)
         else:
             ref = self.customer(mail, raw, sender.role, tagged, by_headers, arrived_at, now)
@@ -171,7 +171,7 @@ class Intake:
 
     def _staff(self, mail: InboundMail, raw: bytes, tagged, by_headers, arrived_at, now) -> str | None:
         """Staff answer from their own mail client: relay, note or command (issue 4)."""
-        complaint = threads.choose(mail.from_addr, classify.STAFF, tagged, by_headers)
+        complaint = threads.choose(mail.from_addr, robots.STAFF, tagged, by_headers)
         trusted, why = self._authenticated(mail)
         if not trusted:
             return self._suspicious(mail, raw, complaint, why, arrived_at, now, listed=True)
@@ -226,7 +226,7 @@ class Intake:
         customer. Her mail is kept on the complaint it threads to (or on its own), obeys nothing and
         goes to nobody; she is told how to be added, once a day. Only authenticated mail is
         answered: otherwise anyone could make us write to every address of the domain."""
-        complaint = threads.choose(mail.from_addr, classify.STAFF, tagged, by_headers)
+        complaint = threads.choose(mail.from_addr, robots.STAFF, tagged, by_headers)
         trusted, why = self._authenticated(mail)
         if not trusted:
             return self._suspicious(mail, raw, complaint, why, arrived_at, now, listed=False)
