@@ -29,14 +29,8 @@ import schedule
 
 from maildesk.testing import faults
 from maildesk.core import policy, refs, staff
-from maildesk.adapters.imap import (
-    ConnectionLost,
-    FolderMissing,
-    Inbox,
-    LoginRefused,
-    MailboxError,
-    Unfetchable,
-)
+from maildesk.adapters.imap import Inbox
+from maildesk.adapters.imap_types import ConnectionLost, FolderMissing, LoginRefused, MailboxError, Unfetchable
 from maildesk.logs import event as log_event
 from maildesk.inbound.parse import parse, ParseError
 from maildesk.store.db import DatabaseReadOnly, iso

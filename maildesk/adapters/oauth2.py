@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Mapping
 
 from maildesk.config import ConfigError
-from maildesk.adapters.imap import LoginRefused
+from maildesk.adapters.imap_types import LoginRefused
 from maildesk.logs import event as log_event
 
 AUTH_URI = "https://accounts.google.com/o/oauth2/v2/auth"

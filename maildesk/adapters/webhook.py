@@ -18,7 +18,7 @@ from datetime import datetime
 
 from maildesk.core import timefmt
 from maildesk.logs import event as log_event
-from maildesk.adapters.outbox import backoff  # the same rhythm as mail: 30 s doubling, at most an hour, never given up
+from maildesk.core.sending import backoff  # the same rhythm as mail: 30 s doubling, at most an hour, never given up
 from maildesk.store.db import Store, iso
 
 TIMEOUT = 10

@@ -25,7 +25,8 @@ from maildesk.config import ConfigError, placeholders, read_secret
 from maildesk.cli.display import dumps, shown
 from maildesk.store.db import DatabaseReadOnly, SchemaError, Store, from_iso
 from maildesk.outbound.templates import shipped
-from maildesk.daemon import UNFETCHABLE_TRIES, utcnow
+from maildesk.clock import utcnow
+from maildesk.daemon import UNFETCHABLE_TRIES
 
 SHIPPED_CONFIG = shipped("maildesk.toml")  # the commented starter config `init` writes
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
@@ -586,7 +587,7 @@ def outbox_command(app, args) -> int:
 # --- quarantine ---------------------------------------------------------------
 
 def quarantine_command(app, args) -> int:
-    from maildesk.adapters.imap import MailboxError
+    from maildesk.adapters.imap_types import MailboxError
     try:
         if args.action == "retry":
             if not args.uids and not args.all:
@@ -634,7 +635,7 @@ def spam_command(app, args) -> int:
     """`spam list`: what the last pass found in spam and left there. `spam rescue UID`: move it
     to the inbox, where the daemon's next pass (or `once`) handles it like any other mail."""
     from maildesk.daemon import Daemon
-    from maildesk.adapters.imap import MailboxError
+    from maildesk.adapters.imap_types import MailboxError
     if args.action == "list":
         doc = digest.spam(app.store, listed=1000)
         if args.json:

@@ -19,8 +19,9 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from maildesk.clock import utcnow as _utcnow
 from maildesk.core import refs, timefmt
-from maildesk.adapters.imap import MailboxError
+from maildesk.adapters.imap_types import MailboxError
 from maildesk.logs import event as log_event
 from maildesk.store.db import SCHEMA_VERSION, SchemaError, Store, from_iso, iso, schema_problem
 
@@ -35,11 +36,6 @@ def add_parsers(sub) -> None:
     rs = sub.add_parser("restore", help="put a backup back (daemon stopped); mail handled since is read again "
                                         "from the processed folder on the next start")
     rs.add_argument("file", help="a file written by `maildesk backup`")
-
-
-def _utcnow() -> datetime:
-    from maildesk.daemon import utcnow
-    return utcnow()
 
 
 def _read(path: Path) -> sqlite3.Connection:

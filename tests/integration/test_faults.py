@@ -30,7 +30,7 @@ import pytest
 
 from maildesk.testing import faults
 from maildesk.daemon import Daemon
-from maildesk.adapters.imap import MailboxError
+from maildesk.adapters.imap_types import MailboxError
 from maildesk.testing.localstack import Dovecot, SmtpSink
 from tests.integration.conftest import Desk
 from tests.integration.test_clock import once_at

@@ -19,7 +19,7 @@ from freezegun import freeze_time
 from maildesk.adapters import oauth2
 from maildesk.app import App
 from maildesk.config import ConfigError
-from maildesk.adapters.imap import LoginRefused
+from maildesk.adapters.imap_types import LoginRefused
 from maildesk.testing.localstack import free_port
 from tests.oauth_stub import TokenServer
 from tests.outbox_rows import queue_mail
