@@ -26,7 +26,7 @@ from maildesk.cli.display import dumps, shown
 from maildesk.store.db import DatabaseReadOnly, SchemaError, Store, from_iso
 from maildesk.outbound.templates import shipped
 from maildesk.clock import utcnow
-from maildesk.daemon import UNFETCHABLE_TRIES
+from maildesk.store.inbox import UNFETCHABLE_TRIES
 
 SHIPPED_CONFIG = shipped("maildesk.toml")  # the commented starter config `init` writes
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
@@ -250,7 +250,7 @@ def check(cfg, args, env=os.environ) -> int:
     if "smtp" in errors:
         results.append(_secret_failure("smtp", errors["smtp"]))
     else:
-        results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
+        results.append(probe.smtp(cfg, secrets["smtp"], secrets["token"], args.timeout))
     results += [_dry_run_dir(cfg), _install(cfg)]
     results += _staff_trust(cfg, getattr(args, "staff_mail", None))
     results += _templates(cfg)
@@ -334,7 +334,7 @@ def status(cfg, args, env=os.environ) -> int:
     successful poll is older than --max-age, or a server check failed); 2 down (no daemon
     running) or misconfigured (no database, wrong schema). Needs no secrets: a server
     check whose secret is not in this environment is skipped, not failed."""
-    from maildesk.daemon import InstanceLock
+    from maildesk.lock import InstanceLock
     from maildesk.adapters.outbox import Outbox
     now = utcnow()
     try:
@@ -371,7 +371,7 @@ def status(cfg, args, env=os.environ) -> int:
         imap = (_skipped("imap", errors["imap"]) if "imap" in errors else
                 probe.imap(cfg.mailbox, secrets["imap"], secrets["token"], QUICK, folders=False)[0])
         smtp = (_skipped("smtp", errors["smtp"]) if "smtp" in errors else
-                probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], QUICK))
+                probe.smtp(cfg, secrets["smtp"], secrets["token"], QUICK))
         doc["mailbox"], doc["smtp"] = imap.as_dict(), smtp.as_dict()
         problems += [f"{r.name} check failed" for r in (imap, smtp) if not r.ok]
     if doc["loop_trouble"]:

@@ -249,7 +249,8 @@ def _command(args, argv: list[str]) -> int:
 
 
 def cmd_run(app, args) -> int:
-    from maildesk.daemon import AlreadyRunning, Daemon
+    from maildesk.lock import AlreadyRunning
+    from maildesk.daemon import Daemon
     from maildesk.adapters.imap_types import FolderMissing
     try:
         return Daemon(app).run()
@@ -262,7 +263,8 @@ def cmd_run(app, args) -> int:
 
 
 def cmd_once(app, args) -> int:
-    from maildesk.daemon import AlreadyRunning, Daemon
+    from maildesk.lock import AlreadyRunning
+    from maildesk.daemon import Daemon
     from maildesk.adapters.imap_types import MailboxError
     try:
         return Daemon(app).once()

@@ -84,7 +84,7 @@ def import_messages(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]
 
 @contextmanager
 def _locked(app):
-    from maildesk.daemon import AlreadyRunning, InstanceLock  # the daemon imports much; only needed here
+    from maildesk.lock import AlreadyRunning, InstanceLock  # the daemon imports much; only needed here
     lock = InstanceLock(app.cfg.database_path)
     try:
         lock.acquire()

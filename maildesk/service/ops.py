@@ -91,7 +91,7 @@ def backup_command(cfg, args) -> int:
 
 
 def restore_command(cfg, args) -> int:
-    from maildesk.daemon import AlreadyRunning, InstanceLock
+    from maildesk.lock import AlreadyRunning, InstanceLock
     source, db = Path(args.file), cfg.database_path
     try:
         src = _read(source)
@@ -139,7 +139,7 @@ def restore_command(cfg, args) -> int:
 
 def migrate_command(cfg, args) -> int:
     """The only command that changes the schema; takes a backup first, holds the daemon's lock."""
-    from maildesk.daemon import AlreadyRunning, InstanceLock
+    from maildesk.lock import AlreadyRunning, InstanceLock
     db = cfg.database_path
     lock = InstanceLock(db)
     try:

@@ -11,7 +11,7 @@ import pytest
 from maildesk.adapters import oauth2
 from maildesk.adapters.imap import Inbox
 from maildesk.adapters.imap_types import LoginRefused
-from maildesk.testing.localstack import Dovecot
+from maildesk.testing.dovecot import Dovecot
 from tests.oauth_stub import TokenServer
 from tests.support import SUPPORT, make_config, mail
 

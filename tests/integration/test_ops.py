@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from maildesk.core.addresses import mailbox_key
-from maildesk.daemon import InstanceLock
+from maildesk.lock import InstanceLock
 from maildesk.store.db import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.integration.test_trial_mode import takeout
 from tests.support import ROOT, mail
