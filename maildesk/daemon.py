@@ -121,9 +121,9 @@ class Daemon:
         entry = refused.setdefault(str(item.uid), {"tries": 0})
         entry.update(tries=entry["tries"] + 1, size=item.size, subject=item.subject, reason=item.reason)
         if entry["tries"] < UNFETCHABLE_TRIES:
-            log_event("message_refused", level=30, uid=item.uid, tries=entry["tries"], reason=item.reason)
+            log_event("message_refused", severity=30, uid=item.uid, tries=entry["tries"], reason=item.reason)
             return
-        log_event("message_unfetchable", level=40, uid=item.uid, size=item.size, reason=item.reason,
+        log_event("message_unfetchable", severity=40, uid=item.uid, size=item.size, reason=item.reason,
                   folder=self.inbox.cfg.folder)
         what = (f"The IMAP server refused {UNFETCHABLE_TRIES} times to give maildesk the message with UID "
                 f"{item.uid} in {self.inbox.cfg.folder} ({item.size} bytes, subject: {item.subject or 'unknown'}). "
@@ -143,7 +143,7 @@ class Daemon:
                                                           "admin", context={"title": title, "what": what,
                                                                             "fix": fix}), self.clock.now())
         except Exception:  # the store or the templates are the trouble: the log must do
-            log_event("admin_alert_failed", level=40, kind=kind, exc_info=True)
+            log_event("admin_alert_failed", severity=40, kind=kind, exc_info=True)
 
     def _first_start(self, uids: list[int]) -> set[int]:
         return first_start.left_untouched(self.store, self.inbox, uids, self.clock.now())
@@ -198,7 +198,7 @@ class Daemon:
         except Exception as e:  # a message that breaks processing is set aside, never lost
             if store_trouble(e):
                 raise  # the store is unwell, not the message: leave it in the inbox for later
-            log_event("processing_error", level=40, uid=fetched.uid, exc_info=True)
+            log_event("processing_error", severity=40, uid=fetched.uid, exc_info=True)
             outcome = Outcome("quarantine", reason=f"processing failed: {type(e).__name__}: {e}")
         if outcome.action == "quarantine":
             self._quarantine(fetched, outcome.reason, now)
@@ -216,7 +216,7 @@ class Daemon:
             pass
         inbox_state.quarantine(self.store, now, self.cfg.mailbox.quarantine_folder, message_id, digest, sender,
                                subject, fetched.size, reason)
-        log_event("quarantined", level=30, uid=fetched.uid, size=fetched.size, reason=reason[:200])
+        log_event("quarantined", severity=30, uid=fetched.uid, size=fetched.size, reason=reason[:200])
 
     def connect(self) -> None:
         """Log in, and count it: Gmail locks an account out after too many logins."""
@@ -239,7 +239,7 @@ class Daemon:
             except sqlite3.OperationalError:
                 raise
             except Exception:  # one broken job must not stop the inbox or the other jobs
-                log_event("clock_job_failed", level=40, job=getattr(job, "__qualname__", repr(job)), exc_info=True)
+                log_event("clock_job_failed", severity=40, job=getattr(job, "__qualname__", repr(job)), exc_info=True)
 
     def flush(self) -> None:
         self.app.outbox.flush(self.clock.now(), stopping=self.stop_event.is_set)
@@ -310,14 +310,14 @@ class Daemon:
                     self.inbox.wait(max(0.5, min(scheduler.idle_seconds or 60, 60)), self.stop_event.is_set)
                     continue
                 except FolderMissing as e:  # retrying cannot make the folder appear: stop, say which
-                    log_event("imap_folder_missing", level=50, error=str(e)[:500])
+                    log_event("imap_folder_missing", severity=50, error=str(e)[:500])
                     raise
                 except (ConnectionLost, LoginRefused, MailboxError) as e:
                     self.inbox.close()
                     # a connection ending after a good pass is routine (Gmail ends an OAuth2 session
                     # with BYE every hour): INFO; a second failure in a row is news
-                    level = 40 if isinstance(e, LoginRefused) else 30 if failures else 20
-                    log_event("imap_unavailable", level=level, error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    severity = 40 if isinstance(e, LoginRefused) else 30 if failures else 20
+                    log_event("imap_unavailable", severity=severity, error=str(e)[:200], retry_in=f"{delay:.0f}s")
                     error = str(e)
                     try:
                         if first_tick:  # no inbox to read: the deadlines still may not wait for it
@@ -326,16 +326,16 @@ class Daemon:
                         scheduler.run_pending()
                         self.flush()
                     except Exception:  # the clock and the outbox fail on their own; the wait still comes
-                        log_event("loop_error", level=40, retry_in=f"{delay:.0f}s", exc_info=True)
+                        log_event("loop_error", severity=40, retry_in=f"{delay:.0f}s", exc_info=True)
                 except sqlite3.OperationalError as e:
                     if "readonly" in str(e):  # rights, not a busy moment: retrying never helps
-                        log_event("database_readonly", level=50, error=str(e)[:200])
+                        log_event("database_readonly", severity=50, error=str(e)[:200])
                         raise DatabaseReadOnly(f"database {self.cfg.database_path} became read-only for "
                                                f"this user: {e}; fix its owner, then start again") from None
-                    log_event("database_busy", level=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    log_event("database_busy", severity=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
                     error = f"database: {e}"
                 except Exception as e:  # last resort: a bug must not stop the helpdesk; say it loudly, go on
-                    log_event("loop_error", level=40, retry_in=f"{delay:.0f}s", exc_info=True)
+                    log_event("loop_error", severity=40, retry_in=f"{delay:.0f}s", exc_info=True)
                     self.inbox.close()
                     error = f"{type(e).__name__}: {e}"
                 failures += 1
@@ -353,7 +353,7 @@ class Daemon:
     def _failing(self, failures: int, error: str) -> None:
         """Passes keep failing: the log (always), `status` (from the database, when it works),
         and the admins by mail (when mail works)."""
-        log_event("loop_failing", level=40, failures=failures, error=error[:300])
+        log_event("loop_failing", severity=40, failures=failures, error=error[:300])
         try:
             with self.store.transaction():
                 self.store.set_state("loop_trouble", json.dumps({"since": iso(self.clock.now()), "error": error[:300]}))
@@ -367,7 +367,7 @@ class Daemon:
         try:
             self.flush()
         except Exception:  # mail does not work either: the log and `status` must do
-            log_event("admin_alert_failed", level=40, kind="loop_failing")
+            log_event("admin_alert_failed", severity=40, kind="loop_failing")
 
     def _recovered(self, failures: int) -> None:
         if not self.store.get_state("loop_trouble"):

@@ -234,7 +234,7 @@ class Inbox(OtherFolders):
         except ConnectionLost:
             raise
         except Exception:  # an odd BODYSTRUCTURE, a server refusing a part: fall back to the first bytes
-            log_event("large_message_unreadable", level=30, uid=uid, size=size, exc_info=True)
+            log_event("large_message_unreadable", severity=30, uid=uid, size=size, exc_info=True)
             built = None
         if built is None:
             # work from its first max_bytes

@@ -76,7 +76,7 @@ class OtherFolders:
             fetched = []
             for item in self.fetch(new, max_bytes):
                 if isinstance(item, Unfetchable):  # a record of what staff sent: one lost is logged, not retried
-                    log_event("sent_message_unfetchable", level=30, folder=folder, uid=item.uid, reason=item.reason)
+                    log_event("sent_message_unfetchable", severity=30, folder=folder, uid=item.uid, reason=item.reason)
                 else:
                     fetched.append(item)
             return now_validity, max(new, default=after_uid), fetched
@@ -138,7 +138,7 @@ class OtherFolders:
             fetched = []
             for item in self.fetch(uids, max_bytes):
                 if isinstance(item, Unfetchable):  # the server will not serve it: it cannot be handled again
-                    log_event("message_unfetchable", level=30, folder=folder, uid=item.uid, reason=item.reason)
+                    log_event("message_unfetchable", severity=30, folder=folder, uid=item.uid, reason=item.reason)
                 else:
                     fetched.append(item)
             return fetched

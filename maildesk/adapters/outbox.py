@@ -121,7 +121,7 @@ class Outbox:
         sent = self.sent_last_24h(now) if limit else 0
         go = sending.may_go([(r.tier, r.recipients) for r in rows], limit, sent, self.cfg.smtp.reserve)
         if go < len(rows):
-            log_event("sending_limit", level=30, held=len(rows) - go, limit=limit)
+            log_event("sending_limit", severity=30, held=len(rows) - go, limit=limit)
         if pause:  # the probe: one mail tries whether Gmail takes mail again
             go = min(go, 1)
         return rows[:go], len(rows) - go
@@ -172,7 +172,7 @@ class Outbox:
         pause = self.paused() or {"since": iso(now)}
         pause.update(next_probe=iso(now + PROBE_EVERY), error=reason[:200])
         self.store.set_state(PAUSE_KEY, json.dumps(pause))
-        log_event("sending_paused", level=40, since=pause["since"], next_probe=pause["next_probe"])
+        log_event("sending_paused", severity=40, since=pause["since"], next_probe=pause["next_probe"])
 
     def _resume(self, now: datetime) -> None:
         pause = self.paused()
@@ -212,7 +212,7 @@ class Outbox:
             reason = f"could not look in the Sent folder: {type(e).__name__}: {e}"
             for row in in_doubt:
                 self._settle(row, TempFail(reason, in_doubt=True), now, result)
-            log_event("sent_lookup_failed", level=30, rows=len(in_doubt), error=type(e).__name__)
+            log_event("sent_lookup_failed", severity=30, rows=len(in_doubt), error=type(e).__name__)
             return [r for r in rows if not r.in_flight_at]
         for row in in_doubt:
             if row.message_id in found:
@@ -287,7 +287,7 @@ class Outbox:
                     self.store.add_event(row.complaint_id, now, "smtp", "send_failed",
                                          mail=row.kind, error=outcome.reason[:300])
             result.failed += 1
-            log_event("send_failed", self._ref(row.complaint_id, row.ref), level=40, kind=row.kind,
+            log_event("send_failed", self._ref(row.complaint_id, row.ref), severity=40, kind=row.kind,
                       error=outcome.reason[:200])
         else:
             attempts = row.attempts + 1
@@ -298,7 +298,7 @@ class Outbox:
                 if outcome.quota:
                     self._pause(now, outcome.reason)
             result.retry += 1
-            log_event("send_retry", self._ref(row.complaint_id, row.ref), level=30, kind=row.kind,
+            log_event("send_retry", self._ref(row.complaint_id, row.ref), severity=30, kind=row.kind,
                       attempts=attempts, error=outcome.reason[:200])
 
     def retry(self, now: datetime, row_id: int | None = None) -> int:

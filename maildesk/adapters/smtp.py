@@ -42,7 +42,7 @@ class SmtpBatch:
         except Exception as e:  # unreachable, refused, or anything else: every row waits, none is to blame
             for row in rows:
                 self.settle(row, TempFail(f"connect: {type(e).__name__}: {e}"))
-            log_event("smtp_unreachable", level=40, error=f"{type(e).__name__}", code=getattr(e, "code", None))
+            log_event("smtp_unreachable", severity=40, error=f"{type(e).__name__}", code=getattr(e, "code", None))
             return
         queue = collections.deque(rows)  # shared: each connection takes the next row, in order
         stop = []  # set when one connection meets trouble: the others finish the mail in hand and stop
@@ -56,7 +56,7 @@ class SmtpBatch:
         try:
             client = await self.connect()
         except Exception as e:
-            log_event("smtp_extra_connection_refused", level=30, error=f"{type(e).__name__}",
+            log_event("smtp_extra_connection_refused", severity=30, error=f"{type(e).__name__}",
                       code=getattr(e, "code", None))
             return
         await self._send_queue(client, queue, stop)
@@ -95,7 +95,7 @@ class SmtpBatch:
         try:
             return await self.connect()
         except Exception as e:
-            log_event("smtp_unreachable", level=40, error=f"{type(e).__name__}", code=getattr(e, "code", None))
+            log_event("smtp_unreachable", severity=40, error=f"{type(e).__name__}", code=getattr(e, "code", None))
             return None
 
     async def _send_one(self, client: aiosmtplib.SMTP, row) -> Sent | TempFail | PermFail:

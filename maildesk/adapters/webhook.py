@@ -70,14 +70,14 @@ def deliver_due(store: Store, now: datetime, send=post) -> int:
         try:
             ok, what = send(row["url"], row["payload"], row["delivery_id"])
         except Exception as e:  # whatever the network or the receiver did: a failed attempt
-            log_event("webhook_error", level=40, exc_info=True, seller=row["seller_id"], event=row["event"])
+            log_event("webhook_error", severity=40, exc_info=True, seller=row["seller_id"], event=row["event"])
             ok, what = False, f"{type(e).__name__}: {e}"[:300]
         try:
             accepted += _record(store, row, ok, what, now)
         except sqlite3.OperationalError:
             raise  # the store is unwell, not this row
         except Exception as e:
-            log_event("webhook_record_failed", level=40, exc_info=True, seller=row["seller_id"],
+            log_event("webhook_record_failed", severity=40, exc_info=True, seller=row["seller_id"],
                       delivery=row["delivery_id"], error=f"{type(e).__name__}: {e}"[:200])
             _postpone(store, row, now)
     return accepted
@@ -92,7 +92,7 @@ def _postpone(store: Store, row, now: datetime) -> None:
     except sqlite3.OperationalError:
         raise
     except Exception:
-        log_event("webhook_postpone_failed", level=40, exc_info=True, delivery=row["delivery_id"])
+        log_event("webhook_postpone_failed", severity=40, exc_info=True, delivery=row["delivery_id"])
 
 
 def _record(store: Store, row, ok: bool, what: str, now: datetime) -> int:
@@ -105,7 +105,7 @@ def _record(store: Store, row, ok: bool, what: str, now: datetime) -> int:
         else:
             store.update("seller_webhooks", row["id"], {"attempts": attempts, "last_error": what,
                                                         "next_attempt_at": iso(retry)})
-    log_event("webhook_delivered" if ok else "webhook_failed", level=20 if ok else 30,
+    log_event("webhook_delivered" if ok else "webhook_failed", severity=20 if ok else 30,
               seller=row["seller_id"], event=row["event"], attempt=attempts, result=what,
               retry_at=None if ok else iso(retry))
     return int(ok)

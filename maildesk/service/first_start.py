@@ -29,7 +29,7 @@ def left_untouched(store, inbox, uids: list[int], now: datetime) -> set[int]:
     with store.transaction():
         inbox_state.set_state_json(store, key, info)
     if old:
-        log_event("first_start_left_old_mail", level=30, left=len(old), folder=inbox.cfg.folder,
+        log_event("first_start_left_old_mail", severity=30, left=len(old), folder=inbox.cfg.folder,
                   before=info["cutoff"][:16],
                   hint="they stay in the inbox unanswered; to keep them as history without answering "
                        "anyone: maildesk backfill --since YYYY-MM-DD (or import-mbox a Takeout export)")

@@ -166,13 +166,13 @@ def _one(store, workflow, raw: bytes, at: datetime, max_bytes: int, result: Impo
     except sqlite3.OperationalError:
         raise  # the store is unwell, not the message: stop, import again later (duplicates are skipped)
     except Exception as e:  # one bad message must not stop a 10-year mailbox
-        log_event("import_skipped", level=30, error=f"{type(e).__name__}: {e}"[:200])
+        log_event("import_skipped", severity=30, error=f"{type(e).__name__}: {e}"[:200])
         result.skipped += 1
         return
     if outcome.action == "duplicate":
         result.duplicates += 1
     elif outcome.action == "quarantine":
-        log_event("import_skipped", level=30, reason=outcome.reason[:200], arrived=iso(at))
+        log_event("import_skipped", severity=30, reason=outcome.reason[:200], arrived=iso(at))
         result.skipped += 1
 
 

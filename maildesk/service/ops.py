@@ -219,7 +219,7 @@ def _mark_what_went_out(store, inbox) -> None:
     try:
         found = inbox.sent_copies([r["message_id"] for r in queued])
     except MailboxError as e:
-        log_event("recovery_without_sent", level=30, error=str(e)[:200], queued=len(queued))
+        log_event("recovery_without_sent", severity=30, error=str(e)[:200], queued=len(queued))
         return
     now = iso(_utcnow())
     with store.transaction():
@@ -242,7 +242,7 @@ def _our_sent_mail(inbox, cfg, since: str) -> list:
         return inbox.read_since(folder, (from_iso(since) - MARGIN).date(),
                                 int(cfg.mailbox.max_message_mb * 1024 * 1024))
     except MailboxError as e:  # no Sent to read: later customer mail is then the only guide
-        log_event("recovery_without_sent", level=30, error=str(e)[:200])
+        log_event("recovery_without_sent", severity=30, error=str(e)[:200])
         return []
 
 

@@ -145,12 +145,12 @@ class Workflow:
         reachable, why = addresses.sendable(mail.from_addr)
         if not reachable:
             _unreachable(decision, why)
-            log_event("unreachable_address", ref, level=30, reason=why)
+            log_event("unreachable_address", ref, severity=30, reason=why)
         self._apply(complaint, decision, now, actor=mail.from_addr)
         log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
                   order=mail.order_number)
         if not intake.send_ack:
-            log_event("ack_suppressed", ref, level=30, customer=mail.from_addr, reason="flood")
+            log_event("ack_suppressed", ref, severity=30, customer=mail.from_addr, reason="flood")
             self._flood(complaint, mail, key, intake, now)
         return ref
 
@@ -176,7 +176,7 @@ class Workflow:
         if intake.flood_starts:
             self.notices.raise_notice("*", policy.Mail("admin_flood", tuple(self.cfg.teams.admins), "alert",
                                                        "admin", context=facts), now, complaint["id"])
-            log_event("flood_reported", complaint["ref"], level=30, customer=mail.from_addr, opened=opened)
+            log_event("flood_reported", complaint["ref"], severity=30, customer=mail.from_addr, opened=opened)
 
     def _robot(self, mail: InboundMail, raw: bytes, reason: str, tagged, by_headers, arrived_at, now) -> str | None:
         """Automatic mail joins a complaint only through a Message-ID of ours that it bounces or
@@ -304,7 +304,7 @@ class Workflow:
                                               context={"address": mail.from_addr, "admins": self.cfg.teams.admins,
                                                        "original_subject": mail.subject[:150], "ref": ref}),
                        now, in_reply_to=mail.message_id)
-        log_event("staff_unlisted", ref, level=30, sender=mail.from_addr, told=told is None)
+        log_event("staff_unlisted", ref, severity=30, sender=mail.from_addr, told=told is None)
         return ref
 
     def _suspicious(self, mail: InboundMail, raw: bytes, complaint, why: str, arrived_at, now,
@@ -329,7 +329,7 @@ class Workflow:
             self.notices.raise_notice(mailbox_key(mail.from_addr),
                                       policy.Mail("staff_refused", (mail.from_addr,), "refused", "staff",
                                                   context=facts), now, complaint["id"] if complaint else None)
-        log_event("suspicious_staff_mail", ref, level=30, claimed=mail.from_addr, why=why)
+        log_event("suspicious_staff_mail", ref, severity=30, claimed=mail.from_addr, why=why)
         return ref
 
     def _store_message(self, complaint_id: int | None, mail: InboundMail, raw: bytes, kind: str,
@@ -390,7 +390,7 @@ class Workflow:
             except sqlite3.OperationalError:
                 raise  # the store is unwell, not this complaint
             except Exception as e:  # e.g. a broken template: look again in an hour, tell the admins' log
-                log_event("sweep_failed", row["ref"], level=40, exc_info=True)
+                log_event("sweep_failed", row["ref"], severity=40, exc_info=True)
                 self.store.update("complaints", row["id"], {"next_due": iso(now + timedelta(hours=1))})
                 self.store.add_event(row["id"], now, "maildesk", "sweep_failed", error=f"{type(e).__name__}: {e}"[:300])
         return len(rows)
@@ -435,7 +435,7 @@ class Workflow:
             if complaint:
                 self.store.add_event(complaint["id"], now, "maildesk", "not_sent", mail=mail.kind,
                                      audience=mail.audience, why="; ".join(refused.values()))
-            log_event("mail_not_queued", ref, level=30, kind=mail.kind, audience=mail.audience,
+            log_event("mail_not_queued", ref, severity=30, kind=mail.kind, audience=mail.audience,
                       why="; ".join(refused.values()))
             mail = replace(mail, to=tuple(a for a in mail.to if a not in refused))
             if not mail.to:
@@ -446,7 +446,7 @@ class Workflow:
             # a robot that echoes us without RFC 3834 headers must not keep us talking
             if complaint:
                 self.store.add_event(complaint["id"], now, "maildesk", "auto_mail_suppressed", mail=mail.kind)
-            log_event("auto_mail_suppressed", ref, level=30, kind=mail.kind, to=mail.to[0])
+            log_event("auto_mail_suppressed", ref, severity=30, kind=mail.kind, to=mail.to[0])
             return ""
         lang = complaint["lang"] if complaint and mail.audience == "customer" else self.cfg.policy.language
         context = self._context(complaint, now)
