@@ -11,7 +11,7 @@ ends as that row's outcome, and the rest of the batch goes on. An error
 nobody foresaw is retried with back-off MAX_UNEXPECTED_ATTEMPTS times, then
 the row fails (`send_failed` on the complaint, listed in the digest).
 
-The adapter (`_send_one`) turns one send into an outcome value (Sent,
+adapters/smtp.py turns each send into an outcome value (Sent,
 TempFail, PermFail, core/sending.py); `_settle` is the one place that stores
 it. Which rows may go under the daily limit is core/sending.py's choice; the
 SQL is store/outbox.py's.

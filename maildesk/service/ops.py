@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from maildesk.clock import utcnow as _utcnow

@@ -11,8 +11,6 @@ import os
 import random
 from email.message import EmailMessage
 
-import pytest
-
 from maildesk.daemon import Daemon
 from maildesk.app import App
 from maildesk.config import load
