@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from maildesk.adapters import connect
 from maildesk.adapters.imap_folders import OtherFolders
 from maildesk.adapters.imap_types import (BATCH, NETWORK_ERRORS, ConnectionLost, Fetched, FolderMissing,
-                                          LoginRefused, Refused, Unfetchable, folder_problem, text)
+                                          LoginRefused, Refused, Unfetchable, envelope_subject, folder_problem,
+                                          text)
 from maildesk.core import fetchplan
 from maildesk.core.fetchplan import EDGE
 from maildesk.logs import event as log_event
@@ -205,7 +206,7 @@ class Inbox(OtherFolders):
             size = answer.get(b"RFC822.SIZE", size)
             envelope = answer.get(b"ENVELOPE")
             if envelope is not None and envelope.subject:
-                subject = _decode_words(envelope.subject)
+                subject = envelope_subject(envelope.subject)
         except Refused:
             pass
         return Unfetchable(uid, reason, size, subject[:200])
@@ -389,16 +390,6 @@ class Inbox(OtherFolders):
 
 def _fetch_one(client, uid: int, items: list[str]) -> dict:
     return client.fetch([uid], items).get(uid, {})
-
-
-def _decode_words(value: bytes) -> str:
-    """An ENVELOPE subject (encoded-words, raw bytes) as text."""
-    from email.header import decode_header, make_header
-    text = value.decode("utf-8", errors="replace")
-    try:
-        return str(make_header(decode_header(text)))
-    except Exception:  # an odd encoded-word: the raw text is good enough for an alert
-        return text
 
 
 def _news(responses) -> bool:

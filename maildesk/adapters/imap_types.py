@@ -9,6 +9,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import decode_header, make_header
 
 from maildesk.inbound.parse import Attachment
 
@@ -72,3 +73,12 @@ def folder_problem(folder: str, key: str, error: str, names: list[str]) -> str:
 def text(e: Exception) -> str:
     text = str(e)
     return text.decode(errors="replace") if isinstance(text, bytes) else text
+
+
+def envelope_subject(value: bytes) -> str:
+    """An ENVELOPE subject (encoded-words, raw bytes) as text, for what an Unfetchable says."""
+    decoded = value.decode("utf-8", errors="replace")
+    try:
+        return str(make_header(decode_header(decoded)))
+    except Exception:  # an odd encoded-word: the raw text is good enough for an alert
+        return decoded
