@@ -3,7 +3,7 @@ opened read-only (or for one move), then the inbox's own folder is selected agai
 from __future__ import annotations
 
 import imaplib
-from datetime import date
+from datetime import date, datetime
 
 from maildesk.adapters.imap_types import (BATCH, NETWORK_ERRORS, ConnectionLost, Fetched, FolderMissing,
                                           Unfetchable, folder_problem, text)

@@ -35,7 +35,7 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _mailbox_name(name: str) -> str:
+def mailbox_name(name: str) -> str:
     """Dovecot 2.3 wants UTF-8 names in its config; accept the IMAP wire form (modified UTF-7) too."""
     if name.isascii() and "&" in name:
         return imap_utf7.decode(name.encode("ascii"))
@@ -118,7 +118,7 @@ class Dovecot:
         passwd = r / "passwd"
         passwd.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self.users.items()))
         mailboxes = "".join(
-            f"  mailbox {_quote(_mailbox_name(name))} {{\n"
+            f"  mailbox {_quote(mailbox_name(name))} {{\n"
             f"    special_use = {flag}\n"
             f"    auto = subscribe\n"
             f"  }}\n"

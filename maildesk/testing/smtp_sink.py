@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from maildesk.testing.dovecot import Dovecot
+from maildesk.testing.dovecot import Dovecot, mailbox_name
 from maildesk.testing.localstack import HOST, free_port
 
 
@@ -176,7 +176,7 @@ class SmtpSink:
     def _file_sent(self, data: bytes) -> None:
         dovecot = self.files_sent
         assert dovecot is not None
-        dovecot.append(data, _mailbox_name(dovecot.special_use["\\Sent"]), flags=[b"\\Seen"])
+        dovecot.append(data, mailbox_name(dovecot.special_use["\\Sent"]), flags=[b"\\Seen"])
 
     def _spool(self, captured: Captured) -> None:
         with self._cond:
