@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/bench.py [--n 1000] [--json out.json] [--only backlog,latency,...]
 
-Starts a throwaway Dovecot and an aiosmtpd sink on loopback (maildesk.testing.localstack) and measures:
+Starts a throwaway Dovecot and an aiosmtpd sink on loopback (maildesk.testing: dovecot, smtp_sink) and measures:
 
   backlog    N new complaints waiting in the inbox, handled by Daemon.once() until every
              acknowledgement is accepted by SMTP (messages/s); then N customer replies to
@@ -44,7 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from maildesk.testing.localstack import Dovecot, SmtpSink  # noqa: E402
+from maildesk.testing.dovecot import Dovecot  # noqa: E402
+from maildesk.testing.smtp_sink import SmtpSink  # noqa: E402
 
 SUPPORT = "support@imolocale.test"
 PYTHON = sys.executable

@@ -1,5 +1,6 @@
-"""The composition root: config, store, templates, workflow, inbox, outbox
-and clock jobs built once and handed to the daemon and the CLI."""
+"""The composition root: config, clock, store, templates, workflow, inbox, outbox
+and clock jobs built once and handed to the daemon and the CLI. Tests pass their
+hooks here (an SMTP client factory), never patch the adapters."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Callable
 
-from maildesk.adapters import oauth2
+from maildesk.adapters import connect, oauth2
+from maildesk.clock import Clock
 from maildesk.config import Config, read_secret
 from maildesk.service.digest import DigestJob
 from maildesk.adapters.imap import Inbox
@@ -21,9 +23,13 @@ class App:
     """Secrets are read when first needed (`token_source`, `outbox`, `make_inbox`), so commands
     that never connect run without them; `readonly` opens the database for reading only."""
 
-    def __init__(self, cfg: Config, *, dry_run: bool = False, env=os.environ, readonly: bool = False):
+    def __init__(self, cfg: Config, *, dry_run: bool = False, env=os.environ, readonly: bool = False,
+                 clock: Clock | None = None, smtp_client=connect.smtp_client, part_fetch=None):
         self.cfg = cfg
         self.env = env
+        self.clock = clock or Clock()
+        self.smtp_client = smtp_client  # [smtp] -> an unconnected aiosmtplib client
+        self.part_fetch = part_fetch  # None, or the inbox's FETCH of a large message's parts
         self.dry_run = dry_run or cfg.mailbox.read_only
         self.store = Store(cfg.database_path, readonly=readonly)
         self.templates = Templates(cfg.templates_dir, cfg.policy.language, cfg.tz)
@@ -42,7 +48,8 @@ class App:
         return Outbox(self.cfg, self.store, password=self.smtp_password(),
                       dry_run_dir=self.cfg.dry_run_path if self.dry_run else None,
                       token_source=self.token_source,
-                      sent_lookup=self.sent_copies if self.cfg.smtp_saves_to_sent else None)
+                      sent_lookup=self.sent_copies if self.cfg.smtp_saves_to_sent else None,
+                      smtp_client=self.smtp_client)
 
     def imap_password(self) -> str | None:
         """None with [oauth2]: the password keys are then not needed at all."""
@@ -57,7 +64,8 @@ class App:
             from dataclasses import replace
             mailbox = replace(mailbox, read_only=True)
         return Inbox(mailbox, self.imap_password(), token_source=self.token_source,
-                     attachment_max_bytes=int(self.cfg.storage.attachment_max_mb * 1024 * 1024))
+                     attachment_max_bytes=int(self.cfg.storage.attachment_max_mb * 1024 * 1024),
+                     part_fetch=self.part_fetch)
 
     def sent_copies(self, message_ids: list[str]) -> set[str]:
         """Which of our Message-IDs the Sent folder holds (the outbox asks after a crash)."""

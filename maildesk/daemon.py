@@ -14,60 +14,33 @@ working meanwhile.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime
 
 import schedule
 
-from maildesk.testing import faults
-from maildesk.core import policy, refs, trust
-from maildesk.adapters.imap import (
-    ConnectionLost,
-    FolderMissing,
-    Inbox,
-    LoginRefused,
-    MailboxError,
-    Unfetchable,
-)
+from maildesk.adapters.imap import Inbox
+from maildesk.adapters.imap_types import ConnectionLost, FolderMissing, LoginRefused, MailboxError, Unfetchable
+from maildesk.adapters.systemd import sd_notify
+from maildesk.core import policy
+from maildesk.inbound.parse import ParseError, parse
+from maildesk.lock import InstanceLock
 from maildesk.logs import event as log_event
-from maildesk.inbound.parse import parse, ParseError
-from maildesk.store.db import DatabaseReadOnly, iso
+from maildesk.service import first_start, spam
+from maildesk.service.ops import RECOVER_KEY, recover
 from maildesk.service.intake import Outcome
+from maildesk.store import inbox as inbox_state
+from maildesk.store.db import DatabaseReadOnly, iso
+from maildesk.store.inbox import UNFETCHABLE_TRIES
+from maildesk.testing import faults
 
 MAX_BACKOFF = 300
-UNFETCHABLE_TRIES = 3  # passes a message the server refuses is tried before it is left alone
 LOOP_ALERT_AFTER = 5  # failed passes in a row before admins are told (1+2+4+8+16 s: about half a minute)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def sd_notify(state: str) -> None:
-    """Tell systemd (`Type=notify`, `WatchdogSec=`) that we are ready, alive or stopping, so a
-    stuck daemon is restarted; a no-op outside systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):  # an abstract socket
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(state.encode(), address)
-    except OSError:
-        pass  # systemd went away: nothing to tell
-
-
-class AlreadyRunning(Exception):
-    pass
 
 
 def store_trouble(e: BaseException) -> bool:
@@ -78,51 +51,12 @@ def store_trouble(e: BaseException) -> bool:
     return isinstance(e, (sqlite3.Error, OSError))
 
 
-class InstanceLock:
-    """One daemon per database: an exclusive flock beside the database file."""
-
-    def __init__(self, db_path: Path):
-        self.path = Path(str(db_path) + ".lock")
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise AlreadyRunning(f"another maildesk (pid {holder}) is already running on {self.path.with_suffix('')}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
-
-    def held_elsewhere(self) -> int | None:
-        """The pid of a running daemon, or None: for `maildesk status`."""
-        if not self.path.exists():
-            return None
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.read(fd, 32).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
-        finally:
-            os.close(fd)
-        return None
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 class Daemon:
     def __init__(self, app):
         self.app = app
         self.cfg = app.cfg
         self.store = app.store
+        self.clock = app.clock
         self.stop_event = threading.Event()
         self.inbox: Inbox | None = None
         self.last_uid = 0
@@ -159,8 +93,8 @@ class Daemon:
                     faults.step("after_message")
                 if cfg.read_only and chunk:
                     self.store.set_state(state_key, str(max(chunk)))
-                self.store.set_state(self._unfetchable_key(), json.dumps(refused))
-                self.store.set_state("last_poll", iso(utcnow()))
+                inbox_state.set_state_json(self.store, self._unfetchable_key(), refused)
+                self.store.set_state("last_poll", iso(self.clock.now()))
             faults.step("after_commit")
             inbox.move(done, cfg.processed_folder)
             faults.step("after_move_processed")
@@ -170,7 +104,7 @@ class Daemon:
             sd_notify("WATCHDOG=1")  # a long backlog is progress, not a hang
         if not uids:
             with self.store.transaction():
-                self.store.set_state("last_poll", iso(utcnow()))
+                self.store.set_state("last_poll", iso(self.clock.now()))
         return handled
 
     # --- messages the server will not serve ---------------------------------------------
@@ -179,7 +113,7 @@ class Daemon:
 
     def _unfetchable_state(self) -> dict[str, dict]:
         """UID -> {tries, size, subject, reason}: messages the server refused to serve."""
-        return json.loads(self.store.get_state(self._unfetchable_key()) or "{}")
+        return inbox_state.state_json(self.store, self._unfetchable_key(), {})
 
     def _refused(self, item: Unfetchable, refused: dict) -> None:
         """One more pass where the server would not give this message; at the last try it is
@@ -187,9 +121,9 @@ class Daemon:
         entry = refused.setdefault(str(item.uid), {"tries": 0})
         entry.update(tries=entry["tries"] + 1, size=item.size, subject=item.subject, reason=item.reason)
         if entry["tries"] < UNFETCHABLE_TRIES:
-            log_event("message_refused", level=30, uid=item.uid, tries=entry["tries"], reason=item.reason)
+            log_event("message_refused", severity=30, uid=item.uid, tries=entry["tries"], reason=item.reason)
             return
-        log_event("message_unfetchable", level=40, uid=item.uid, size=item.size, reason=item.reason,
+        log_event("message_unfetchable", severity=40, uid=item.uid, size=item.size, reason=item.reason,
                   folder=self.inbox.cfg.folder)
         what = (f"The IMAP server refused {UNFETCHABLE_TRIES} times to give maildesk the message with UID "
                 f"{item.uid} in {self.inbox.cfg.folder} ({item.size} bytes, subject: {item.subject or 'unknown'}). "
@@ -207,106 +141,23 @@ class Daemon:
             with self.store.transaction():
                 self.app.workflow.queue(None, policy.Mail("admin_mailbox", tuple(self.cfg.teams.admins), kind,
                                                           "admin", context={"title": title, "what": what,
-                                                                            "fix": fix}), utcnow())
+                                                                            "fix": fix}), self.clock.now())
         except Exception:  # the store or the templates are the trouble: the log must do
-            log_event("admin_alert_failed", level=40, kind=kind, exc_info=True)
+            log_event("admin_alert_failed", severity=40, kind=kind, exc_info=True)
 
-    # --- the very first start ------------------------------------------------------------
     def _first_start(self, uids: list[int]) -> set[int]:
-        """UIDs left untouched because they reached the inbox before the first start (less
-        `[mailbox] first_start_hours`): the past is not answered. Decided once, on an empty
-        database (never polled), and remembered; decided again if the folder's UIDVALIDITY changes."""
-        key = f"first_start:{self.inbox.cfg.folder}"
-        saved = self.store.get_state(key)
-        if saved is None and self.store.get_state("last_poll") is not None:
-            return set()  # a database from before this rule: it has already read this inbox
-        info = json.loads(saved) if saved else {"cutoff": iso(utcnow() - timedelta(
-            hours=self.inbox.cfg.first_start_hours))}
-        if info.get("validity") == self.inbox.uidvalidity:
-            return _expand(info["left"]) & set(uids) if info["left"] else set()
-        cutoff = datetime.fromisoformat(info["cutoff"])
-        old = self.inbox.arrived_before(uids, cutoff) if self.inbox.cfg.first_start_hours > 0 else []
-        info.update(validity=self.inbox.uidvalidity, left=_ranges(old), count=len(old))
-        with self.store.transaction():
-            self.store.set_state(key, json.dumps(info))
-        if old:
-            log_event("first_start_left_old_mail", level=30, left=len(old), folder=self.inbox.cfg.folder,
-                      before=info["cutoff"][:16],
-                      hint="they stay in the inbox unanswered; to keep them as history without answering "
-                           "anyone: maildesk backfill --since YYYY-MM-DD (or import-mbox a Takeout export)")
-        return set(old)
+        return first_start.left_untouched(self.store, self.inbox, uids, self.clock.now())
 
-    # --- the spam folder ---------------------------------------------------------------------
     def process_junk(self) -> int:
-        """Read the spam folder (\\Junk; Gmail keeps spam 30 days, then deletes it), headers only.
-        Mail that is surely ours (one of our tags or Message-IDs, or DMARC-authenticated mail from
-        a known customer, seller or staff member) is moved to the inbox and handled like any other;
-        the rest is only listed for the digest and `maildesk spam list`. Nothing is answered from
-        spam. Returns how many were moved to the inbox."""
-        folder = self.inbox.junk_folder_name()
-        if not folder or folder == self.inbox.cfg.folder:
-            return 0
-        saved = json.loads(self.store.get_state("junk") or "{}")
-        known = {int(u): item for u, item in saved.get("items", {}).items()} if saved.get("folder") == folder else {}
-        validity, uids, new = self.inbox.read_headers(folder, set(known), saved.get("validity"))
-        if validity != saved.get("validity"):
-            known = {}
-        rescue = []
-        for uid, header, arrived in new:
-            item = junk_item(uid, header, arrived)
-            why = self.rescue_reason(header)
-            if why and not self.inbox.cfg.read_only:
-                rescue.append(uid)
-                log_event("spam_rescued", uid=uid, sender=item["sender"], why=why)
-            else:
-                known[uid] = item
-        self.inbox.move_from(folder, rescue, self.inbox.cfg.folder)
-        present = set(uids) - set(rescue)
-        items = {str(u): i for u, i in known.items() if u in present}  # Gmail deletes spam after 30 days
-        if items != saved.get("items") or validity != saved.get("validity") or folder != saved.get("folder"):
-            with self.store.transaction():
-                self.store.set_state("junk", json.dumps({"folder": folder, "validity": validity, "items": items}))
-        return len(rescue)
-
-    def rescue_reason(self, header: bytes) -> str | None:
-        """Why a mail in spam is surely for us, or None."""
-        try:
-            mail = parse(header.rstrip(b"\r\n") + b"\r\n\r\n")
-        except ParseError:
-            return None
-        prefix = self.cfg.policy.reference_prefix
-        for ref in refs.find_references(prefix, mail.subject):
-            if self.store.complaint(ref) is not None:
-                return f"our tag {ref}"
-        for mid in (*mail.in_reply_to, *mail.references)[-50:]:
-            if self.store.one("SELECT 1 FROM messages WHERE message_id = ?", mid) is not None:
-                return "answers a message of ours"
-        sender = mail.from_addr.lower()
-        known = (sender in self.cfg.staff
-                 or self.store.one("SELECT 1 FROM complaints WHERE customer_addr IN (?, ?) LIMIT 1",
-                                   mail.from_addr, sender) is not None
-                 or self.store.one("SELECT 1 FROM sellers WHERE lower(address) = ? LIMIT 1", sender) is not None)
-        if known and trust.dmarc_pass(mail.auth_results, sender, self.cfg.security.authserv_id):
-            return "known sender, dmarc=pass"
-        return None
+        """The spam folder (service/spam.py); returns how many mails were moved to the inbox."""
+        return spam.process_junk(self.cfg, self.store, self.inbox)
 
     def backfill(self, since: datetime):
-        """`maildesk backfill --since DATE`: the messages the first start left in the inbox that
-        arrived since `since`, loaded as history (nothing sent, no clock), left where they are."""
-        from maildesk.service.importer import import_messages
+        """`maildesk backfill --since DATE` (service/first_start.py)."""
         self.inbox = self.app.make_inbox()
         self.connect()
         try:
-            saved = json.loads(self.store.get_state(f"first_start:{self.inbox.cfg.folder}") or "{}")
-            if saved.get("validity") != self.inbox.uidvalidity or not saved.get("left"):
-                return None
-            present = set(self.inbox.pending())
-            left = sorted(u for u in _expand(saved["left"]) if u in present)
-            wanted = [u for u in left if u not in set(self.inbox.arrived_before(left, since))]
-            max_bytes = int(self.inbox.cfg.max_message_mb * 1024 * 1024)
-            items = ((f.arrived_at, lambda raw=f.raw: raw) for f in self.inbox.fetch(wanted, max_bytes)
-                     if not isinstance(f, Unfetchable))
-            return import_messages(self.app, items, f"{self.inbox.cfg.folder} (backfill)")
+            return first_start.backfill(self.app, self.inbox, since)
         finally:
             self.inbox.close()
 
@@ -320,7 +171,7 @@ class Daemon:
         validity, top, fetched = self.inbox.read_folder(
             folder, int(seen.split(":")[1]) if seen else None, int(self.cfg.mailbox.max_message_mb * 1024 * 1024),
             validity=int(seen.split(":")[0]) if seen else None)
-        now = utcnow()
+        now = self.clock.now()
         with self.store.transaction():
             for item in fetched:
                 extra = {"omitted": item.omitted} if item.omitted else {}
@@ -329,7 +180,7 @@ class Daemon:
         return len(fetched)
 
     def _receive(self, fetched):
-        now = utcnow()
+        now = self.clock.now()
         try:
             with self.store.transaction():
                 extra = {"omitted": fetched.omitted} if fetched.omitted else {}  # a large message's attachments
@@ -347,7 +198,7 @@ class Daemon:
         except Exception as e:  # a message that breaks processing is set aside, never lost
             if store_trouble(e):
                 raise  # the store is unwell, not the message: leave it in the inbox for later
-            log_event("processing_error", level=40, uid=fetched.uid, exc_info=True)
+            log_event("processing_error", severity=40, uid=fetched.uid, exc_info=True)
             outcome = Outcome("quarantine", reason=f"processing failed: {type(e).__name__}: {e}")
         if outcome.action == "quarantine":
             self._quarantine(fetched, outcome.reason, now)
@@ -363,28 +214,18 @@ class Daemon:
             sender, subject, message_id = mail.from_addr, mail.subject[:200], mail.message_id
         except ParseError:
             pass
-        self.store.conn.execute(
-            "INSERT INTO quarantine (at, folder, message_id, sha256, sender, subject, size, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET at = excluded.at, "
-            "reason = excluded.reason, status = 'held'",
-            (iso(now), self.cfg.mailbox.quarantine_folder, message_id, digest, sender, subject,
-             fetched.size, reason[:500]))
-        log_event("quarantined", level=30, uid=fetched.uid, size=fetched.size, reason=reason[:200])
+        inbox_state.quarantine(self.store, now, self.cfg.mailbox.quarantine_folder, message_id, digest, sender,
+                               subject, fetched.size, reason)
+        log_event("quarantined", severity=30, uid=fetched.uid, size=fetched.size, reason=reason[:200])
 
     def connect(self) -> None:
         """Log in, and count it: Gmail locks an account out after too many logins."""
         self.inbox.connect()
-        today = utcnow().date().isoformat()
-        counted = json.loads(self.store.get_state("imap_logins") or "{}")
-        if counted.get("day") != today:
-            counted = {"day": today, "today": 0, "total": counted.get("total", 0)}
-        counted.update(today=counted["today"] + 1, total=counted["total"] + 1, last=iso(utcnow()))
-        with self.store.transaction():
-            self.store.set_state("imap_logins", json.dumps(counted))
+        inbox_state.count_login(self.store, self.clock.now())
 
     def tick(self) -> None:
         """The clock's work: the sweep, the digest."""
-        now = utcnow()
+        now = self.clock.now()
         total = 0
         while True:
             with self.store.transaction():
@@ -398,10 +239,10 @@ class Daemon:
             except sqlite3.OperationalError:
                 raise
             except Exception:  # one broken job must not stop the inbox or the other jobs
-                log_event("clock_job_failed", level=40, job=getattr(job, "__qualname__", repr(job)), exc_info=True)
+                log_event("clock_job_failed", severity=40, job=getattr(job, "__qualname__", repr(job)), exc_info=True)
 
     def flush(self) -> None:
-        self.app.outbox.flush(utcnow(), stopping=self.stop_event.is_set)
+        self.app.outbox.flush(self.clock.now(), stopping=self.stop_event.is_set)
 
     # --- entry points --------------------------------------------------------------
     def once(self) -> int:
@@ -469,14 +310,14 @@ class Daemon:
                     self.inbox.wait(max(0.5, min(scheduler.idle_seconds or 60, 60)), self.stop_event.is_set)
                     continue
                 except FolderMissing as e:  # retrying cannot make the folder appear: stop, say which
-                    log_event("imap_folder_missing", level=50, error=str(e)[:500])
+                    log_event("imap_folder_missing", severity=50, error=str(e)[:500])
                     raise
                 except (ConnectionLost, LoginRefused, MailboxError) as e:
                     self.inbox.close()
                     # a connection ending after a good pass is routine (Gmail ends an OAuth2 session
                     # with BYE every hour): INFO; a second failure in a row is news
-                    level = 40 if isinstance(e, LoginRefused) else 30 if failures else 20
-                    log_event("imap_unavailable", level=level, error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    severity = 40 if isinstance(e, LoginRefused) else 30 if failures else 20
+                    log_event("imap_unavailable", severity=severity, error=str(e)[:200], retry_in=f"{delay:.0f}s")
                     error = str(e)
                     try:
                         if first_tick:  # no inbox to read: the deadlines still may not wait for it
@@ -485,16 +326,16 @@ class Daemon:
                         scheduler.run_pending()
                         self.flush()
                     except Exception:  # the clock and the outbox fail on their own; the wait still comes
-                        log_event("loop_error", level=40, retry_in=f"{delay:.0f}s", exc_info=True)
+                        log_event("loop_error", severity=40, retry_in=f"{delay:.0f}s", exc_info=True)
                 except sqlite3.OperationalError as e:
                     if "readonly" in str(e):  # rights, not a busy moment: retrying never helps
-                        log_event("database_readonly", level=50, error=str(e)[:200])
+                        log_event("database_readonly", severity=50, error=str(e)[:200])
                         raise DatabaseReadOnly(f"database {self.cfg.database_path} became read-only for "
                                                f"this user: {e}; fix its owner, then start again") from None
-                    log_event("database_busy", level=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
+                    log_event("database_busy", severity=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
                     error = f"database: {e}"
                 except Exception as e:  # last resort: a bug must not stop the helpdesk; say it loudly, go on
-                    log_event("loop_error", level=40, retry_in=f"{delay:.0f}s", exc_info=True)
+                    log_event("loop_error", severity=40, retry_in=f"{delay:.0f}s", exc_info=True)
                     self.inbox.close()
                     error = f"{type(e).__name__}: {e}"
                 failures += 1
@@ -512,10 +353,10 @@ class Daemon:
     def _failing(self, failures: int, error: str) -> None:
         """Passes keep failing: the log (always), `status` (from the database, when it works),
         and the admins by mail (when mail works)."""
-        log_event("loop_failing", level=40, failures=failures, error=error[:300])
+        log_event("loop_failing", severity=40, failures=failures, error=error[:300])
         try:
             with self.store.transaction():
-                self.store.set_state("loop_trouble", json.dumps({"since": iso(utcnow()), "error": error[:300]}))
+                self.store.set_state("loop_trouble", json.dumps({"since": iso(self.clock.now()), "error": error[:300]}))
         except Exception:  # the database may be the trouble itself: the log line above stands
             return
         self._alert_admins("loop_failing", "maildesk keeps failing",
@@ -526,7 +367,7 @@ class Daemon:
         try:
             self.flush()
         except Exception:  # mail does not work either: the log and `status` must do
-            log_event("admin_alert_failed", level=40, kind="loop_failing")
+            log_event("admin_alert_failed", severity=40, kind="loop_failing")
 
     def _recovered(self, failures: int) -> None:
         if not self.store.get_state("loop_trouble"):
@@ -540,37 +381,5 @@ class Daemon:
 
     def recover(self) -> None:
         """After `maildesk restore`: read the processed folder again (ops.recover), once."""
-        from maildesk.service.ops import RECOVER_KEY, recover
         if self.store.get_state(RECOVER_KEY):
             recover(self)
-
-
-def junk_item(uid: int, header: bytes, arrived: datetime) -> dict:
-    """What the digest shows of a mail in spam: never its body."""
-    try:
-        mail = parse(header.rstrip(b"\r\n") + b"\r\n\r\n")
-        sender, subject = mail.from_addr, mail.subject[:120]
-    except ParseError:
-        sender, subject = "?", "?"
-    return {"uid": uid, "sender": sender, "subject": subject, "at": iso(arrived)}
-
-
-def _ranges(uids: list[int]) -> str:
-    """Sorted UIDs as "1-300,305": a few bytes for years of mail."""
-    out: list[str] = []
-    for u in sorted(uids):
-        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == u - 1:
-            out[-1] = f"{out[-1].split('-')[0]}-{u}"
-        elif out and "-" not in out[-1] and int(out[-1]) == u - 1:
-            out[-1] = f"{out[-1]}-{u}"
-        else:
-            out.append(str(u))
-    return ",".join(out)
-
-
-def _expand(text: str) -> set[int]:
-    out: set[int] = set()
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        out.update(range(int(low), int(high or low) + 1))
-    return out

@@ -58,13 +58,12 @@ class JsonFormatter(TextFormatter):
 SECRET_WORDS = ("password", "token", "secret", "authorization")
 
 
-def event(name: str, ref: str | None = None, level: int = logging.INFO, exc_info=None, **facts) -> None:
-    if level < logging.DEBUG:  # a complaint's level (1-3) passed as a fact, e.g. escalated level=2
-        facts, level = {"level": level, **facts}, logging.INFO
+def event(name: str, ref: str | None = None, severity: int = logging.INFO, exc_info=None, **facts) -> None:
+    """`severity` is the log's (logging.WARNING); `level`, like any other fact, is the complaint's."""
     # a last guard: a fact named like a secret is never written, whatever a caller passes
     facts = {k: ("[redacted]" if any(w in k.lower() for w in SECRET_WORDS) and v is not None else v)
              for k, v in facts.items()}
-    LOGGER.log(level, name, extra={"event": name, "ref": ref, "facts": facts}, exc_info=exc_info)
+    LOGGER.log(severity, name, extra={"event": name, "ref": ref, "facts": facts}, exc_info=exc_info)
 
 
 def configure(cfg=None, stream=None, level: str | None = None) -> None:
@@ -90,5 +89,5 @@ def configure(cfg=None, stream=None, level: str | None = None) -> None:
     LOGGER.setLevel((level or (cfg.logging.level if cfg else "INFO")).upper())
     LOGGER.propagate = False
     if unwritable:
-        event("log_file_unwritable", level=logging.WARNING, file=str(unwritable[0]), error=unwritable[1],
+        event("log_file_unwritable", severity=logging.WARNING, file=str(unwritable[0]), error=unwritable[1],
               using="stderr only")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.testing.localstack import Dovecot, SmtpSink, find_dovecot
+from maildesk.testing.dovecot import Dovecot, find_dovecot
+from maildesk.testing.smtp_sink import SmtpSink
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,7 @@ def dovecot_binary() -> str:
     version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
     if not version.startswith("2.3."):
         pytest.fail(
-            f"maildesk.testing.localstack writes a Dovecot 2.3 config but {path} is {version!r} "
+            f"maildesk.testing.dovecot writes a Dovecot 2.3 config but {path} is {version!r} "
             "(2.4 changed the config syntax)",
             pytrace=False,
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Mapping
 
 from maildesk.config import ConfigError
-from maildesk.adapters.imap import LoginRefused
+from maildesk.adapters.imap_types import LoginRefused
 from maildesk.logs import event as log_event
 
 AUTH_URI = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -126,7 +126,7 @@ class TokenSource:
                 error = self._explain(e)
                 if not self.failing:
                     self.failing = True
-                    log_event("oauth2_refresh_failed", level=40, error=str(error))
+                    log_event("oauth2_refresh_failed", severity=40, error=str(error))
                 if e.refused and self.marker is not None:
                     _write_marker(self.marker, f"{now.isoformat(timespec='seconds')} {error}\n")
                 if self.token and now < self.expires_at:
@@ -183,7 +183,7 @@ def _write_marker(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     except OSError as e:  # the log line stands; the marker is a convenience for monitoring
-        log_event("oauth2_marker_failed", level=40, path=str(path), error=str(e))
+        log_event("oauth2_marker_failed", severity=40, path=str(path), error=str(e))
 
 
 def _env(env: Mapping[str, str], key: str, name: str, hint: str = "") -> str:

@@ -1,16 +1,18 @@
 """Quick connection checks for `maildesk check` and `maildesk status`: log in
 to IMAP and SMTP with a short timeout and say in one line what happened,
 with a hint naming the setting to fix when it failed. Nothing is changed on
-either server: folders are opened read-only, no mail is sent."""
+either server: folders are opened read-only, no mail is sent. The logins are
+the daemon's own (adapters/connect.py): what `check` says is what the daemon meets."""
 from __future__ import annotations
 
-import smtplib
+import asyncio
 import socket
 import ssl
 from dataclasses import asdict, dataclass
 
-import imapclient
-from imapclient.exceptions import LoginError
+import aiosmtplib
+
+from maildesk.adapters import connect
 
 GMAIL_HOSTS = ("gmail.com", "googlemail.com")
 
@@ -44,13 +46,16 @@ def kind_of(error: BaseException) -> str:
     for kind, words in REFUSALS:
         if any(w in text for w in words):
             return kind
-    if isinstance(error, (LoginError, smtplib.SMTPAuthenticationError)):
+    if connect.imap_login_refused(error) or isinstance(error, aiosmtplib.SMTPAuthenticationError):
         return "auth"
+    if isinstance(error, aiosmtplib.SMTPConnectError) and not isinstance(error, TimeoutError) \
+            and isinstance(error.__cause__, OSError):  # aiosmtplib wraps the socket's own error
+        return kind_of(error.__cause__)
     if isinstance(error, ConnectionRefusedError):
         return "refused"
     if isinstance(error, socket.gaierror):
         return "dns"
-    if isinstance(error, (socket.timeout, TimeoutError)):
+    if isinstance(error, (socket.timeout, TimeoutError, aiosmtplib.SMTPTimeoutError)):
         return "timeout"
     if isinstance(error, ssl.SSLError):
         return "tls"
@@ -102,36 +107,16 @@ def hint(section: str, sec, kind: str, timeout: float | None = None) -> str | No
 
 def _describe(error: BaseException) -> str:
     text = str(error)
-    if isinstance(error, smtplib.SMTPResponseException):
-        msg = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
-        text = f"{error.smtp_code} {msg}"
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        text = f"{error.code} {error.message}"
     return " ".join(f"{type(error).__name__}: {text}".split())[:200]
-
-
-def _imap_connect(sec, password, token_source, timeout):
-    client = imapclient.IMAPClient(sec.host, port=sec.port, ssl=sec.security == "ssl",
-                                   ssl_context=ssl.create_default_context(), timeout=timeout)
-    try:
-        if sec.security == "starttls":
-            client.starttls(ssl.create_default_context())
-        if token_source is not None:
-            client.oauth2_login(sec.username, token_source())
-        else:
-            client.login(sec.username, password or "")
-    except BaseException:
-        try:
-            client.shutdown()
-        except Exception:  # the socket may be gone already; the first error is the news
-            pass
-        raise
-    return client
 
 
 def imap(sec, password, token_source=None, timeout: float = 10, folders: bool = True) -> list[Result]:
     """IMAP login, then (with `folders`) the folders maildesk reads and writes."""
     where = f"{sec.username} at {sec.host}:{sec.port} ({sec.security})"
     try:
-        client = _imap_connect(sec, password, token_source, timeout)
+        client = connect.imap_client(sec, password, token_source, timeout)
     except Exception as e:  # every failure becomes a line with a hint, never a traceback
         return [Result("imap login", False, f"{where}: {_describe(e)}", hint("mailbox", sec, kind_of(e), timeout))]
     results = [Result("imap login", True, where)]
@@ -194,28 +179,23 @@ def _special(client, key: str, name: str | None, flag: bytes, required: bool) ->
                    "spam is not read")]
 
 
-def smtp(sec, password, token_source=None, timeout: float = 10) -> Result:
-    """Connect, say EHLO, STARTTLS when configured, log in; send nothing."""
+def smtp(cfg, password, token_source=None, timeout: float = 10) -> Result:
+    """Connect, say EHLO, STARTTLS when configured, log in as the daemon does; send nothing."""
+    sec = cfg.smtp
     where = f"{sec.host}:{sec.port} ({sec.security})"
     try:
-        cls = smtplib.SMTP_SSL if sec.security == "ssl" else smtplib.SMTP
-        kwargs = {"context": ssl.create_default_context()} if sec.security == "ssl" else {}
-        with cls(sec.host, sec.port, timeout=timeout, **kwargs) as client:
-            client.ehlo()
-            if sec.security == "starttls":
-                client.starttls(context=ssl.create_default_context())
-                client.ehlo()
-            if token_source is not None:
-                from maildesk.adapters.oauth2 import xoauth2_string
-                token = token_source()
-                client.auth("XOAUTH2", lambda challenge=None: xoauth2_string(sec.username, token),
-                            initial_response_ok=True)
-                done = f"{where}, signed in as {sec.username} (OAuth2)"
-            elif sec.username:
-                client.login(sec.username, password or "")
-                done = f"{where}, signed in as {sec.username}"
-            else:
-                done = f"{where}, connected (no username set: sending without login)"
+        user = asyncio.run(_smtp_login(cfg, password, token_source, timeout))
     except Exception as e:  # every failure becomes a line with a hint, never a traceback
         return Result("smtp login", False, f"{where}: {_describe(e)}", hint("smtp", sec, kind_of(e), timeout))
-    return Result("smtp login", True, done)
+    if user is None:
+        return Result("smtp login", True, f"{where}, connected (no username set: sending without login)")
+    return Result("smtp login", True, f"{where}, signed in as {user}" + (" (OAuth2)" if token_source else ""))
+
+
+async def _smtp_login(cfg, password, token_source, timeout: float) -> str | None:
+    client, user = await connect.smtp_connect(cfg, password, token_source, timeout=timeout)
+    try:
+        await client.quit()
+    except Exception:  # the login is what was asked; a rude goodbye changes nothing
+        client.close()
+    return user

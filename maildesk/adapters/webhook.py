@@ -14,7 +14,7 @@ import urllib.request
 from datetime import datetime
 
 from maildesk.logs import event as log_event
-from maildesk.adapters.outbox import backoff  # the same rhythm as mail: 30 s doubling, at most an hour, never given up
+from maildesk.core.sending import backoff  # the same rhythm as mail: 30 s doubling, at most an hour, never given up
 from maildesk.store import webhooks
 from maildesk.store.db import Store, StoreUnwell, iso
 
@@ -47,14 +47,14 @@ def deliver_due(store: Store, now: datetime, send=post) -> int:
         try:
             ok, what = send(row.url, row.payload, row.delivery_id)
         except Exception as e:  # whatever the network or the receiver did: a failed attempt
-            log_event("webhook_error", level=40, exc_info=True, seller=row.seller_id, event=row.event)
+            log_event("webhook_error", severity=40, exc_info=True, seller=row.seller_id, event=row.event)
             ok, what = False, f"{type(e).__name__}: {e}"[:300]
         try:
             accepted += _record(store, row, ok, what, now)
         except StoreUnwell:
             raise  # the store is unwell, not this row
         except Exception as e:
-            log_event("webhook_record_failed", level=40, exc_info=True, seller=row.seller_id,
+            log_event("webhook_record_failed", severity=40, exc_info=True, seller=row.seller_id,
                       delivery=row.delivery_id, error=f"{type(e).__name__}: {e}"[:200])
             _postpone(store, row, now)
     return accepted
@@ -68,7 +68,7 @@ def _postpone(store: Store, row: webhooks.Delivery, now: datetime) -> None:
     except StoreUnwell:
         raise
     except Exception:
-        log_event("webhook_postpone_failed", level=40, exc_info=True, delivery=row.delivery_id)
+        log_event("webhook_postpone_failed", severity=40, exc_info=True, delivery=row.delivery_id)
 
 
 def _record(store: Store, row: webhooks.Delivery, ok: bool, what: str, now: datetime) -> int:
@@ -79,7 +79,7 @@ def _record(store: Store, row: webhooks.Delivery, ok: bool, what: str, now: date
             webhooks.delivered(store, row.id, attempts, now)
         else:
             webhooks.failed_attempt(store, row.id, attempts, what, retry)
-    log_event("webhook_delivered" if ok else "webhook_failed", level=20 if ok else 30,
+    log_event("webhook_delivered" if ok else "webhook_failed", severity=20 if ok else 30,
               seller=row.seller_id, event=row.event, attempt=attempts, result=what,
               retry_at=None if ok else iso(retry))
     return int(ok)

@@ -152,7 +152,7 @@ def check(cfg, args, env=os.environ) -> int:
     if "smtp" in errors:
         results.append(_secret_failure("smtp", errors["smtp"]))
     else:
-        results.append(probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], args.timeout))
+        results.append(probe.smtp(cfg, secrets["smtp"], secrets["token"], args.timeout))
     results += [_dry_run_dir(cfg), _install(cfg)]
     results += _staff_trust(cfg, getattr(args, "staff_mail", None))
     results += _templates(cfg)

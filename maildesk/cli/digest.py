@@ -6,7 +6,7 @@ from datetime import date
 
 from maildesk.cli.common import print_json
 from maildesk.cli.display import shown
-from maildesk.daemon import utcnow
+from maildesk.clock import utcnow
 from maildesk.service import digest
 
 

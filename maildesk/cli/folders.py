@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
 
 
 def quarantine_command(app, args) -> int:
-    from maildesk.adapters.imap import MailboxError
+    from maildesk.adapters.imap_types import MailboxError
     try:
         if args.action == "retry":
             if not args.uids and not args.all:
@@ -73,7 +73,7 @@ def spam_command(app, args) -> int:
     """`spam list`: what the last pass found in spam and left there. `spam rescue UID`: move it
     to the inbox, where the daemon's next pass (or `once`) handles it like any other mail."""
     from maildesk.daemon import Daemon
-    from maildesk.adapters.imap import MailboxError
+    from maildesk.adapters.imap_types import MailboxError
     if args.action == "list":
         doc = digest.spam(app.store, listed=1000)
         if args.json:

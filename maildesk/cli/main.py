@@ -14,7 +14,7 @@ from maildesk.cli.common import number
 from maildesk.service import ops
 from maildesk.core import timefmt
 from maildesk.config import ConfigError, load
-from maildesk.daemon import utcnow
+from maildesk.clock import utcnow
 from maildesk.cli.display import dumps, shown
 from maildesk.service.seller_import import ImportFileError
 from maildesk.store.db import DatabaseReadOnly, SchemaError, StoreUnwell, file_owner, file_trouble
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _known(e: Exception) -> tuple[int, str] | None:
     """(exit status, one line) for the errors a command may meet in normal use; None for a bug."""
-    from maildesk.adapters.imap import MailboxError
+    from maildesk.adapters.imap_types import MailboxError
     if isinstance(e, ConfigError):
         return 2, f"config error: {e}"
     if isinstance(e, (SchemaError, DatabaseReadOnly)):  # what to run, or whose the database is
@@ -249,8 +249,9 @@ def _command(args, argv: list[str]) -> int:
 
 
 def cmd_run(app, args) -> int:
-    from maildesk.daemon import AlreadyRunning, Daemon
-    from maildesk.adapters.imap import FolderMissing
+    from maildesk.lock import AlreadyRunning
+    from maildesk.daemon import Daemon
+    from maildesk.adapters.imap_types import FolderMissing
     try:
         return Daemon(app).run()
     except AlreadyRunning as e:
@@ -262,8 +263,9 @@ def cmd_run(app, args) -> int:
 
 
 def cmd_once(app, args) -> int:
-    from maildesk.daemon import AlreadyRunning, Daemon
-    from maildesk.adapters.imap import MailboxError
+    from maildesk.lock import AlreadyRunning
+    from maildesk.daemon import Daemon
+    from maildesk.adapters.imap_types import MailboxError
     try:
         return Daemon(app).once()
     except AlreadyRunning as e:
@@ -336,7 +338,7 @@ def cmd_import_mbox(app, args) -> int:
 def cmd_backfill(app, args) -> int:
     from datetime import date, datetime
     from maildesk.daemon import Daemon
-    from maildesk.adapters.imap import MailboxError
+    from maildesk.adapters.imap_types import MailboxError
     try:
         day = date.fromisoformat(args.since)
     except ValueError:

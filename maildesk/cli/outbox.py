@@ -5,7 +5,7 @@ import sys
 
 from maildesk.cli.common import local, number, operator, print_json
 from maildesk.cli.display import shown
-from maildesk.daemon import utcnow
+from maildesk.clock import utcnow
 from maildesk.service import digest
 from maildesk.store import reports
 from maildesk.store.db import from_iso

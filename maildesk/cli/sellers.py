@@ -12,7 +12,7 @@ from maildesk.core import sellers, timefmt
 from maildesk.cli.display import dumps, shown
 from maildesk.cli.report import reference
 from maildesk.service.seller_import import ImportFileError, import_rows, read_rows
-from maildesk.daemon import utcnow
+from maildesk.clock import utcnow
 from maildesk.store import webhooks
 
 

@@ -12,7 +12,9 @@ from maildesk.cli.check import read_secrets
 from maildesk.cli.common import ago, local, print_json
 from maildesk.cli.display import shown
 from maildesk.core import deadlines
-from maildesk.daemon import UNFETCHABLE_TRIES, InstanceLock, utcnow
+from maildesk.clock import utcnow
+from maildesk.lock import InstanceLock
+from maildesk.store.inbox import UNFETCHABLE_TRIES
 from maildesk.service import digest
 from maildesk.store import reports
 from maildesk.store.db import DatabaseReadOnly, SchemaError, Store, from_iso
@@ -76,7 +78,7 @@ def status(cfg, args, env=os.environ) -> int:
         imap = (_skipped("imap", errors["imap"]) if "imap" in errors else
                 probe.imap(cfg.mailbox, secrets["imap"], secrets["token"], QUICK, folders=False)[0])
         smtp = (_skipped("smtp", errors["smtp"]) if "smtp" in errors else
-                probe.smtp(cfg.smtp, secrets["smtp"], secrets["token"], QUICK))
+                probe.smtp(cfg, secrets["smtp"], secrets["token"], QUICK))
         doc["mailbox"], doc["smtp"] = imap.as_dict(), smtp.as_dict()
         problems += [f"{r.name} check failed" for r in (imap, smtp) if not r.ok]
     if doc["loop_trouble"]:

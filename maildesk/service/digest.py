@@ -309,7 +309,7 @@ def queue(workflow, cfg, now: datetime) -> str | None:
     """Queue the digest as of `now` for `[digest] to`; returns its Message-ID. Call inside a transaction."""
     to = recipients(cfg)
     if not to:
-        log_event("digest_skipped", level=30, reason="no recipients: set [digest] to or [teams] admins")
+        log_event("digest_skipped", severity=30, reason="no recipients: set [digest] to or [teams] admins")
         return None
     doc = build(workflow.store, cfg, now)
     mail = policy.Mail("digest", to, "digest", "admin", routine=True,
@@ -347,6 +347,6 @@ class DigestJob:
             raise  # the database is busy or unwell: the daemon backs off, the next tick tries again
         except Exception:  # a template or data problem must not stop the helpdesk
             self.broken_on = today
-            log_event("digest_failed", level=logging.ERROR, exc_info=True, date=today)
+            log_event("digest_failed", severity=logging.ERROR, exc_info=True, date=today)
             return False
         return True

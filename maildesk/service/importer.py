@@ -30,6 +30,7 @@ from typing import Callable, Iterable
 from maildesk.logs import event as log_event
 from maildesk.store import maintenance
 from maildesk.store.db import StoreUnwell, iso
+from maildesk.lock import AlreadyRunning, InstanceLock
 
 
 @dataclass
@@ -84,7 +85,6 @@ def import_messages(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]
 
 @contextmanager
 def _locked(app):
-    from maildesk.daemon import AlreadyRunning, InstanceLock  # the daemon imports much; only needed here
     lock = InstanceLock(app.cfg.database_path)
     try:
         lock.acquire()
@@ -157,13 +157,13 @@ def _one(store, workflow, raw: bytes, at: datetime, max_bytes: int, result: Impo
     except StoreUnwell:
         raise  # the store is unwell, not the message: stop, import again later (duplicates are skipped)
     except Exception as e:  # one bad message must not stop a 10-year mailbox
-        log_event("import_skipped", level=30, error=f"{type(e).__name__}: {e}"[:200])
+        log_event("import_skipped", severity=30, error=f"{type(e).__name__}: {e}"[:200])
         result.skipped += 1
         return
     if outcome.action == "duplicate":
         result.duplicates += 1
     elif outcome.action == "quarantine":
-        log_event("import_skipped", level=30, reason=outcome.reason[:200], arrived=iso(at))
+        log_event("import_skipped", severity=30, reason=outcome.reason[:200], arrived=iso(at))
         result.skipped += 1
 
 

@@ -110,12 +110,12 @@ class Intake:
                                          contact_request=self.sellers.asks_for_contact(mail),
                                          unreachable=None if reachable else why)
         if not reachable:
-            log_event("unreachable_address", ref, level=30, reason=why)
+            log_event("unreachable_address", ref, severity=30, reason=why)
         self.wf.apply(complaint, decision, now, actor=mail.from_addr)
         log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
                   order=mail.order_number)
         if not intake.send_ack:
-            log_event("ack_suppressed", ref, level=30, customer=mail.from_addr, reason="flood")
+            log_event("ack_suppressed", ref, severity=30, customer=mail.from_addr, reason="flood")
             self._flood(complaint, mail, key, intake, now)
         return ref
 
@@ -141,7 +141,7 @@ class Intake:
         if intake.flood_starts:
             self.notices.raise_notice("*", policy.Mail("admin_flood", tuple(self.cfg.teams.admins), "alert",
                                                        "admin", context=facts), now, complaint["id"])
-            log_event("flood_reported", complaint["ref"], level=30, customer=mail.from_addr, opened=opened)
+            log_event("flood_reported", complaint["ref"], severity=30, customer=mail.from_addr, opened=opened)
 
     def _robot(self, mail: InboundMail, raw: bytes, reason: str, tagged, by_headers, arrived_at, now) -> str | None:
         """Automatic mail joins a complaint only through a Message-ID of ours that it bounces or
@@ -240,7 +240,7 @@ class Intake:
                                                  context={"address": mail.from_addr, "admins": self.cfg.teams.admins,
                                                           "original_subject": mail.subject[:150], "ref": ref}),
                           now, in_reply_to=mail.message_id)
-        log_event("staff_unlisted", ref, level=30, sender=mail.from_addr, told=not told)
+        log_event("staff_unlisted", ref, severity=30, sender=mail.from_addr, told=not told)
         return ref
 
     def _suspicious(self, mail: InboundMail, raw: bytes, complaint, why: str, arrived_at, now,
@@ -265,7 +265,7 @@ class Intake:
             self.notices.raise_notice(mailbox_key(mail.from_addr),
                                       policy.Mail("staff_refused", (mail.from_addr,), "refused", "staff",
                                                   context=facts), now, complaint["id"] if complaint else None)
-        log_event("suspicious_staff_mail", ref, level=30, claimed=mail.from_addr, why=why)
+        log_event("suspicious_staff_mail", ref, severity=30, claimed=mail.from_addr, why=why)
         return ref
 
     def record_sent(self, raw: bytes, sent_at: datetime, now: datetime, omitted: tuple = ()) -> str | None:

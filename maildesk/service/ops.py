@@ -14,11 +14,13 @@ later mail carries, so customers' replies still find it.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from maildesk.core import refs, timefmt
-from maildesk.adapters.imap import MailboxError
+from maildesk.adapters.imap_types import MailboxError
+from maildesk.clock import utcnow
+from maildesk.lock import AlreadyRunning, InstanceLock
 from maildesk.logs import event as log_event
 from maildesk.store import backups, maintenance
 from maildesk.store.db import SchemaError, Store, StoreError, from_iso, iso
@@ -37,13 +39,8 @@ def add_parsers(sub) -> None:
     rs.add_argument("file", help="a file written by `maildesk backup`")
 
 
-def _utcnow() -> datetime:
-    from maildesk.daemon import utcnow
-    return utcnow()
-
-
 def take_backup(db_path: Path, dest: Path) -> backups.BackupInfo:
-    return backups.take_backup(db_path, dest, _utcnow())
+    return backups.take_backup(db_path, dest, utcnow())
 
 
 def backup_command(cfg, args) -> int:
@@ -65,7 +62,6 @@ def backup_command(cfg, args) -> int:
 
 
 def restore_command(cfg, args) -> int:
-    from maildesk.daemon import AlreadyRunning, InstanceLock
     source, db = Path(args.file), cfg.database_path
     try:
         facts = backups.read_backup(source)
@@ -85,9 +81,9 @@ def restore_command(cfg, args) -> int:
     try:
         aside = None
         if db.exists():  # never destroy what we replace
-            aside = db.with_name(f"{db.name}.before-restore-{_utcnow():%Y%m%dT%H%M%S}")
+            aside = db.with_name(f"{db.name}.before-restore-{utcnow():%Y%m%dT%H%M%S}")
             take_backup(db, aside)
-        since = facts.taken_at or iso(_utcnow() - timedelta(days=7))
+        since = facts.taken_at or iso(utcnow() - timedelta(days=7))
         backups.restore_backup(source, db, {RECOVER_KEY: since})
     except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: restore failed: {e}", file=sys.stderr)
@@ -103,7 +99,6 @@ def restore_command(cfg, args) -> int:
 
 def migrate_command(cfg, args) -> int:
     """The only command that changes the schema; takes a backup first, holds the daemon's lock."""
-    from maildesk.daemon import AlreadyRunning, InstanceLock
     db = cfg.database_path
     lock = InstanceLock(db)
     try:
@@ -121,7 +116,7 @@ def migrate_command(cfg, args) -> int:
             return 0
         saved = None
         if found:
-            saved = db.with_name(f"{db.name}.schema{found}-{_utcnow():%Y%m%dT%H%M%S}.bak")
+            saved = db.with_name(f"{db.name}.schema{found}-{utcnow():%Y%m%dT%H%M%S}.bak")
             take_backup(db, saved)
         Store(db, migrate=True).close()
     except (StoreError, OSError, SchemaError) as e:
@@ -177,9 +172,9 @@ def _mark_what_went_out(store, inbox) -> None:
     try:
         found = inbox.sent_copies([q.message_id for q in queued])
     except MailboxError as e:
-        log_event("recovery_without_sent", level=30, error=str(e)[:200], queued=len(queued))
+        log_event("recovery_without_sent", severity=30, error=str(e)[:200], queued=len(queued))
         return
-    now = _utcnow()
+    now = utcnow()
     with store.transaction():
         for q in queued:
             if q.message_id in found:
@@ -199,7 +194,7 @@ def _our_sent_mail(inbox, cfg, since: str) -> list:
         return inbox.read_since(folder, (from_iso(since) - MARGIN).date(),
                                 int(cfg.mailbox.max_message_mb * 1024 * 1024))
     except MailboxError as e:  # no Sent to read: later customer mail is then the only guide
-        log_event("recovery_without_sent", level=30, error=str(e)[:200])
+        log_event("recovery_without_sent", severity=30, error=str(e)[:200])
         return []
 
 
@@ -230,4 +225,4 @@ def _take_back_reference(store, outcome, lost: dict[str, str], first_new: int) -
     if row is None or row["id"] < first_new or store.complaint(old) is not None:
         return
     maintenance.give_back_reference(store, row["id"], outcome.ref, old)
-    store.add_event(row["id"], _utcnow(), "maildesk", "recovered", reference=old, note="handled again after a restore")
+    store.add_event(row["id"], utcnow(), "maildesk", "recovered", reference=old, note="handled again after a restore")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from maildesk.adapters.imap import NETWORK_ERRORS, FolderMissing
+from maildesk.adapters.imap_types import NETWORK_ERRORS, FolderMissing
 from maildesk.logs import event as log_event
 from maildesk.inbound.parse import ParseError, parse
 from maildesk.store import quarantine as stored

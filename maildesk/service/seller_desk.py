@@ -260,7 +260,7 @@ class SellerDesk:
                 return total
 
     def _step_failed(self, o, now: datetime, error: Exception) -> None:
-        log_event("seller_sweep_failed", level=40, exc_info=True, outreach=o["id"], seller=o["seller_id"])
+        log_event("seller_sweep_failed", severity=40, exc_info=True, outreach=o["id"], seller=o["seller_id"])
         retry = now + timedelta(hours=1)  # not due again at once: the loop moves on, the next ticks retry
         self.store.update("outreach", o["id"], {"next_due": iso(retry)})
         self.store.add_event(o["complaint_id"], now, "maildesk", "seller_sweep_failed", outreach=o["id"],

@@ -55,7 +55,7 @@ class Sanctions:
                                  context={"seller": sellers.seller_card(self.registry.get(seller_id)),
                                           "count": count, "window_days": s.window_days,
                                           "flag_after": s.flag_after, "strikes": strikes}), now)
-        log_event("seller_flagged", level=30, seller=seller_id, strikes=count)
+        log_event("seller_flagged", severity=30, seller=seller_id, strikes=count)
         return True
 
     def decide(self, seller_id: str, decision: str, reason: str, by: str, now: datetime) -> dict:

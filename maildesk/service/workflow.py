@@ -95,7 +95,7 @@ class Workflow:
             except sqlite3.OperationalError:
                 raise  # the store is unwell, not this complaint
             except Exception as e:  # e.g. a broken template: look again in an hour, tell the admins' log
-                log_event("sweep_failed", row["ref"], level=40, exc_info=True)
+                log_event("sweep_failed", row["ref"], severity=40, exc_info=True)
                 self.store.update("complaints", row["id"], {"next_due": iso(now + timedelta(hours=1))})
                 self.store.add_event(row["id"], now, "maildesk", "sweep_failed", error=f"{type(e).__name__}: {e}"[:300])
         return len(rows)
@@ -141,7 +141,7 @@ class Workflow:
             if complaint:
                 self.store.add_event(complaint["id"], now, "maildesk", "not_sent", mail=mail.kind,
                                      audience=mail.audience, why="; ".join(refused.values()))
-            log_event("mail_not_queued", ref, level=30, kind=mail.kind, audience=mail.audience,
+            log_event("mail_not_queued", ref, severity=30, kind=mail.kind, audience=mail.audience,
                       why="; ".join(refused.values()))
             mail = replace(mail, to=tuple(a for a in mail.to if a not in refused))
             if not mail.to:
@@ -151,7 +151,7 @@ class Workflow:
         if budgets.echo_suppressed(mail.kind, automatic, sent, self.cfg.policy.max_auto_replies_per_hour):
             if complaint:
                 self.store.add_event(complaint["id"], now, "maildesk", "auto_mail_suppressed", mail=mail.kind)
-            log_event("auto_mail_suppressed", ref, level=30, kind=mail.kind, to=mail.to[0])
+            log_event("auto_mail_suppressed", ref, severity=30, kind=mail.kind, to=mail.to[0])
             return ""
         lang = complaint["lang"] if complaint and mail.audience == "customer" else self.cfg.policy.language
         context = self._context(complaint, now)

@@ -20,7 +20,8 @@ from email.message import EmailMessage
 from email import message_from_bytes, policy as email_policy
 from pathlib import Path
 
-from maildesk.testing.localstack import Dovecot, SmtpSink, find_dovecot
+from maildesk.testing.dovecot import Dovecot, find_dovecot
+from maildesk.testing.smtp_sink import SmtpSink
 
 SUPPORT = "support@imolocale.test"
 PASSWORD = "demo-password"

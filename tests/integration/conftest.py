@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.testing.localstack import Dovecot, SmtpSink
+from maildesk.testing.dovecot import Dovecot
+from maildesk.testing.smtp_sink import SmtpSink
 from tests.support import SUPPORT, config_dict, maildesk, write_config
 
 

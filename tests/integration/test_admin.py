@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from maildesk.daemon import InstanceLock
+from maildesk.lock import InstanceLock
 from maildesk.testing.localstack import free_port
 from tests.integration.conftest import Desk, body
 from tests.integration.test_intake import ref_of

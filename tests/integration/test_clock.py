@@ -122,3 +122,35 @@ def test_daily_updates_while_open(desk):
             if "camille" in str(m["To"]):
                 customer_mails.append(hours)
     assert customer_mails == [24, 48, 72, 96, 120]
+
+
+READ_ONLY = """
+import sys
+from maildesk.cli.main import main
+for command in (["list"], ["show", sys.argv[2]], ["list", "--json"]):
+    assert main(["--config", sys.argv[1], *command]) == 0, command
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("imapclient", "schedule") or m == "maildesk.daemon")
+assert not loaded, loaded
+"""
+
+
+def test_read_commands_take_the_time_from_the_clock_not_the_daemon(desk):
+    """`show` and `list` load neither the daemon nor an IMAP library (maildesk.clock gives the time)."""
+    import subprocess
+    import sys
+    desk.deliver(mail())
+    desk.once()
+    [row] = desk.rows("SELECT ref FROM complaints")
+    result = subprocess.run([sys.executable, "-c", READ_ONLY, str(desk.config), row["ref"]],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert row["ref"] in result.stdout
+
+
+def test_the_app_hands_out_one_clock_that_freezegun_moves(desk):
+    app = desk.app()
+    try:
+        with freeze_time(T0):
+            assert app.clock.now() == T0 and Daemon(app).clock is app.clock
+    finally:
+        app.close()

@@ -30,8 +30,9 @@ import pytest
 
 from maildesk.testing import faults
 from maildesk.daemon import Daemon
-from maildesk.adapters.imap import MailboxError
-from maildesk.testing.localstack import Dovecot, SmtpSink
+from maildesk.adapters.imap_types import MailboxError
+from maildesk.testing.dovecot import Dovecot
+from maildesk.testing.smtp_sink import SmtpSink
 from tests.integration.conftest import Desk
 from tests.integration.test_clock import once_at
 from tests.support import mail

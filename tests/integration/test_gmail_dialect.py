@@ -13,7 +13,8 @@ from freezegun import freeze_time
 from imapclient.imapclient import ALL, SENT
 
 from maildesk.app import App
-from maildesk.adapters.imap import ConnectionLost, Inbox
+from maildesk.adapters.imap import Inbox
+from maildesk.adapters.imap_types import ConnectionLost
 from tests.outbox_rows import queue_mail
 from tests.support import make_config, mail
 from tests.tls_proxy import TlsProxy

@@ -14,7 +14,8 @@ import imapclient
 import pytest
 from imapclient.imapclient import ALL, SENT  # not re-exported by `imapclient` (4.1 __all__)
 
-from maildesk.testing.localstack import Dovecot, SmtpSink
+from maildesk.testing.dovecot import Dovecot
+from maildesk.testing.smtp_sink import SmtpSink
 
 SUPPORT = "support@imolocale.test"
 

@@ -16,10 +16,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from freezegun import freeze_time
 
-from maildesk.adapters import oauth2
+from maildesk.adapters import oauth2, probe
 from maildesk.app import App
 from maildesk.config import ConfigError
-from maildesk.adapters.imap import LoginRefused
+from maildesk.adapters.imap_types import LoginRefused
 from maildesk.testing.localstack import free_port
 from tests.oauth_stub import TokenServer
 from tests.outbox_rows import queue_mail
@@ -163,6 +163,27 @@ def test_outbox_signs_in_to_smtp_with_xoauth2(tmp_path, tokens):
     finally:
         app.close()
         controller.stop()
+
+
+def test_check_and_the_daemon_sign_in_to_smtp_as_the_same_user_without_an_smtp_username(tmp_path, tokens):
+    """OAuth2 and no [smtp] username: both use the mailbox's user (once, `check` said `None`)."""
+    from tests.support import make_config
+    handler = XOAuth2Sink({oauth2.xoauth2_string(SUPPORT, "ya29.test-1")})
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, auth_require_tls=False)
+    controller.start()
+    cfg = make_config(tmp_path, smtp_port=port, oauth2=oauth_section(tokens))
+    assert cfg.smtp.username is None
+    app = App(cfg, env=ENV)
+    try:
+        checked = probe.smtp(cfg, None, app.token_source, timeout=5)
+        queue_mail(app)
+        assert app.outbox.flush(datetime.now(timezone.utc)).sent == 1
+    finally:
+        app.close()
+        controller.stop()
+    assert checked.ok and f"signed in as {SUPPORT} (OAuth2)" in checked.detail
+    assert handler.auth_seen == [f"user={SUPPORT}\x01auth=Bearer ya29.test-1\x01\x01"] * 2
 
 
 def test_once_with_a_revoked_token_says_what_to_do(desk, tokens):

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from maildesk.adapters import oauth2
-from maildesk.adapters.imap import Inbox, LoginRefused
-from maildesk.testing.localstack import Dovecot
+from maildesk.adapters.imap import Inbox
+from maildesk.adapters.imap_types import LoginRefused
+from maildesk.testing.dovecot import Dovecot
 from tests.oauth_stub import TokenServer
 from tests.support import SUPPORT, make_config, mail
 

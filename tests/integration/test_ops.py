@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from maildesk.core.addresses import mailbox_key
-from maildesk.daemon import InstanceLock
+from maildesk.lock import InstanceLock
 from maildesk.store.db import Store
 from maildesk.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from tests.integration.test_trial_mode import takeout

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from maildesk.testing.localstack import SmtpSink
-from maildesk.adapters.outbox import MAX_UNEXPECTED_ATTEMPTS
+from maildesk.testing.smtp_sink import SmtpSink
+from maildesk.core.sending import MAX_UNEXPECTED_ATTEMPTS
 from tests.integration.conftest import Desk
 from tests.outbox_rows import queue_mail
 from tests.support import mail

@@ -2,7 +2,6 @@
 echoing us, staff moving a level back, a secret in a config error."""
 from __future__ import annotations
 
-import asyncio
 import shutil
 from datetime import datetime, timedelta, timezone
 
@@ -63,7 +62,7 @@ def test_two_flushers_never_send_the_same_mail_twice(desk):
         rows1 = app1.outbox._claim(app1.outbox.due(later)[0], later)  # app1 is sending these...
         assert len(rows1) == 2
         assert app2.outbox.flush(later).sent == 0  # ...so app2, flushing meanwhile, leaves them
-        asyncio.run(app1.outbox._send_all(rows1, later, FlushResult()))
+        app1.outbox._send(rows1, later, FlushResult())
     finally:
         app1.close()
         app2.close()

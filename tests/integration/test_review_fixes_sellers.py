@@ -21,7 +21,7 @@ from maildesk.adapters import webhook
 from maildesk.store import webhooks
 from maildesk.app import App
 from maildesk.config import load
-from maildesk.daemon import InstanceLock
+from maildesk.lock import InstanceLock
 from maildesk.store.db import iso
 from maildesk.outbound.templates import DEFAULT_DIR
 from tests.support import config_dict, mail, maildesk, write_config

@@ -4,14 +4,18 @@ acknowledgements still go, nothing queued is lost, temporary refusals are
 retried with back-off and permanent ones are recorded on the complaint."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from freezegun import freeze_time
 
+from maildesk.core.sending import tier
+from maildesk.store.outbox import TIER_SQL
 from tests.integration.conftest import body
 from tests.outbox_rows import queue_mail
 from tests.support import SUPPORT, mail
@@ -251,3 +255,12 @@ def test_a_team_gmail_cannot_reach_in_one_mail_is_refused_by_check(desk):
     result = desk.cli("check")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "teams.resolution has 101 addresses; Gmail takes at most 100 recipients in one mail" in result.stderr
+
+
+def test_the_sql_rule_agrees_with_tier():
+    conn = sqlite3.connect(":memory:")
+    kinds = ["ack", "relay", "ask", "resolution", "notify", "update", "alert", "digest", "outreach"]
+    for kind, audience, routine in itertools.product(kinds, ["customer", "staff", "admin", "seller"], [0, 1]):
+        got = conn.execute(f"SELECT {TIER_SQL} FROM (SELECT ? AS kind, ? AS audience, ? AS routine)",
+                           (kind, audience, routine)).fetchone()[0]
+        assert got == tier(kind, audience, bool(routine)), (kind, audience, routine)

@@ -32,7 +32,7 @@ def test_text_lines_have_time_level_event_reference_and_facts(tmp_path):
     logs.configure(make_config(tmp_path), stream=out)
     logs.event("escalated", "IMO-4K7M2Q", level=2, reason="24h")
     logs.event("started", pid=42, mode=None)
-    logs.event("send_retry", "IMO-4K7M2Q", level=logging.WARNING, error="451 try again\nlater", attempts=2)
+    logs.event("send_retry", "IMO-4K7M2Q", severity=logging.WARNING, error="451 try again\nlater", attempts=2)
     first, second, third = lines(out)
     m = LINE.match(first)
     assert m and m["level"] == "INFO" and m["event"] == "escalated" and m["ref"] == "IMO-4K7M2Q"
@@ -43,11 +43,21 @@ def test_text_lines_have_time_level_event_reference_and_facts(tmp_path):
     assert m and m["level"] == "WARNING" and 'error="451 try again later"' in third  # one line, always
 
 
+def test_severity_is_its_own_keyword_and_level_is_always_the_complaints(tmp_path):
+    out = io.StringIO()
+    logs.configure(make_config(tmp_path), stream=out)
+    logs.event("escalated", "IMO-4K7M2Q", severity=logging.WARNING, level=3)
+    logs.event("escalated", "IMO-4K7M2Q", level=40)  # a number is never taken for a severity
+    first, second = lines(out)
+    assert " WARNING escalated IMO-4K7M2Q level=3" in first
+    assert " INFO escalated IMO-4K7M2Q level=40" in second
+
+
 def test_json_lines_parse(tmp_path):
     out = io.StringIO()
     logs.configure(make_config(tmp_path, logging={"format": "json"}), stream=out)
     logs.event("complaint_opened", "IMO-4K7M2Q", customer="camille@example.fr", lang="fr")
-    logs.event("quarantined", level=logging.WARNING, uid=7, reason='bad "From"')
+    logs.event("quarantined", severity=logging.WARNING, uid=7, reason='bad "From"')
     docs = [json.loads(line) for line in lines(out)]
     assert docs[0]["event"] == "complaint_opened" and docs[0]["ref"] == "IMO-4K7M2Q" and docs[0]["level"] == "INFO"
     assert docs[1] == {"time": docs[1]["time"], "level": "WARNING", "event": "quarantined", "uid": "7",
@@ -67,7 +77,7 @@ def test_level_setting_hides_chatter(tmp_path):
     out = io.StringIO()
     logs.configure(make_config(tmp_path, logging={"level": "WARNING"}), stream=out)
     logs.event("mail_sent", kind="ack")
-    logs.event("smtp_unreachable", level=logging.ERROR, error="refused")
+    logs.event("smtp_unreachable", severity=logging.ERROR, error="refused")
     assert [LINE.match(line)["event"] for line in lines(out)] == ["smtp_unreachable"]
 
 

@@ -2,13 +2,11 @@
 SMTPUTF8, and which the SMTP library cannot take as they are."""
 from __future__ import annotations
 
-import itertools
-import sqlite3
-
 import pytest
 
 from maildesk.core.addresses import smtp_problem
-from maildesk.adapters.outbox import FIRST, LAST, OTHER, TIER_SQL, allowance, needs_smtputf8, tier
+from maildesk.adapters.smtp import needs_smtputf8
+from maildesk.core.sending import FIRST, LAST, OTHER, allowance, tier
 
 
 def test_first_answers_and_staff_answers_to_customers_come_first():
@@ -17,15 +15,6 @@ def test_first_answers_and_staff_answers_to_customers_come_first():
     assert tier("resolution", "customer", False) == FIRST
     assert tier("notify", "staff", False) == tier("escalation", "customer", False) == OTHER
     assert tier("update", "customer", True) == tier("alert", "admin", False) == tier("digest", "admin", True) == LAST
-
-
-def test_the_sql_rule_agrees_with_tier():
-    conn = sqlite3.connect(":memory:")
-    kinds = ["ack", "relay", "ask", "resolution", "notify", "update", "alert", "digest", "outreach"]
-    for kind, audience, routine in itertools.product(kinds, ["customer", "staff", "admin", "seller"], [0, 1]):
-        got = conn.execute(f"SELECT {TIER_SQL} FROM (SELECT ? AS kind, ? AS audience, ? AS routine)",
-                           (kind, audience, routine)).fetchone()[0]
-        assert got == tier(kind, audience, bool(routine)), (kind, audience, routine)
 
 
 def rows(*tiers: tuple[int, int]) -> list[tuple[int, int]]:

@@ -1,8 +1,7 @@
 """Login hints that match what the server said (issue 13 item 8), with Gmail's own refusals."""
 from __future__ import annotations
 
-import smtplib
-
+import aiosmtplib
 import pytest
 from imapclient.exceptions import LoginError
 
@@ -21,7 +20,7 @@ GMAIL = make_config(mailbox={"host": "imap.gmail.com", "password": None, "passwo
     (LoginError(b"[ALERT] Please log in via your web browser: "
                 b"https://support.google.com/mail/accounts/answer/78754 (Failure)"), "web_login", "browser"),
     (LoginError(b"[ALERT] Your account is not enabled for IMAP use. (Failure)"), "imap_disabled", "Enable IMAP"),
-    (smtplib.SMTPAuthenticationError(454, b"4.7.0 Too many login attempts, please try again later."),
+    (aiosmtplib.SMTPAuthenticationError(454, "4.7.0 Too many login attempts, please try again later."),
      "throttled", "too many logins"),
 ])
 def test_the_hint_follows_the_servers_refusal(error, kind, words):

@@ -187,7 +187,7 @@ def test_admin_decisions():
 
 
 def test_webhook_backoff_grows_and_is_capped():
-    from maildesk.adapters.outbox import backoff  # web hooks retry with the outbox's rhythm
+    from maildesk.core.sending import backoff  # web hooks retry with the outbox's rhythm
     assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
     assert backoff(20) == timedelta(hours=1)
 
