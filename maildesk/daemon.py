@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import threading
 from datetime import datetime
 
@@ -35,20 +34,13 @@ from maildesk.service import first_start, spam
 from maildesk.service.ops import RECOVER_KEY, recover
 from maildesk.service.intake import Outcome
 from maildesk.store import inbox as inbox_state
-from maildesk.store.db import DatabaseReadOnly, iso
+from maildesk.store.db import DatabaseReadOnly, StoreUnwell, iso, store_trouble
 from maildesk.store.inbox import UNFETCHABLE_TRIES
 from maildesk.testing import faults
 
 MAX_BACKOFF = 300
 LOOP_ALERT_AFTER = 5  # failed passes in a row before admins are told (1+2+4+8+16 s: about half a minute)
 
-
-def store_trouble(e: BaseException) -> bool:
-    """A database or disk problem (locked, full, corrupt, I/O error): no fault of the message,
-    which must stay in the inbox rather than go to quarantine."""
-    if isinstance(e, (sqlite3.IntegrityError, sqlite3.DataError)):
-        return False  # this message's own data broke a constraint or a size limit
-    return isinstance(e, (sqlite3.Error, OSError))
 
 
 class Daemon:
@@ -236,7 +228,7 @@ class Daemon:
         for job in self.app.clock_jobs:
             try:
                 job(now)
-            except sqlite3.OperationalError:
+            except StoreUnwell:
                 raise
             except Exception:  # one broken job must not stop the inbox or the other jobs
                 log_event("clock_job_failed", severity=40, job=getattr(job, "__qualname__", repr(job)), exc_info=True)
@@ -327,7 +319,7 @@ class Daemon:
                         self.flush()
                     except Exception:  # the clock and the outbox fail on their own; the wait still comes
                         log_event("loop_error", severity=40, retry_in=f"{delay:.0f}s", exc_info=True)
-                except sqlite3.OperationalError as e:
+                except StoreUnwell as e:
                     if "readonly" in str(e):  # rights, not a busy moment: retrying never helps
                         log_event("database_readonly", severity=50, error=str(e)[:200])
                         raise DatabaseReadOnly(f"database {self.cfg.database_path} became read-only for "

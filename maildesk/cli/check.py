@@ -89,7 +89,7 @@ def _dry_run_dir(cfg) -> probe.Result:
 
 def _templates(cfg) -> list[probe.Result]:
     """Every template rendered once (template_check): one line, or one FAIL line per broken file."""
-    from maildesk.outbound.template_check import count, problems
+    from maildesk.service.template_check import count, problems
     from maildesk.outbound.templates import Templates
     templates = Templates(cfg.templates_dir, cfg.policy.language, cfg.tz)
     found = problems(templates, cfg)

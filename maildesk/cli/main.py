@@ -237,7 +237,7 @@ def _command(args, argv: list[str]) -> int:
     app = App(cfg, dry_run=getattr(args, "dry_run", False), readonly=readonly)
     try:
         if args.command in ("run", "once"):  # a missing or broken template stops here, not on every mail
-            from maildesk.outbound.template_check import problems
+            from maildesk.service.template_check import problems
             found = problems(app.templates, cfg)
             if found:
                 more = f" (and {len(found) - 1} more: `maildesk check` lists them)" if len(found) > 1 else ""

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from datetime import date, datetime, time, timedelta, timezone
 
 from maildesk.core import deadlines, policy, timefmt
 from maildesk.logs import event as log_event
 from maildesk.adapters.outbox import Outbox
 from maildesk.store import history, reports
-from maildesk.store.db import Store, from_iso
+from maildesk.store.db import Store, StoreUnwell, from_iso
 
 STATE_KEY = "digest_last_sent"
 TREND_DAYS = 14
@@ -343,7 +342,7 @@ class DigestJob:
                     return False
                 queue(self.app.workflow, cfg, now)
                 store.set_state(STATE_KEY, today)
-        except sqlite3.OperationalError:
+        except StoreUnwell:
             raise  # the database is busy or unwell: the daemon backs off, the next tick tries again
         except Exception:  # a template or data problem must not stop the helpdesk
             self.broken_on = today

@@ -11,7 +11,6 @@ is checked before the transaction can commit.
 """
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy as email_policy
 
@@ -25,7 +24,7 @@ from maildesk.logs import event as log_event
 from maildesk.service.seller_sanctions import Sanctions
 from maildesk.store import complaints as queries
 from maildesk.store.complaints import complaint_from_row
-from maildesk.store.db import from_iso, iso
+from maildesk.store.db import StoreUnwell, from_iso, iso
 from maildesk.store.sellers import AddressLookup, Registry
 REDACTED = {"fr": "[adresse du client masquée]", "en": "[customer address withheld]"}
 
@@ -251,7 +250,7 @@ class SellerDesk:
                         with self.store.transaction():  # a savepoint: this outreach alone
                             self.wf.at("outreach_step", outreach=o)
                             self._step(o, now)
-                    except sqlite3.OperationalError:
+                    except StoreUnwell:
                         raise  # the store is unwell, not this outreach
                     except Exception as e:
                         self._step_failed(o, now, e)

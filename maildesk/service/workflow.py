@@ -10,7 +10,6 @@ Inbound mail is sorted out in `intake.py`, the seller side in `seller_desk.py`.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable
@@ -27,7 +26,7 @@ from maildesk.service.notices import Notices
 from maildesk.service.seller_desk import SellerDesk
 from maildesk.store import complaints as queries
 from maildesk.store.complaints import complaint_from_row
-from maildesk.store.db import Store, from_iso, iso
+from maildesk.store.db import Store, StoreUnwell, from_iso, iso
 
 AUTO_SUBMITTED = {"ack": "auto-replied", "relay": None, "outreach": None}  # everything else: auto-generated
 HISTORY = 5  # messages shown in staff notifications
@@ -92,7 +91,7 @@ class Workflow:
                 with self.store.transaction():  # a savepoint: one bad complaint rolls back alone
                     self.apply(row, policy.sweep(complaint_from_row(row), now, self.cfg), now,
                                actor="maildesk", swept=True)
-            except sqlite3.OperationalError:
+            except StoreUnwell:
                 raise  # the store is unwell, not this complaint
             except Exception as e:  # e.g. a broken template: look again in an hour, tell the admins' log
                 log_event("sweep_failed", row["ref"], severity=40, exc_info=True)

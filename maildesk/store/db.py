@@ -37,6 +37,14 @@ StoreUnwell = sqlite3.OperationalError
 StoreError = sqlite3.Error
 
 
+def store_trouble(e: BaseException) -> bool:
+    """A database or disk problem (locked, full, corrupt, I/O error): no fault of the message,
+    which must stay in the inbox rather than go to quarantine."""
+    if isinstance(e, (sqlite3.IntegrityError, sqlite3.DataError)):
+        return False  # this message's own data broke a constraint or a size limit
+    return isinstance(e, (sqlite3.Error, OSError))
+
+
 def file_trouble(e: BaseException) -> bool:
     """Locked, disk full, not a database at all: the file's trouble, told in one line. (An
     IntegrityError or a misused query is a bug and keeps its traceback.)"""

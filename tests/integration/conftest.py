@@ -52,10 +52,22 @@ class Desk:
         assert result.returncode == 0, result.stderr
         return result
 
-    def app(self):
+    def app(self, **hooks):
+        """The composition root on this desk's config; tests hand their hooks in here
+        (`smtp_client=`, `part_fetch=`), never patch the adapters."""
         from maildesk.app import App
         from maildesk.config import load
-        return App(load(self.config))
+        return App(load(self.config), **hooks)
+
+    def run_once(self, app=None, **hooks) -> int:
+        """The daemon's `once` in this process (so freezegun's time and the hooks apply),
+        on `app` or on a new one built with `hooks`; the app is closed afterwards."""
+        from maildesk.daemon import Daemon
+        app = app or self.app(**hooks)
+        try:
+            return Daemon(app).once()
+        finally:
+            app.close()
 
     def db(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.dir / "maildesk.db")

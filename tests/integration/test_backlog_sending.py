@@ -11,8 +11,6 @@ import pytest
 from maildesk.adapters import outbox as outbox_module
 from maildesk.daemon import Daemon
 from maildesk.adapters.connect import smtp_client
-from maildesk.app import App
-from maildesk.config import load
 from tests.support import mail
 
 
@@ -34,14 +32,6 @@ def clients():
     return Clients()
 
 
-def run_once(desk, clients=None) -> None:
-    app = App(load(desk.config), smtp_client=clients) if clients is not None else desk.app()
-    try:
-        Daemon(app).once()
-    finally:
-        app.close()
-
-
 def deliver(desk, n: int) -> None:
     desk.write_config(digest={"enabled": False})
     for i in range(n):
@@ -50,7 +40,7 @@ def deliver(desk, n: int) -> None:
 
 def test_a_backlog_goes_out_over_several_connections_each_mail_once(desk, clients):
     deliver(desk, 60)  # 120 mails: an acknowledgement and a staff notification each
-    run_once(desk, clients)
+    desk.run_once(smtp_client=clients)
     captured = Counter(message_id(c.data) for c in desk.sink.messages)
     rows = desk.rows("SELECT message_id, status, attempts FROM outbox")
     assert len(rows) == 120 and {(r["status"], r["attempts"]) for r in rows} == {("sent", 1)}
@@ -60,22 +50,22 @@ def test_a_backlog_goes_out_over_several_connections_each_mail_once(desk, client
 
 def test_a_few_mails_go_over_one_connection(desk, clients):
     deliver(desk, 5)
-    run_once(desk, clients)
+    desk.run_once(smtp_client=clients)
     assert len(desk.sink.messages) == 10 and len(clients) == 1
 
 
 def test_a_421_on_one_connection_stops_them_all_and_nothing_is_lost_or_doubled(desk, clients):
     deliver(desk, 60)
     desk.sink.fail_next(1, code=421, message="4.7.0 too busy, closing")
-    run_once(desk, clients)
+    desk.run_once(smtp_client=clients)
     rows = desk.rows("SELECT status, attempts FROM outbox")
     refused = [r for r in rows if r["status"] == "queued" and r["attempts"] == 1]
     assert len(refused) == 1
     assert len(desk.sink.messages) < 119  # the others stopped after the mail in hand
-    run_once(desk, clients)  # the untried ones go now; the refused one waits for its back-off
+    desk.run_once(smtp_client=clients)  # the untried ones go now; the refused one waits for its back-off
     with desk.db() as conn:
         conn.execute("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00' WHERE status = 'queued'")
-    run_once(desk, clients)
+    desk.run_once(smtp_client=clients)
     captured = Counter(message_id(c.data) for c in desk.sink.messages)
     assert len(captured) == 120 and set(captured.values()) == {1}
     assert {r["status"] for r in desk.rows("SELECT status FROM outbox")} == {"sent"}
@@ -94,7 +84,7 @@ def test_a_further_connection_the_server_turns_away(desk, clients, monkeypatch):
         return await real_connect(self, *args, **kwargs)
     monkeypatch.setattr(aiosmtplib.SMTP, "connect", connect)
     deliver(desk, 40)
-    run_once(desk, clients)
+    desk.run_once(smtp_client=clients)
     captured = Counter(message_id(c.data) for c in desk.sink.messages)
     assert len(captured) == 80 and set(captured.values()) == {1} and len(seen) == 3
 

@@ -18,11 +18,7 @@ def once_at(desk, when: datetime) -> list:
     """Run `once` in-process at a frozen moment; return the mails it sent."""
     before = len(desk.sink.messages)
     with freeze_time(when, real_asyncio=True):
-        app = desk.app()
-        try:
-            Daemon(app).once()
-        finally:
-            app.close()
+        desk.run_once()
     return desk.sent()[before:]
 
 

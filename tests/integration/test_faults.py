@@ -137,20 +137,12 @@ def test_imap_server_lost_mid_batch(desk, ledger, monkeypatch, point, nth, how):
             desk.dovecot.restart() if how == "restart" else desk.dovecot.kill()
 
     monkeypatch.setattr(faults, "step", step)
-    app = desk.app()
-    try:
-        with pytest.raises(MailboxError):
-            Daemon(app).once()
-    finally:
-        app.close()
+    with pytest.raises(MailboxError):
+        desk.run_once()
     monkeypatch.undo()
     if how == "kill":
         with pytest.raises(MailboxError):  # the server is still down: the next run fails cleanly too
-            app = desk.app()
-            try:
-                Daemon(app).once()
-            finally:
-                app.close()
+            desk.run_once()
         desk.dovecot.start()
     desk.once()  # the real command, as cron would run it next
     summary = ledger.account(f"imap-{how}-{point}#{nth}")
@@ -355,11 +347,8 @@ def test_locked_database_fails_the_run_cleanly_and_quarantines_nothing(desk, led
     try:
         app = desk.app()
         app.store.conn.execute("PRAGMA busy_timeout = 200")  # instead of 30 s
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                Daemon(app).once()
-        finally:
-            app.close()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            desk.run_once(app)
         assert desk.folder("INBOX") == 3 and desk.folder("maildesk/quarantine") == 0
     finally:
         lock.execute("ROLLBACK")
@@ -423,11 +412,8 @@ def test_a_database_error_inside_a_message_never_quarantines_it(desk, ledger):
 
     app = desk.app()
     app.workflow.fault = flaky
-    try:
-        with pytest.raises(sqlite3.DatabaseError):
-            Daemon(app).once()
-    finally:
-        app.close()
+    with pytest.raises(sqlite3.DatabaseError):
+        desk.run_once(app)
     assert desk.folder("INBOX") == 3 and desk.folder("maildesk/quarantine") == 0
     assert desk.rows("SELECT count(*) n FROM quarantine")[0]["n"] == 0
     desk.once()
@@ -483,11 +469,8 @@ def test_disk_full_while_saving_an_attachment(desk, ledger, small_disk):
         app = desk.app()
         pages = app.store.conn.execute("PRAGMA page_count").fetchone()[0]
         app.store.conn.execute(f"PRAGMA max_page_count = {pages + 300}")
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="full"):
-                Daemon(app).once()
-        finally:
-            app.close()
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            desk.run_once(app)
     assert desk.folder("INBOX") == 4 and desk.folder("maildesk/quarantine") == 0
     assert desk.rows("SELECT count(*) n FROM complaints")[0]["n"] == 0  # the batch rolled back whole
     assert desk.sink.messages == []

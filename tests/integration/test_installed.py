@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.outbound import template_check
+from maildesk.service import template_check
 from tests.support import ROOT, config_dict, mail, write_config
 
 

@@ -11,9 +11,6 @@ import os
 import random
 from email.message import EmailMessage
 
-from maildesk.daemon import Daemon
-from maildesk.app import App
-from maildesk.config import load
 
 CUSTOMER = "grosse.piece@example.fr"
 TEXT = ("Bonjour,\n\nvoici les photos et la vidéo du colis abîmé (commande n° 784512).\n"
@@ -131,11 +128,7 @@ def test_a_server_that_will_not_give_parts_falls_back_to_the_first_bytes(desk):
 
     def refuse(client, uid, items):  # the inbox's FETCH of a large message's parts: the server says NO
         raise imaplib.IMAP4.error("BODYSTRUCTURE not available")
-    app = App(load(desk.config), part_fetch=refuse)
-    try:
-        Daemon(app).once()
-    finally:
-        app.close()
+    desk.run_once(part_fetch=refuse)
     assert desk.rows("SELECT count(*) n FROM events WHERE kind = 'truncated'")[0]["n"] == 1
     [msg] = desk.rows("SELECT body, length(raw) n FROM messages WHERE direction = 'in'")
     assert msg["body"] == TEXT and msg["n"] <= 1024 * 1024

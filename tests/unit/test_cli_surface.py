@@ -1,17 +1,12 @@
 """The command line's small promises (issue 14 items 6, 8, 10): help text for every option,
-one time format on screen, placeholders `check` refuses, and a service user who cannot
-reach the interpreter."""
+one time format on screen, and the placeholders `check` refuses. (A service user who cannot
+reach the interpreter is tested on real folders: tests/integration/test_service_user_reach.py.)"""
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from datetime import datetime, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from maildesk.cli import check
 from maildesk.core import timefmt
 from maildesk.cli.main import build_parser
 from maildesk.config import placeholders
@@ -55,27 +50,3 @@ def test_placeholders_name_each_key_once():
     assert placeholders(make_config()) == []  # .test and real-looking domains pass
     assert placeholders(make_config(teams={"customer_service": []})) == [
         "teams.customer_service is empty: new complaints would notify nobody"]
-
-
-def test_a_folder_closed_to_the_service_user_is_named():
-    base = Path(tempfile.mkdtemp())  # /tmp/xyz, open to all like /
-    os.chmod(base, 0o755)
-    try:
-        _closed_folder_is_named(base / "root-like")
-    finally:
-        shutil.rmtree(base)
-
-
-def _closed_folder_is_named(home: Path) -> None:
-    (home / "bin").mkdir(parents=True)
-    python = home / "bin" / "python3"
-    python.write_text("")
-    os.chmod(python, 0o755)
-    os.chmod(home, 0o700)  # /root
-    me = os.getuid()
-    other = me + 4242
-    assert check._can_reach(python, me, set()) is None
-    assert check._can_reach(python, other, set()) == home
-    os.chmod(home, 0o750)
-    assert check._can_reach(python, other, {os.stat(home).st_gid}) is None  # in the folder's group
-    assert check._can_reach(python, other, set()) == home

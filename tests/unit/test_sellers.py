@@ -8,7 +8,6 @@ import pytest
 
 from maildesk.core import policy, sellers
 from maildesk.service.seller_desk import leaks
-from maildesk.service.seller_import import read_rows
 from maildesk.outbound.compose import compose
 from tests.support import make_config
 
@@ -50,16 +49,6 @@ def test_empty_phone_is_no_phone_and_changes_are_detected():
     assert sellers.row_changes(existing, row) == {}
     assert sellers.row_changes(existing, sellers.Row("S1", "Y", "a@b.example", "0612345678")) == {
         "shop_name": "Y", "phone": "0612345678"}
-
-
-def test_read_rows_csv_with_semicolons_and_bom_and_json(tmp_path):
-    csv_file = tmp_path / "s.csv"
-    csv_file.write_text("\ufeffid;shop_name;address\nS1;Café, Thé & Co;a@b.example\n", encoding="utf-8")
-    [(where, row)] = read_rows(csv_file)
-    assert where == "line 2" and row["shop_name"] == "Café, Thé & Co"
-    json_file = tmp_path / "s.json"
-    json_file.write_text('[{"id": "S1", "shop_name": "X", "address": "a@b.example"}]')
-    assert read_rows(json_file)[0][1]["id"] == "S1"
 
 
 # --- contact requests ------------------------------------------------------------

@@ -2,11 +2,10 @@
 template is rendered once before any mail needs it (template_check)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from maildesk.outbound import template_check
+from maildesk.service import template_check
 from maildesk.outbound.templates import DEFAULT_DIR, Templates
 from tests.support import ROOT, make_config
 

@@ -1,12 +1,12 @@
-"""Regressions found in review: a broken clock job, two flushers, robots
-echoing us, staff moving a level back, a secret in a config error."""
+"""Corner cases of the clock and the outbox: a broken clock job or a failing sweep row stops
+nothing else, two flushers never send twice, robots echoing us are capped, staff moving a
+level back is not undone, a secret never shows in a config error."""
 from __future__ import annotations
 
 import shutil
 from datetime import datetime, timedelta, timezone
 
 from maildesk.config import ConfigError, parse_config
-from maildesk.daemon import Daemon
 from maildesk.adapters.outbox import FlushResult
 from tests.integration.test_clock import H, T0, once_at, open_complaint
 from tests.integration.test_staff import staff_reply
@@ -23,10 +23,7 @@ def test_a_broken_clock_job_does_not_stop_the_inbox(desk):
 
     app.clock_jobs.insert(0, broken)
     desk.deliver(mail())
-    try:
-        assert Daemon(app).once() == 0
-    finally:
-        app.close()
+    assert desk.run_once(app) == 0
     assert calls and len(desk.sent(to="camille@example.fr")) == 1
 
 

@@ -1,4 +1,5 @@
-"""Review fixes on the seller side, driven in-process through the real App
+"""Corner cases on the seller side (webhooks, the outreach sweep, imports, commands,
+explanations, echoes), driven in-process through the real App
 (store, templates, workflow) without mail servers: time is passed in, or
 frozen with freezegun where the code reads the clock."""
 from __future__ import annotations
