@@ -71,20 +71,21 @@ def test_a_421_on_one_connection_stops_them_all_and_nothing_is_lost_or_doubled(d
     assert {r["status"] for r in desk.rows("SELECT status FROM outbox")} == {"sent"}
 
 
-def test_a_further_connection_the_server_turns_away(desk, clients, monkeypatch):
+def test_a_further_connection_the_server_turns_away(desk):
     """The server refuses the second and third connection (Gmail: too many connections)."""
     import aiosmtplib
-    real_connect = aiosmtplib.SMTP.connect
     seen = []
 
-    async def connect(self, *args, **kwargs):
-        seen.append(self)
+    def turned_away_after_the_first(sec):  # the app's `smtp_client` hook
+        client = smtp_client(sec)
+        seen.append(client)
         if len(seen) > 1:
-            raise aiosmtplib.SMTPConnectError("421 4.7.0 Too many concurrent SMTP connections")
-        return await real_connect(self, *args, **kwargs)
-    monkeypatch.setattr(aiosmtplib.SMTP, "connect", connect)
+            async def refuse(*args, **kwargs):
+                raise aiosmtplib.SMTPConnectError("421 4.7.0 Too many concurrent SMTP connections")
+            client.connect = refuse
+        return client
     deliver(desk, 40)
-    desk.run_once(smtp_client=clients)
+    desk.run_once(smtp_client=turned_away_after_the_first)
     captured = Counter(message_id(c.data) for c in desk.sink.messages)
     assert len(captured) == 80 and set(captured.values()) == {1} and len(seen) == 3
 
