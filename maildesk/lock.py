@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -47,3 +48,18 @@ class InstanceLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+@contextmanager
+def alone(db_path: Path, doing: str):
+    """The daemon's lock held while `doing` (restoring, migrating, importing a mailbox); a
+    maildesk running on the same database makes it raise AlreadyRunning, worded for the admin."""
+    lock = InstanceLock(db_path)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        raise AlreadyRunning(f"{e}: stop it before {doing}") from None
+    try:
+        yield
+    finally:
+        lock.release()

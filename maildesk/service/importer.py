@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 from maildesk.logs import event as log_event
 from maildesk.store import maintenance
 from maildesk.store.db import StoreUnwell, iso
-from maildesk.lock import AlreadyRunning, InstanceLock
+from maildesk.lock import AlreadyRunning, alone
 
 
 @dataclass
@@ -85,15 +85,11 @@ def import_messages(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]
 
 @contextmanager
 def _locked(app):
-    lock = InstanceLock(app.cfg.database_path)
     try:
-        lock.acquire()
+        with alone(app.cfg.database_path, "importing a mailbox"):
+            yield
     except AlreadyRunning as e:
-        raise DaemonRunning(f"maildesk: {e}: stop it before importing a mailbox") from None
-    try:
-        yield
-    finally:
-        lock.release()
+        raise DaemonRunning(f"maildesk: {e}") from None
 
 
 def load(app, messages: Iterable[tuple[datetime, Callable[[], bytes]]], source: str, bar) -> ImportResult:

@@ -20,7 +20,7 @@ from pathlib import Path
 from maildesk.core import refs, timefmt
 from maildesk.adapters.imap_types import MailboxError
 from maildesk.clock import utcnow
-from maildesk.lock import AlreadyRunning, InstanceLock
+from maildesk.lock import AlreadyRunning, alone
 from maildesk.logs import event as log_event
 from maildesk.store import backups, maintenance
 from maildesk.store.db import SchemaError, Store, StoreError, from_iso, iso
@@ -72,24 +72,20 @@ def restore_command(cfg, args) -> int:
     if found > SCHEMA_VERSION:
         print(f"maildesk: {schema_problem(found, source)}", file=sys.stderr)
         return 2
-    lock = InstanceLock(db)
     try:
-        lock.acquire()
+        with alone(db, "restoring"):
+            aside = None
+            if db.exists():  # never destroy what we replace
+                aside = db.with_name(f"{db.name}.before-restore-{utcnow():%Y%m%dT%H%M%S}")
+                take_backup(db, aside)
+            since = facts.taken_at or iso(utcnow() - timedelta(days=7))
+            backups.restore_backup(source, db, {RECOVER_KEY: since})
     except AlreadyRunning as e:
-        print(f"maildesk: {e}: stop it before restoring", file=sys.stderr)
+        print(f"maildesk: {e}", file=sys.stderr)
         return 1
-    try:
-        aside = None
-        if db.exists():  # never destroy what we replace
-            aside = db.with_name(f"{db.name}.before-restore-{utcnow():%Y%m%dT%H%M%S}")
-            take_backup(db, aside)
-        since = facts.taken_at or iso(utcnow() - timedelta(days=7))
-        backups.restore_backup(source, db, {RECOVER_KEY: since})
     except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: restore failed: {e}", file=sys.stderr)
         return 1
-    finally:
-        lock.release()
     print(f"restored {source} (schema {found}, taken {timefmt.local(since, cfg.tz)}) to {db}"
           + (f"; the database it replaced is kept as {aside}" if aside else "")
           + ("\nnext: `maildesk migrate`, then start the daemon" if found < SCHEMA_VERSION else
@@ -100,30 +96,26 @@ def restore_command(cfg, args) -> int:
 def migrate_command(cfg, args) -> int:
     """The only command that changes the schema; takes a backup first, holds the daemon's lock."""
     db = cfg.database_path
-    lock = InstanceLock(db)
     try:
-        lock.acquire()
+        with alone(db, "migrating"):
+            found = backups.schema_of(db)
+            if found > SCHEMA_VERSION:
+                print(f"maildesk: {schema_problem(found, db)}", file=sys.stderr)
+                return 2
+            if found == SCHEMA_VERSION:
+                print(f"database {db} is at schema {found}, as this maildesk needs; nothing to do")
+                return 0
+            saved = None
+            if found:
+                saved = db.with_name(f"{db.name}.schema{found}-{utcnow():%Y%m%dT%H%M%S}.bak")
+                take_backup(db, saved)
+            Store(db, migrate=True).close()
     except AlreadyRunning as e:
-        print(f"maildesk: {e}: stop it before migrating", file=sys.stderr)
+        print(f"maildesk: {e}", file=sys.stderr)
         return 1
-    try:
-        found = backups.schema_of(db)
-        if found > SCHEMA_VERSION:
-            print(f"maildesk: {schema_problem(found, db)}", file=sys.stderr)
-            return 2
-        if found == SCHEMA_VERSION:
-            print(f"database {db} is at schema {found}, as this maildesk needs; nothing to do")
-            return 0
-        saved = None
-        if found:
-            saved = db.with_name(f"{db.name}.schema{found}-{utcnow():%Y%m%dT%H%M%S}.bak")
-            take_backup(db, saved)
-        Store(db, migrate=True).close()
     except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 1
-    finally:
-        lock.release()
     print(f"database {db} migrated from schema {found} to {SCHEMA_VERSION}"
           + (f"; backup of the old one: {saved} (restore it with the old maildesk to roll back)" if saved else ""))
     return 0
