@@ -12,7 +12,7 @@ from maildesk import __version__, logs
 from maildesk.cli import admin, check, report, sellers as seller_cli
 from maildesk.cli.common import number
 from maildesk.service import ops
-from maildesk.core import timefmt
+from maildesk.core import categories, timefmt
 from maildesk.config import ConfigError, load
 from maildesk.clock import utcnow
 from maildesk.cli.display import dumps, shown
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--overdue", action="store_true", help="open and past a policy deadline (24 h, 48 h, 5 days) not met")
     lst.add_argument("--seller", help="only complaints linked to this seller id")
     lst.add_argument("--customer", help="only this customer's address")
+    lst.add_argument("--category", help="only this category (see [categories] in the config)")
     lst.add_argument("--limit", type=number, default=200, help="at most this many (default 200)")
     lst.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
@@ -308,15 +309,18 @@ def cmd_resolve(app, args) -> int:
 
 
 def cmd_list(app, args) -> int:
+    category = args.category and categories.find(args.category, app.cfg.categories)
+    if args.category and category is None:
+        raise Refused(categories.unknown(args.category, app.cfg.categories).replace("#category", "--category"))
     rows = report.list_complaints(app.store, level=args.level, status=args.status,
                                   overdue_at=utcnow() if args.overdue else None, seller=args.seller,
-                                  customer=args.customer, limit=args.limit, cfg=app.cfg)
+                                  customer=args.customer, limit=args.limit, cfg=app.cfg, category=category)
     if args.json:
         _print_json(rows)
         return 0
     for r in rows:
         print(shown(f"{r['ref']:<11} L{r['level']} {r['status']:<16} {timefmt.local(r['first_contact'], app.cfg.tz)}  "
-                    f"{r['customer_addr']:<30} {r['subject'][:50]}"
+                    f"{r['customer_addr']:<30} [{r['category']}] {r['subject'][:50]}"
                     + (f"  missed: {', '.join(r['missed'])}" if r.get("missed") else "")))
     print(f"{len(rows)} complaint(s)")
     return 0

@@ -34,7 +34,7 @@ def deadline_states(row, cfg, now: datetime) -> list[dict]:
 def complaint_summary(row) -> dict:
     return {k: row[k] for k in ("ref", "status", "level", "customer_addr", "customer_name", "subject",
                                 "order_number", "seller_id", "owner", "first_contact", "next_due",
-                                "rating", "lang")}
+                                "rating", "lang", "category")}
 
 
 def show(store: Store, cfg, ref: str, now: datetime) -> dict | None:
@@ -66,6 +66,7 @@ def format_show(doc: dict, cfg) -> str:
         f"  customer : {c['customer_name']} <{c['customer_addr']}>" if c["customer_name"] else f"  customer : {c['customer_addr']}",
         f"  status   : {c['status']}, level {c['level']} ({LEVEL_NAMES[c['level']]})"
         + (f", owner {c['owner']}" if c["owner"] else ""),
+        f"  category : {c['category']}",
         f"  first contact: {_local(from_iso(c['first_contact']), tz)}"
         + (f"   order: {c['order_number']}" if c["order_number"] else "")
         + (f"   seller: {c['seller_id']}" if c["seller_id"] else "")
@@ -88,16 +89,16 @@ def format_show(doc: dict, cfg) -> str:
 
 
 def list_complaints(store: Store, *, level=None, status=None, overdue_at=None, seller=None, customer=None,
-                    limit: int = 200, cfg=None) -> list[dict]:
+                    limit: int = 200, cfg=None, category=None) -> list[dict]:
     """Newest first. `overdue_at`: only complaints open at that moment and past at least one
     policy deadline (24 h, 48 h, 5 days) they have not met; each says which in `missed`."""
     key = mailbox_key(customer) if customer else None  # every spelling of the mailbox (+tags, Gmail dots)
     if overdue_at is None:
         return [complaint_summary(r) for r in reports.complaints(store, level=level, status=status, seller=seller,
-                                                                 customer_key=key, limit=limit)]
+                                                                 customer_key=key, limit=limit, category=category)]
     out = []
     for r in reports.complaints(store, level=level, status=status, seller=seller, customer_key=key, open_only=True,
-                                first_contact_by=deadlines.missable_before(overdue_at, cfg)):
+                                first_contact_by=deadlines.missable_before(overdue_at, cfg), category=category):
         missed = [d["deadline"] for d in deadline_states(r, cfg, overdue_at) if d["state"] == "missed"]
         if missed:
             out.append({**complaint_summary(r), "missed": missed})

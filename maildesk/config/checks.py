@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from maildesk.config.sections import TEAM_NAMES, Config, ConfigError
+from maildesk.config.sections import DEFAULT_CATEGORIES, TEAM_NAMES, Config, ConfigError
 
 
 PLACEHOLDER_DOMAINS = ("example", "example.com", "example.net", "example.org")  # RFC 2606: nobody reads them
@@ -134,3 +134,23 @@ def _check_staff_domain(domain: str, support_domain: str) -> None:
                           "it would be taken for an unlisted colleague; list staff on it by address instead")
 
 
+
+
+def categories(raw) -> dict[str, tuple[str, ...]]:
+    """[categories]: category name = [keywords]; the shipped ones when the table is absent.
+    "autre" is always a category (what matches nothing)."""
+    if raw is None:
+        return dict(DEFAULT_CATEGORIES)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError('[categories] must be a table of category = ["keyword", ...] '
+                          '(leave it out for the shipped categories)')
+    out: dict[str, tuple[str, ...]] = {}
+    for name, keywords in raw.items():
+        if not name.strip() or "\n" in name or len(name) > 60:
+            raise ConfigError(f"categories.{name!r}: a category name is one line of at most 60 characters")
+        if not isinstance(keywords, list) or not all(isinstance(k, str) and k.strip() for k in keywords):
+            raise ConfigError(f'categories.{name} must be a list of keywords, e.g. ["remboursement", "refund"], '
+                              f"got {keywords!r}")
+        out[name.strip()] = tuple(keywords)
+    out.setdefault("autre", ())
+    return out

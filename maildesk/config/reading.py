@@ -9,7 +9,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from maildesk.config.checks import validate
+from maildesk.config.checks import categories, validate
 from maildesk.config.sections import (
     REQUIRED, REQUIRED_SECTIONS, SECTIONS, TEAM_NAMES, Config, ConfigError, OAuth2Config, TeamsConfig,
 )
@@ -100,7 +100,7 @@ def _staff(raw: dict, teams: TeamsConfig) -> tuple[dict[str, str], dict[str, str
 
 
 def parse_config(data: dict, base_dir: Path, path: Path | None = None) -> Config:
-    unknown = [f"[{key}]" for key in data if key not in SECTIONS and key != "staff"]
+    unknown = [f"[{key}]" for key in data if key not in SECTIONS and key not in ("staff", "categories")]
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise ConfigError(f"[{name}] is required but missing")
@@ -109,7 +109,7 @@ def parse_config(data: dict, base_dir: Path, path: Path | None = None) -> Config
     oauth2 = _section("oauth2", OAuth2Config, data["oauth2"], unknown) if "oauth2" in data else None
     staff, staff_names = _staff(data.get("staff", {}), built["teams"])
     cfg = Config(**built, oauth2=oauth2, staff=staff, staff_names=staff_names, base_dir=base_dir, path=path,
-                 unknown=tuple(unknown))
+                 unknown=tuple(unknown), categories=categories(data.get("categories")))
     validate(cfg)
     return cfg
 

@@ -142,6 +142,33 @@ class OAuth2Config:
     dead_token_file: str = "oauth2-token-dead"
 
 
+# [categories]: each category's keywords, French and English (core/categories.py matches them as whole
+# words, accents and case ignored). A [categories] table in the config replaces these; "autre" is
+# always a category, for what matches nothing.
+DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "colis non reçu": ("colis non reçu", "pas reçu", "jamais reçu", "toujours pas reçu", "jamais arrivé",
+                       "jamais arrivée", "pas arrivé", "pas arrivée", "pas livré", "non livré", "colis perdu",
+                       "not received", "never received", "never arrived", "not arrived", "not delivered",
+                       "lost parcel", "lost package", "where is my order"),
+    "article endommagé": ("endommagé", "endommagée", "abîmé", "abîmée", "cassé", "cassée", "brisé", "rayé",
+                          "défectueux", "défectueuse", "damaged", "broken", "cracked", "scratched", "defective"),
+    "non conforme": ("non conforme", "pas conforme", "mauvais article", "mauvaise taille", "mauvaise couleur",
+                     "ne correspond pas", "pas ce que j ai commandé", "wrong item", "wrong size", "wrong colour",
+                     "wrong color", "not as described", "does not match", "not what i ordered"),
+    "remboursement": ("remboursement", "rembourser", "remboursé", "remboursée", "me rembourser", "refund",
+                      "refunded", "reimburse", "money back"),
+    "retour": ("retour", "retourner", "renvoyer", "rétractation", "étiquette de retour", "return", "returned",
+               "returning", "send back", "send it back", "return label"),
+    "paiement": ("paiement", "payé", "prélèvement", "prélevé", "débité", "débitée", "deux fois", "carte bancaire",
+                 "facture", "payment", "paid", "charged", "charged twice", "invoice", "billing"),
+    "vendeur injoignable": ("vendeur injoignable", "injoignable", "vendeur ne répond pas", "vendeur ne répond",
+                            "pas de réponse du vendeur", "aucune réponse du vendeur", "seller not responding",
+                            "seller does not answer", "seller does not reply", "no answer from the seller",
+                            "unreachable", "seller unreachable"),
+    "autre": (),
+}
+
+
 @dataclass(frozen=True)
 class Config:
     mailbox: MailboxConfig
@@ -160,6 +187,7 @@ class Config:
     base_dir: Path
     path: Path | None = None
     unknown: tuple[str, ...] = ()  # keys this version does not know (a newer config): warned about, ignored
+    categories: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
 
     @property
     def dry_run_path(self) -> Path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from maildesk.config import Config
-from maildesk.core import addresses, policy
+from maildesk.core import addresses, categories, policy
 from maildesk.core.policy import Complaint, Decision
 
 
@@ -97,6 +97,22 @@ class Reopen(Command):
         return policy.reopen(c, now, actor)
 
 
+class Category(Command):
+    """#category NAME: names are the config's ([categories]), so an unknown one is answered here,
+    with the valid ones, rather than refused by check() (which does not see the config)."""
+
+    def decide(self, c, now, cfg, actor, arg, text):
+        d = Decision()
+        name = categories.find(arg, cfg.categories)
+        if name is None:
+            d.tell_staff((actor,), "staff_command_error", "command_error", commands=help_text(),
+                         errors=[categories.unknown(arg, cfg.categories)], original_subject=f"#category {arg}")
+        elif name != c.category:
+            d.changes["category"] = name
+            d.event("categorised", category=name, previous=c.category)
+        return d
+
+
 REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Note("note", help="internal note, never sent to the customer", takes_text=True, uses_text=True),
     Ask("ask", help="ask the customer for more information (the complaint waits for them)",
@@ -107,6 +123,7 @@ REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Assign("assign", "ADDRESS", "make a staff member the owner"),
     Reopen("reopen", help="reopen a resolved or closed complaint"),
     Level("level", "N", "move to level N (1, 2 or 3)"),
+    Category("category", "NAME", "set the complaint's category (an unknown name gets you the list)"),
     Command("seller", "ID-or-address", "link the complaint to a seller and write to them",
             uses_text=True, for_seller=True),
     Command("contact-seller", "TEXT", "write to the linked seller", uses_text=True, for_seller=True),

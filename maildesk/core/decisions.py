@@ -40,6 +40,7 @@ class Changes(Mapping):
     rating: int | None | _Unset = _UNSET
     rating_text: str | None | _Unset = _UNSET
     rated_at: datetime | None | _Unset = _UNSET
+    category: str | _Unset = _UNSET
 
     def update(self, other: Mapping | None = None, /, **values) -> None:
         for name, value in {**dict(other or {}), **values}.items():

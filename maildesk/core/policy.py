@@ -44,6 +44,7 @@ class Complaint:
     first_staff_answer_at: datetime | None = None
     rating: int | None = None
     auto_level: int = 1  # the level the clock has escalated to: its steps happen once
+    category: str = "autre"  # core/categories.py
 
 
 @dataclass(frozen=True)

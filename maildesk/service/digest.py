@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from maildesk.core import deadlines, policy, timefmt
 from maildesk.logs import event as log_event
 from maildesk.adapters.outbox import Outbox
-from maildesk.store import history, reports
+from maildesk.store import categories as category_counts, history, reports
 from maildesk.store.db import Store, StoreUnwell, from_iso
 
 STATE_KEY = "digest_last_sent"
@@ -84,6 +84,7 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "missed": _missed(store, since, now),
         "due_soon": backlog["due_soon"],
         "medians": _medians(store, now),
+        "categories": _categories(store, now),
         "ratings": _ratings(store, cfg, since, now),
         "sellers": _sellers(store),
         "outbox": _outbox(store),
@@ -211,6 +212,20 @@ def _medians(store: Store, now: datetime) -> dict:
         out["first_answer"][days] = reports.median_to_first_answer(store, since, now)
         out["resolution"][days] = reports.median_to_resolution(store, since, now)
     return out
+
+
+def _categories(store: Store, now: datetime) -> dict:
+    """Complaints first contacted in the last 7 and 30 days, by category and by seller and
+    category (the LIST_LIMIT biggest over 30 days): which kind of trouble, and who causes it."""
+    week, month = (now - timedelta(days=7), now), (now - timedelta(days=30), now)
+    cats_7, cats_30 = category_counts.by_category(store, *week), category_counts.by_category(store, *month)
+    sellers_7, sellers_30 = category_counts.by_seller(store, *week), category_counts.by_seller(store, *month)
+    by_category = [{"category": name, "d7": cats_7.get(name, 0), "d30": n} for name, n in cats_30.items()]
+    by_seller = [{"seller": seller, "category": name, "d7": sellers_7.get((seller, name), 0), "d30": n}
+                 for (seller, name), n in sellers_30.items()]
+    by_category.sort(key=lambda r: (-r["d30"], -r["d7"], r["category"]))
+    by_seller.sort(key=lambda r: (-r["d30"], -r["d7"], r["seller"], r["category"]))
+    return {"by_category": by_category, "by_seller": Shortlist(by_seller[:LIST_LIMIT], len(by_seller))}
 
 
 def _ratings(store: Store, cfg, since: datetime, now: datetime) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from maildesk.core import addresses, budgets, commands, policy, refs, robots, staff, threads, trust
+from maildesk.core import addresses, budgets, categories, commands, policy, refs, robots, staff, threads, trust
 from maildesk.core.addresses import mailbox_key
 from maildesk.core.commands import ForSeller
 from maildesk.inbound.parse import InboundMail, ParseError, parse
@@ -101,6 +101,7 @@ class Intake:
             "subject": refs.without_tags(prefix, mail.subject),  # another complaint's tag is not this one's
             "lang": mail.language, "order_number": mail.order_number,
             "level": 1, "status": "open", "first_contact": iso(arrived_at), "opened_at": iso(now),
+            "category": categories.suggest(mail.subject, mail.text, self.cfg.categories),
         })
         complaint = self.store.complaint_by_id(row_id)
         self.wf.store_message(row_id, mail, raw, "customer", arrived_at)
@@ -113,7 +114,7 @@ class Intake:
             log_event("unreachable_address", ref, severity=30, reason=why)
         self.wf.apply(complaint, decision, now, actor=mail.from_addr)
         log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
-                  order=mail.order_number)
+                  order=mail.order_number, category=complaint["category"])
         if not intake.send_ack:
             log_event("ack_suppressed", ref, severity=30, customer=mail.from_addr, reason="flood")
             self._flood(complaint, mail, key, intake, now)

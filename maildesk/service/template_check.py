@@ -92,7 +92,8 @@ def _complaint_context(cfg) -> dict:
     complaint = {"id": 1, "ref": "IMO-4K7M2Q", "customer_addr": "camille@example.fr",
                  "customer_name": "Camille Martin", "subject": "Colis jamais reçu", "lang": "fr",
                  "order_number": "784512", "seller_id": "S-1042", "level": 2, "status": "open", "owner": None,
-                 "first_contact": first, "opened_at": first, "acked_at": first, "next_due": NOW}
+                 "category": "colis non reçu", "first_contact": first, "opened_at": first, "acked_at": first,
+                 "next_due": NOW}
     latest = {"direction": "in", "kind": "customer", "at": NOW - timedelta(hours=1),
               "from_addr": "camille@example.fr", "subject": "Re: Colis", "reply_text": "Toujours rien.",
               "body": "Toujours rien.\n\n> Bonjour"}

@@ -268,6 +268,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sent_elsewhere_at ON sent_elsewhere(sent_at);
     """,
+    # 9 (issue 18, categories): each complaint has a category, suggested at intake from its subject and
+    #    text (core/categories.py), changed by staff with #category; older complaints start as 'autre'
+    """
+    ALTER TABLE complaints ADD COLUMN category TEXT NOT NULL DEFAULT 'autre';
+    CREATE INDEX complaints_category ON complaints(category, first_contact);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -42,10 +42,11 @@ def open_oldest_first(store: Store, limit: int) -> list[dict]:
 
 
 def complaints(store: Store, *, level=None, status=None, seller=None, customer_key=None, open_only=False,
-               first_contact_by: datetime | None = None, limit: int | None = None) -> list[dict]:
+               first_contact_by: datetime | None = None, limit: int | None = None, category=None) -> list[dict]:
     """Complaint rows, newest first contact first, filtered by what is given."""
     where, params = [], []
-    for column, value in (("level", level), ("status", status), ("seller_id", seller), ("customer_key", customer_key)):
+    for column, value in (("level", level), ("status", status), ("seller_id", seller), ("customer_key", customer_key),
+                          ("category", category)):
         if value:
             where.append(f"{column} = ?")
             params.append(value)

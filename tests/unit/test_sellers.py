@@ -186,7 +186,8 @@ def test_webhook_backoff_grows_and_is_capped():
 SELLER = {"id": "S1", "shop_name": "Boutique Lumière", "address": "x@shop.example", "phone": "0612345678",
           "status": "active"}
 COMPLAINT = {"ref": "IMO-ABCDE2", "customer_addr": "camille@example.fr", "customer_name": "Camille Martin",
-             "status": "open", "order_number": "784512", "owner": None, "first_contact": T0, "subject": "Colis"}
+             "status": "open", "order_number": "784512", "owner": None, "first_contact": T0, "subject": "Colis",
+             "category": "colis non reçu"}
 TEMPLATES = {
     "seller_outreach": ("seller", {"facts": "Commande 784512.", "due": T0 + 48 * H, "hours": 48.0, "followup": False}),
     "seller_reminder": ("seller", {"due": T0 + 48 * H}),
