@@ -155,7 +155,7 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
     "non conforme": ("non conforme", "pas conforme", "mauvais article", "mauvaise taille", "mauvaise couleur",
                      "ne correspond pas", "pas ce que j ai commandé", "wrong item", "wrong size", "wrong colour",
                      "wrong color", "not as described", "does not match", "not what i ordered"),
-    "remboursement": ("remboursement", "rembourser", "remboursé", "remboursée", "me rembourser", "refund",
+    "remboursement": ("remboursement", "rembourser", "remboursé", "remboursée", "remboursez", "refund",
                       "refunded", "reimburse", "money back"),
     "retour": ("retour", "retourner", "renvoyer", "rétractation", "étiquette de retour", "return", "returned",
                "returning", "send back", "send it back", "return label"),
