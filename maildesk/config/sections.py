@@ -153,7 +153,7 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
     "article endommagé": ("endommagé", "endommagée", "abîmé", "abîmée", "cassé", "cassée", "brisé", "rayé",
                           "défectueux", "défectueuse", "damaged", "broken", "cracked", "scratched", "defective"),
     "non conforme": ("non conforme", "pas conforme", "mauvais article", "mauvaise taille", "mauvaise couleur",
-                     "ne correspond pas", "pas ce que j ai commandé", "wrong item", "wrong size", "wrong colour",
+                     "ne correspond pas", "pas ce que j'ai commandé", "wrong item", "wrong size", "wrong colour",
                      "wrong color", "not as described", "does not match", "not what i ordered"),
     "remboursement": ("remboursement", "rembourser", "remboursé", "remboursée", "remboursez", "refund",
                       "refunded", "reimburse", "money back"),

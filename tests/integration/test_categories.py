@@ -145,3 +145,15 @@ def test_export_json_parses_and_bad_input_is_refused(desk):
                         (("--since", "2026-11-01", "--out", "/nonexistent/x.csv"), "does not exist")):
         result = desk.cli("export", *args)
         assert result.returncode == 2 and words in result.stderr, result.stderr
+
+
+def test_the_starter_config_documents_the_shipped_categories():
+    import tomllib
+    from pathlib import Path
+
+    from maildesk.config.sections import DEFAULT_CATEGORIES
+    text = (Path(__file__).parents[2] / "maildesk.toml").read_text()
+    block = text[text.index("# [categories]"):text.index("\n[security]")]
+    entries = [line[2:] for line in block.splitlines() if line.startswith('# "')]
+    documented = tomllib.loads("\n".join(entries))
+    assert {k: tuple(v) for k, v in documented.items()} == DEFAULT_CATEGORIES
