@@ -10,22 +10,30 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 OTHER = "autre"
 TEXT_LIMIT = 5000  # characters of the message read: the opening says what it is about
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
+_COMBINING = re.compile(r"[\u0300-\u036f]")  # the accents NFKD splits off Latin letters
 
 
 def normalise(text: str | None) -> str:
     """Lower case, no accents, words separated by one space, padded with a space each side."""
     decomposed = unicodedata.normalize("NFKD", (text or "").casefold())
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    bare = _COMBINING.sub("", decomposed)
     return f" {_NOT_WORD.sub(' ', bare.replace('œ', 'oe').replace('æ', 'ae')).strip()} "
 
 
+@lru_cache(maxsize=4096)
+def _keyword(kw: str) -> str:
+    """A keyword as it is searched for: normalised, with its spaces (whole words only)."""
+    return normalise(kw) if normalise(kw).strip() else ""
+
+
 def _hits(words: str, keywords: Sequence[str]) -> int:
-    return sum(1 for kw in keywords if (k := normalise(kw).strip()) and f" {k} " in words)
+    return sum(1 for kw in keywords if (k := _keyword(kw)) and k in words)
 
 
 def suggest(subject: str | None, text: str | None, categories: Mapping[str, Sequence[str]]) -> str:
