@@ -56,7 +56,8 @@ WORDS = {
                  "notify": "avis à l'équipe", "report": "alerte d'échéance", "command_error": "commande non comprise",
                  "alert": "alerte aux administrateurs", "digest": "digest", "outreach": "message au vendeur",
                  "decision": "décision sur un vendeur", "refused": "message refusé",
-                 "staff_unlisted": "adresse non inscrite"},
+                 "staff_unlisted": "adresse non inscrite",
+                 "status": "point demandé par le client", "canned_list": "liste des réponses types"},
     },
     "en": {
         "status": {"open": "open", "waiting_customer": "waiting for the customer", "resolved": "resolved",
@@ -70,7 +71,8 @@ WORDS = {
                  "contact_details": "seller's details", "escalation": "escalation", "notify": "staff notice",
                  "report": "deadline alert", "command_error": "command not understood", "alert": "admin alert",
                  "digest": "digest", "outreach": "mail to a seller", "decision": "seller decision",
-                 "refused": "refused message", "staff_unlisted": "unlisted address"},
+                 "refused": "refused message", "staff_unlisted": "unlisted address",
+                 "status": "status on request", "canned_list": "canned answers list"},
     },
 }
 

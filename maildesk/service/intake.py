@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from maildesk.core import addresses, budgets, commands, policy, refs, robots, staff, threads, trust
+from maildesk.core import addresses, budgets, commands, policy, refs, robots, staff, status_request, threads, trust
 from maildesk.core.addresses import mailbox_key
 from maildesk.core.commands import ForSeller
 from maildesk.inbound.parse import InboundMail, ParseError, parse
@@ -82,6 +82,12 @@ class Intake:
                       claimed=",".join(c["ref"] for c in tagged))
         if complaint is None:
             return self._open(mail, raw, arrived_at, now)
+        if status_request.is_status_request(mail.reply_text):  # issue 18 item 5: no clock moves, no one told
+            self.wf.store_message(complaint["id"], mail, raw, "status_request", arrived_at)
+            self.wf.tell(complaint, status_request.answer(complaint_from_row(complaint), now, self.cfg), now,
+                         actor=mail.from_addr, in_reply_to=mail.message_id)
+            log_event("status_requested", complaint["ref"], sender=mail.from_addr)
+            return complaint["ref"]
         self.wf.store_message(complaint["id"], mail, raw, "customer", arrived_at)
         decision = self.sellers.customer_message(complaint, complaint_from_row(complaint), mail.reply_text, now)
         self.wf.apply(complaint, decision, now, actor=mail.from_addr)

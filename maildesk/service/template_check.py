@@ -45,6 +45,7 @@ MAILS: dict[str, dict] = {
     "staff_findings_reminder": {"due": NOW + timedelta(hours=48)},
     "staff_target": {"missed": True, "due": NOW + timedelta(days=5)},
     "update": {"level": 2},
+    "status": {"level": 2, "next_deadline": NOW + timedelta(hours=18), "next_deadline_name": "48h"},
     "satisfaction_reminder": {},
     "seller_contact_details": {"seller": SELLER},
     "seller_contact_pending": {"linked": True},

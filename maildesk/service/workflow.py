@@ -126,6 +126,15 @@ class Workflow:
             for mail in decision.mails:
                 self.queue(fresh, mail, now, staff_name=staff_name)
 
+    def tell(self, row, decision: policy.Decision, now: datetime, actor: str, in_reply_to: str | None = None) -> None:
+        """A decision that changes nothing on the complaint (a status question): its events and
+        mails only, so no field, clock or `next_due` moves."""
+        assert not decision.changes, "tell() is for decisions without changes; use apply()"
+        for ev in decision.events:
+            self.store.add_event(row["id"], now, actor, ev.kind, **ev.detail)
+        for mail in decision.mails:
+            self.queue(row, mail, now, in_reply_to=in_reply_to)
+
     def queue(self, complaint, mail: policy.Mail, now: datetime, *, staff_name: str | None = None,
               in_reply_to: str | None = None) -> str:
         """Render a mail, and write it to the outbox and the complaint's messages."""
