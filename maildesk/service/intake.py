@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 
 from maildesk.core import addresses, budgets, commands, policy, refs, robots, staff, status_request, threads, trust
 from maildesk.core.addresses import mailbox_key
-from maildesk.core.commands import ForSeller
+from maildesk.core.commands import Canned, ForSeller
 from maildesk.inbound.parse import InboundMail, ParseError, parse
 from maildesk.logs import event as log_event
+from maildesk.service.canned import CannedAnswers
 from maildesk.store import complaints as queries
 from maildesk.store.complaints import complaint_from_row
 from maildesk.store.db import iso
@@ -40,6 +41,7 @@ class Intake:
         self.store = workflow.store
         self.sellers = sellers
         self.notices = workflow.notices
+        self.canned = CannedAnswers(workflow)  # #template NAME (canned.py)
 
     def receive(self, raw: bytes, arrived_at: datetime, now: datetime, omitted: tuple = ()) -> Outcome:
         """Parse, classify, thread and apply one message.
@@ -197,11 +199,12 @@ class Intake:
         names = [c.name for c in parsed.commands]
         kind = "note" if "note" in names else "staff"
         self.wf.store_message(complaint["id"], mail, raw, kind, arrived_at)
-        self._obey(complaint, parsed, mail.from_addr, now)
+        self._obey(complaint, parsed, mail.from_addr, now, mail.message_id)
         log_event("staff_message", complaint["ref"], staff=mail.from_addr, commands=",".join(names) or None)
         return complaint["ref"]
 
-    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime) -> None:
+    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime,
+              message_id: str | None = None) -> None:
         """Each command decides (commands.REGISTRY) over the complaint as the previous one left it."""
         plan = commands.plan([(c.name, c.arg) for c in parsed.commands], parsed.text)
         for step in plan.steps:
@@ -209,6 +212,8 @@ class Intake:
             result = step.command.decide(complaint_from_row(complaint), now, self.cfg, actor, step.arg, step.text)
             if isinstance(result, ForSeller):
                 self.sellers.command(complaint, result, actor, now)
+            elif isinstance(result, Canned):
+                self.canned.carry_out(complaint, result, actor, now, self._staff_name(actor), message_id)
             else:
                 self.wf.apply(complaint, result, now, actor,
                               staff_name=self._staff_name(actor) if step.command.signed else None)

@@ -190,6 +190,10 @@ class Workflow:
         log_event("mail_queued", ref, kind=mail.kind, audience=mail.audience, template=mail.template)
         return message_id
 
+    def context(self, complaint, now: datetime) -> dict:
+        """What every mail about `complaint` may use (canned answers add theirs: canned.py)."""
+        return self._context(complaint, now)
+
     def _context(self, complaint, now: datetime) -> dict:
         ctx = {"now": now, "cfg": self.cfg, "support_address": self.cfg.smtp.from_address,
                "brand": self.cfg.smtp.from_name}
