@@ -4,7 +4,8 @@
 `is_status_request` reads the reply text (quotes already stripped): after a greeting, one of the
 questions below, and at most a closing ("merci", "cordialement") with a name. Anything longer or
 with other words is news for the team, handled as today: a customer who writes "le statut de ma
-commande dit livré mais je n'ai rien reçu" must reach a person.
+commande dit livré mais je n'ai rien reçu" must reach a person. Vaguer nudges ("des nouvelles ?",
+"any news?") stay news for the team too: a person answers those.
 
 `answer` is the decision: one mail to the customer, one event on the timeline, no change to the
 complaint (no reopening, no clock touched: `last_customer_update_at` stays, since the customer
@@ -25,7 +26,7 @@ _MINE = r"(?:ma|mon|la|le|my|the)"
 _ASK = (
     r"(?:(?:le|quel est le|quel est l'|what is the|what's the|whats the)\s*)?"
     r"(?:statut|status|etat)(?:\s+(?:de|of|du)\s+" + _MINE + r"\s+" + _DOC + r")?"
-    r"|(?:status update|any updates?|any news|des nouvelles|du nouveau)"
+    r"|status update"
     r"|ou en (?:est|sont) (?:ma|mon|la|le|mes) " + _DOC + r"s?"
     r"|ou en est on|ou en etes vous|ou en sommes nous"
     r"|where (?:is|are) (?:my|we with my) " + _DOC + r"(?: at)?"

@@ -18,8 +18,8 @@ H = timedelta(hours=1)
 @pytest.mark.parametrize("text", [
     "statut", "Statut ?", "STATUS", "status?", "Où en est ma réclamation ?", "ou en est ma demande",
     "Bonjour,\n\nOù en est mon dossier ?\n\nMerci\nCamille", "Quel est le statut de ma réclamation ?",
-    "Hello, what is the status of my complaint? Thanks", "Where is my complaint at?", "Any update?",
-    "Statut svp", "Bonjour, des nouvelles ?\nCordialement,\nCamille Martin",
+    "Hello, what is the status of my complaint? Thanks", "Where is my complaint at?", "Status update?",
+    "Statut svp", "Bonjour, quel est le statut ?\nCordialement,\nCamille Martin",
     "statut\n\nEnvoyé de mon iPhone", "status\n-- \nJohn Smith\nACME Ltd, 12 High Street, London",
     "Où en êtes-vous ?", "où en est ma réclamation\u00a0?",
 ])
@@ -38,6 +38,7 @@ def test_a_short_status_question_counts(text):
     "Merci, c'est résolu",
     "statut statut statut statut",
     "Où est mon colis ?",  # a question about the parcel: news for the team
+    "Des nouvelles ?", "Any news?", "Any update?",  # vague nudges: a person answers them
     "5/5",
     "non",
     "Bonjour,\n\n" + "Mon colis n'est jamais arrivé et le statut n'a pas bougé depuis une semaine. " * 3,
