@@ -9,6 +9,7 @@ the commands the seller desk carries out (they touch the seller registry).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,18 @@ class ForSeller:
     name: str
     arg: str
     text: str
+
+
+@dataclass(frozen=True)
+class Canned:
+    """#template: a canned answer the service renders (it reads the files), the staff text after it.
+    `name` is "" when staff asked for the list, or when the name cannot be a canned file's."""
+    name: str
+    text: str
+    asked: str = ""  # what staff wrote after #template, for the list's answer
+
+
+CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a file name in templates/canned/<lang>/, never a path
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,16 @@ class Assign(Command):
         return policy.assign(c, arg.lower())
 
 
+class UseTemplate(Command):
+    """`#template NAME`: a canned answer to the customer; `#template` alone: the list, to the staff member."""
+    def check(self, arg):
+        return f"#template takes one name, not {arg!r}" if len(arg.split()) > 1 else None
+
+    def decide(self, c, now, cfg, actor, arg, text):
+        name = arg.lower()
+        return Canned(name if CANNED_NAME.fullmatch(name) else "", text, arg)
+
+
 class Reopen(Command):
     def decide(self, c, now, cfg, actor, arg, text):
         return policy.reopen(c, now, actor)
@@ -122,6 +145,8 @@ REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Escalate("escalate", help="move to the next level now"),
     Assign("assign", "ADDRESS", "make a staff member the owner"),
     Reopen("reopen", help="reopen a resolved or closed complaint"),
+    UseTemplate("template", "NAME", "send the canned answer NAME, then your text; #template alone lists them",
+                uses_text=True, signed=True),
     Level("level", "N", "move to level N (1, 2 or 3)"),
     Category("category", "NAME", "set the complaint's category (an unknown name gets you the list)"),
     Command("seller", "ID-or-address", "link the complaint to a seller and write to them",

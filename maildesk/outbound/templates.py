@@ -5,6 +5,12 @@ then the body. French is imolocale's language; a template missing in the
 customer's language falls back to the configured one. Templates are read
 once per process: restart the daemon to use edited ones.
 
+Canned answers (`#template NAME`, issue 18) are the exception: `templates/canned/<lang>/NAME.txt`,
+first line a description for staff, the rest the text. Admins add them while the daemon runs, so
+they are looked up and read from disk at each use (they are rare: one stat and one read per
+canned answer sent) instead of turning on Jinja's `auto_reload`, which would stat every template
+and include on every mail.
+
 The templates ship inside the package (`setup.py` copies the top-level
 `templates/`, their source, to `maildesk/shipped/templates`). An operator's
 `[templates] dir` overrides them file by file: a file missing there is taken
@@ -56,7 +62,8 @@ WORDS = {
                  "notify": "avis à l'équipe", "report": "alerte d'échéance", "command_error": "commande non comprise",
                  "alert": "alerte aux administrateurs", "digest": "digest", "outreach": "message au vendeur",
                  "decision": "décision sur un vendeur", "refused": "message refusé",
-                 "staff_unlisted": "adresse non inscrite"},
+                 "staff_unlisted": "adresse non inscrite",
+                 "status": "point demandé par le client", "canned_list": "liste des réponses types"},
     },
     "en": {
         "status": {"open": "open", "waiting_customer": "waiting for the customer", "resolved": "resolved",
@@ -70,7 +77,8 @@ WORDS = {
                  "contact_details": "seller's details", "escalation": "escalation", "notify": "staff notice",
                  "report": "deadline alert", "command_error": "command not understood", "alert": "admin alert",
                  "digest": "digest", "outreach": "mail to a seller", "decision": "seller decision",
-                 "refused": "refused message", "staff_unlisted": "unlisted address"},
+                 "refused": "refused message", "staff_unlisted": "unlisted address",
+                 "status": "status on request", "canned_list": "canned answers list"},
     },
 }
 
@@ -86,6 +94,11 @@ def _date(value, tz=None, fmt="%d/%m/%Y %H:%M"):
     if value is None:
         return ""
     return (value.astimezone(tz) if tz else value).strftime(fmt)
+
+
+def _first_line(path: Path) -> str:
+    with path.open(encoding="utf-8") as f:
+        return f.readline().strip()
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -145,6 +158,46 @@ class Templates:
                 continue
             return f"{candidate}/{name}.{ext}"
         return None
+
+    # --- canned answers: read at each use, so a file added or edited is used without a restart ---
+    def _canned_langs(self, lang: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((lang, self.default_lang)))
+
+    def canned(self, lang: str) -> dict[str, str]:
+        """The canned answers for a customer writing `lang` (else the configured language):
+        name -> description (the file's first line), the operator's files first."""
+        found: dict[str, str] = {}
+        for candidate in self._canned_langs(lang):
+            for directory in self.search_path:
+                folder = directory / "canned" / candidate
+                for path in sorted(folder.glob("*.txt")) if folder.is_dir() else ():
+                    if path.stem not in found:
+                        found[path.stem] = _first_line(path)
+        return dict(sorted(found.items()))
+
+    def canned_path(self, name: str, lang: str) -> Path | None:
+        """Which file serves canned answer `name` for `lang` (else the configured language)."""
+        for candidate in self._canned_langs(lang):
+            for directory in self.search_path:
+                path = directory / "canned" / candidate / f"{name}.txt"
+                if path.is_file():
+                    return path
+        return None
+
+    def canned_files(self, lang: str) -> list[Path]:
+        """Every canned file of exactly `lang`, one per name (the operator's over the shipped one)."""
+        paths = {}
+        for directory in reversed(self.search_path):
+            folder = directory / "canned" / lang
+            for path in folder.glob("*.txt") if folder.is_dir() else ():
+                paths[path.stem] = path
+        return [paths[k] for k in sorted(paths)]
+
+    def render_canned(self, path: Path, lang: str, **context) -> str:
+        """The text of a canned file (its description line left out), rendered like the others."""
+        source = path.read_text(encoding="utf-8")
+        body = "\n" + source.partition("\n")[2]  # the description line left blank: errors keep their line numbers
+        return self.env.from_string(body).render(lang=lang, **context).strip()
 
     def render(self, name: str, lang: str, **context) -> Rendered:
         text_t = self._get(name, lang, "txt")

@@ -8,11 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from maildesk.core import addresses, budgets, categories, commands, policy, refs, robots, staff, threads, trust
+from maildesk.core import (
+    addresses, budgets, categories, commands, policy, refs, robots, staff, status_request, threads, trust,
+)
 from maildesk.core.addresses import mailbox_key
-from maildesk.core.commands import ForSeller
+from maildesk.core.commands import Canned, ForSeller
 from maildesk.inbound.parse import InboundMail, ParseError, parse
 from maildesk.logs import event as log_event
+from maildesk.service.canned import CannedAnswers
 from maildesk.store import complaints as queries
 from maildesk.store.complaints import complaint_from_row
 from maildesk.store.db import iso
@@ -40,6 +43,7 @@ class Intake:
         self.store = workflow.store
         self.sellers = sellers
         self.notices = workflow.notices
+        self.canned = CannedAnswers(workflow)  # #template NAME (canned.py)
 
     def receive(self, raw: bytes, arrived_at: datetime, now: datetime, omitted: tuple = ()) -> Outcome:
         """Parse, classify, thread and apply one message.
@@ -82,6 +86,12 @@ class Intake:
                       claimed=",".join(c["ref"] for c in tagged))
         if complaint is None:
             return self._open(mail, raw, arrived_at, now)
+        if status_request.is_status_request(mail.reply_text):  # issue 18 item 5: no clock moves, no one told
+            self.wf.store_message(complaint["id"], mail, raw, "status_request", arrived_at)
+            self.wf.tell(complaint, status_request.answer(complaint_from_row(complaint), now, self.cfg), now,
+                         actor=mail.from_addr, in_reply_to=mail.message_id)
+            log_event("status_requested", complaint["ref"], sender=mail.from_addr)
+            return complaint["ref"]
         self.wf.store_message(complaint["id"], mail, raw, "customer", arrived_at)
         decision = self.sellers.customer_message(complaint, complaint_from_row(complaint), mail.reply_text, now)
         self.wf.apply(complaint, decision, now, actor=mail.from_addr)
@@ -192,11 +202,12 @@ class Intake:
         names = [c.name for c in parsed.commands]
         kind = "note" if "note" in names else "staff"
         self.wf.store_message(complaint["id"], mail, raw, kind, arrived_at)
-        self._obey(complaint, parsed, mail.from_addr, now)
+        self._obey(complaint, parsed, mail.from_addr, now, mail.message_id)
         log_event("staff_message", complaint["ref"], staff=mail.from_addr, commands=",".join(names) or None)
         return complaint["ref"]
 
-    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime) -> None:
+    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime,
+              message_id: str | None = None) -> None:
         """Each command decides (commands.REGISTRY) over the complaint as the previous one left it."""
         plan = commands.plan([(c.name, c.arg) for c in parsed.commands], parsed.text)
         for step in plan.steps:
@@ -204,6 +215,8 @@ class Intake:
             result = step.command.decide(complaint_from_row(complaint), now, self.cfg, actor, step.arg, step.text)
             if isinstance(result, ForSeller):
                 self.sellers.command(complaint, result, actor, now)
+            elif isinstance(result, Canned):
+                self.canned.carry_out(complaint, result, actor, now, self._staff_name(actor), message_id)
             else:
                 self.wf.apply(complaint, result, now, actor,
                               staff_name=self._staff_name(actor) if step.command.signed else None)

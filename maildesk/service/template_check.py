@@ -45,6 +45,7 @@ MAILS: dict[str, dict] = {
     "staff_findings_reminder": {"due": NOW + timedelta(hours=48)},
     "staff_target": {"missed": True, "due": NOW + timedelta(days=5)},
     "update": {"level": 2},
+    "status": {"level": 2, "next_deadline": NOW + timedelta(hours=18), "next_deadline_name": "48h"},
     "satisfaction_reminder": {},
     "seller_contact_details": {"seller": SELLER},
     "seller_contact_pending": {"linked": True},
@@ -79,6 +80,8 @@ MAILS: dict[str, dict] = {
                     "earlier": [{"at": NOW, "ref": "IMO-4K7M2Q", "original_subject": "Ticket 11"}]},
     "admin_mailbox": {"title": "Un message que Gmail ne sert pas", "what": "UID 812 refusé trois fois.",
                       "fix": "l'ouvrir dans Gmail, puis le déplacer ou le supprimer"},
+    "staff_canned_list": {"asked": "photo", "answers": {"photos": "Demande de photos"}, "problem": "x.txt: oops",
+                          "dropped_text": True, "customer_lang": "fr"},
     "digest": {},  # its context is built from an empty database below
 }
 HTML = ("digest",)  # the mails that also have an HTML version
@@ -149,6 +152,12 @@ def problems(templates: Templates, cfg) -> list[str]:
                         raise ValueError("must start with a 'Subject:' line")
                 except Exception as e:  # every problem becomes one line naming the file
                     found.append(_describe(templates, path, e))
+        canned = {**base, "seller": SELLER, "next_deadline": NOW + timedelta(hours=18)}  # canned.py's context
+        for path in templates.canned_files(lang):
+            try:
+                templates.render_canned(path, lang, **canned)
+            except Exception as e:  # as below
+                found.append(_describe(templates, f"canned/{lang}/{path.name}", e))
         for name, context in FRAGMENTS.items():
             path = f"{lang}/{name}.txt"
             try:

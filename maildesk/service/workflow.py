@@ -126,6 +126,15 @@ class Workflow:
             for mail in decision.mails:
                 self.queue(fresh, mail, now, staff_name=staff_name)
 
+    def tell(self, row, decision: policy.Decision, now: datetime, actor: str, in_reply_to: str | None = None) -> None:
+        """A decision that changes nothing on the complaint (a status question): its events and
+        mails only, so no field, clock or `next_due` moves."""
+        assert not decision.changes, "tell() is for decisions without changes; use apply()"
+        for ev in decision.events:
+            self.store.add_event(row["id"], now, actor, ev.kind, **ev.detail)
+        for mail in decision.mails:
+            self.queue(row, mail, now, in_reply_to=in_reply_to)
+
     def queue(self, complaint, mail: policy.Mail, now: datetime, *, staff_name: str | None = None,
               in_reply_to: str | None = None) -> str:
         """Render a mail, and write it to the outbox and the complaint's messages."""
@@ -180,6 +189,10 @@ class Workflow:
                 "to_addrs": ", ".join(mail.to), "subject": rendered.subject, "body": rendered.text})
         log_event("mail_queued", ref, kind=mail.kind, audience=mail.audience, template=mail.template)
         return message_id
+
+    def context(self, complaint, now: datetime) -> dict:
+        """What every mail about `complaint` may use (canned answers add theirs: canned.py)."""
+        return self._context(complaint, now)
 
     def _context(self, complaint, now: datetime) -> dict:
         ctx = {"now": now, "cfg": self.cfg, "support_address": self.cfg.smtp.from_address,

@@ -67,3 +67,18 @@ def test_the_templates_dir_is_relative_to_the_config_file(tmp_path):
     with pytest.raises(ConfigError, match="templates.dir .* is not a folder"):
         make_config(base_dir=tmp_path, templates={"dir": "missing"})
 
+
+
+def test_every_shipped_canned_answer_is_rendered_by_the_check_in_both_languages():
+    templates = Templates(None, "fr", CFG.tz)
+    for lang in template_check.LANGUAGES:
+        names = {p.stem for p in templates.canned_files(lang)}
+        assert len(names) >= 4 and names == {p.stem for p in (ROOT / "templates" / "canned" / lang).glob("*.txt")}
+    assert templates.canned("fr")["photos"].startswith("Demande de photos")  # the first line describes it
+
+
+def test_a_broken_canned_answer_in_the_operator_folder_is_named(tmp_path):
+    (tmp_path / "canned" / "fr").mkdir(parents=True)
+    (tmp_path / "canned" / "fr" / "photos.txt").write_text("Photos\nBonjour {{ complaint.nom }}\n", encoding="utf-8")
+    found = template_check.problems(Templates(tmp_path, "fr", CFG.tz), CFG)
+    assert len(found) == 1 and "canned/fr/photos.txt" in found[0] and "nom" in found[0]

@@ -83,5 +83,22 @@ def test_seller_commands_are_for_the_seller_desk_with_their_text():
                                                                  "uncooperative"}
 
 
-def test_only_ask_is_signed_with_the_staff_name():
-    assert [n for n, c in REGISTRY.items() if c.signed] == ["ask"]
+def test_ask_and_canned_answers_are_signed_with_the_staff_name():
+    assert [n for n, c in REGISTRY.items() if c.signed] == ["ask", "template"]
+
+
+@pytest.mark.parametrize("arg, name", [("photos", "photos"), ("Retour-Accepte", "retour-accepte"), ("", ""),
+                                       ("../../etc/passwd", ""), ("fr/photos", ""), (".hidden", "")])
+def test_template_names_a_canned_file_never_a_path(arg, name):
+    assert REGISTRY["template"].decide(C, T0, CFG, STAFF, arg, "Julie") == commands.Canned(name, "Julie", arg)
+
+
+def test_template_alone_is_accepted_and_two_names_are_refused():
+    assert parse_commands("#template\n").errors == ()
+    assert parse_commands("#template photos\nMerci").commands[0].arg == "photos"
+    assert parse_commands("#template photos retour").errors == ("#template takes one name, not 'photos retour'",)
+
+
+def test_the_staff_text_follows_the_canned_answer():
+    p = commands.plan([("template", "photos")], "Julie")
+    assert [(s.command.name, s.arg, s.text) for s in p.steps] == [("template", "photos", "Julie")] and p.relay == ""
