@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from maildesk.config import Config
-from maildesk.core import addresses, policy
+from maildesk.core import addresses, merging, policy, refs
 from maildesk.core.policy import Complaint, Decision
 
 
@@ -22,6 +22,15 @@ class ForSeller:
     """A seller command for the seller desk, with the staff text meant for the seller."""
     name: str
     arg: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ForMerge:
+    """`#merge REF [force]` for the merge service (service/merging.py), which loads both
+    complaints and asks `core/merging.py` whether and how."""
+    target: str
+    force: bool
     text: str
 
 
@@ -97,6 +106,17 @@ class Reopen(Command):
         return policy.reopen(c, now, actor)
 
 
+class MergeInto(Command):
+    def check(self, arg):
+        if error := super().check(arg):
+            return error
+        return merging.read_argument("IMO", arg, lambda _p, typed: typed)[2]  # the shape; the reference is read in decide()
+
+    def decide(self, c, now, cfg, actor, arg, text):
+        ref, force, _ = merging.read_argument(cfg.policy.reference_prefix.upper(), arg, refs.read_reference)
+        return ForMerge(ref or arg.split()[0].upper(), force, text)
+
+
 REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Note("note", help="internal note, never sent to the customer", takes_text=True, uses_text=True),
     Ask("ask", help="ask the customer for more information (the complaint waits for them)",
@@ -113,6 +133,8 @@ REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Command("seller-failed", help="seller outreach failed: the customer may get the seller's details",
             uses_text=True, for_seller=True),
     Command("uncooperative", "REASON", "report the linked seller", uses_text=True, for_seller=True),
+    MergeInto("merge", "REF [force]", "merge this complaint into REF (same customer; 'force' for another "
+              "customer's); your text goes with the customer's notice", uses_text=True),
 )}
 
 

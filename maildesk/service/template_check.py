@@ -79,6 +79,11 @@ MAILS: dict[str, dict] = {
                     "earlier": [{"at": NOW, "ref": "IMO-4K7M2Q", "original_subject": "Ticket 11"}]},
     "admin_mailbox": {"title": "Un message que Gmail ne sert pas", "what": "UID 812 refusé trois fois.",
                       "fix": "l'ouvrir dans Gmail, puis le déplacer ou le supprimer"},
+    "merged": {"source": "IMO-7Q2WRT", "target": "IMO-4K7M2Q", "note": "Nous regroupons vos deux demandes."},
+    "staff_merge": {"merged": True, "source": "IMO-7Q2WRT", "target": "IMO-4K7M2Q", "reason": "",
+                    "line": "IMO-7Q2WRT merged into IMO-4K7M2Q: 2 message(s) moved", "dropped_text": False,
+                    "notes": ["IMO-7Q2WRT was closed: its history joins the open IMO-4K7M2Q"],
+                    "original_subject": "Re: [IMO-7Q2WRT] Colis"},
     "digest": {},  # its context is built from an empty database below
 }
 HTML = ("digest",)  # the mails that also have an HTML version

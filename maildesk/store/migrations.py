@@ -268,6 +268,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sent_elsewhere_at ON sent_elsewhere(sent_at);
     """,
+    # merge (issue 18 item 3): a complaint merged into another is closed with the survivor's reference;
+    #    each message and event moved keeps the id of the complaint it came from (store/merges.py)
+    """
+    ALTER TABLE complaints ADD COLUMN merged_into TEXT;
+    CREATE INDEX complaints_merged_into ON complaints(merged_into) WHERE merged_into IS NOT NULL;
+    ALTER TABLE messages ADD COLUMN merged_from INTEGER REFERENCES complaints(id);
+    ALTER TABLE events ADD COLUMN merged_from INTEGER REFERENCES complaints(id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
