@@ -133,6 +133,9 @@ def test_cli_merge_and_its_refusals(desk, two):
     assert complaint(desk, a)["merged_into"] == b and complaint(desk, b)["status"] == "open"
     assert len(desk.sent(to="camille@example.fr")) == 1
     assert any(e["kind"] == "merged" and json.loads(e["detail"])["staff"] == "julie" for e in events(desk, b))
+    shown_b, shown_a = desk.cli("show", b).stdout, desk.cli("show", a).stdout
+    assert f"merged_from={a}" in shown_b and "Colis abîmé" in shown_b  # the merged timeline
+    assert f"merged into {b}" in shown_a
     again = desk.cli("merge", a, b)
     assert again.returncode == 1 and "already merged" in again.stderr
     into_merged = desk.cli("merge", b, a)
