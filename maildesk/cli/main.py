@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from maildesk import __version__, logs
-from maildesk.cli import admin, check, report, sellers as seller_cli
+from maildesk.cli import admin, check, merge as merge_cli, report, sellers as seller_cli
 from maildesk.cli.common import number
 from maildesk.service import ops
 from maildesk.core import categories, timefmt
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="print JSON (times in UTC) instead of lines")
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
+    merge_cli.add_parser(sub)  # merge
     ops.add_parsers(sub)  # migrate, backup, restore
     _config_after_command(p)
     return p
@@ -367,6 +368,7 @@ COMMANDS["import-mbox"] = cmd_import_mbox
 COMMANDS["backfill"] = cmd_backfill
 COMMANDS.update(seller_cli.COMMANDS)
 COMMANDS.update(admin.COMMANDS)
+COMMANDS.update(merge_cli.COMMANDS)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,21 +34,29 @@ def deadline_states(row, cfg, now: datetime) -> list[dict]:
 def complaint_summary(row) -> dict:
     return {k: row[k] for k in ("ref", "status", "level", "customer_addr", "customer_name", "subject",
                                 "order_number", "seller_id", "owner", "first_contact", "next_due",
-                                "rating", "lang", "category")}
+                                "rating", "lang", "category", "merged_into")}
 
 
 def show(store: Store, cfg, ref: str, now: datetime) -> dict | None:
     row = store.complaint(ref)
     if row is None:
         return None
-    timeline = []
+    timeline, origin = [], {}
+
+    def merged_from(item) -> dict:  # a row moved here by a merge names the complaint it came from
+        if not item["merged_from"]:
+            return {}
+        if item["merged_from"] not in origin:
+            origin[item["merged_from"]] = store.complaint_by_id(item["merged_from"])["ref"]
+        return {"merged_from": origin[item["merged_from"]]}
+
     for ev in store.timeline(row["id"]):
         timeline.append({"at": ev["at"], "who": ev["actor"], "what": ev["kind"],
-                         "detail": json.loads(ev["detail"] or "{}")})
+                         "detail": {**json.loads(ev["detail"] or "{}"), **merged_from(ev)}})
     for msg in store.messages(row["id"]):
         timeline.append({"at": msg["at"], "who": msg["from_addr"] if msg["direction"] == "in" else "maildesk",
                          "what": ("received " if msg["direction"] == "in" else "queued ") + msg["kind"],
-                         "detail": {"to": msg["to_addrs"], "subject": msg["subject"],
+                         "detail": {"to": msg["to_addrs"], "subject": msg["subject"], **merged_from(msg),
                                     "text": (msg["reply_text"] or msg["body"] or "")[:200]}})
     for out in reports.sent_for(store, row["id"]):
         if out["sent_at"]:
@@ -65,7 +73,8 @@ def format_show(doc: dict, cfg) -> str:
         f"{c['ref']}  {c['subject']}",
         f"  customer : {c['customer_name']} <{c['customer_addr']}>" if c["customer_name"] else f"  customer : {c['customer_addr']}",
         f"  status   : {c['status']}, level {c['level']} ({LEVEL_NAMES[c['level']]})"
-        + (f", owner {c['owner']}" if c["owner"] else ""),
+        + (f", owner {c['owner']}" if c["owner"] else "")
+        + (f", merged into {c['merged_into']}" if c.get("merged_into") else ""),
         f"  category : {c['category']}",
         f"  first contact: {_local(from_iso(c['first_contact']), tz)}"
         + (f"   order: {c['order_number']}" if c["order_number"] else "")

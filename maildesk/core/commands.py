@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from maildesk.config import Config
-from maildesk.core import addresses, categories, policy
+from maildesk.core import addresses, categories, merging, policy, refs
 from maildesk.core.policy import Complaint, Decision
 
 
@@ -36,6 +36,15 @@ class Canned:
 
 
 CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a file name in templates/canned/<lang>/, never a path
+
+
+@dataclass(frozen=True)
+class ForMerge:
+    """`#merge REF [force]` for the merge service (service/merging.py), which loads both
+    complaints and asks `core/merging.py` whether and how."""
+    target: str
+    force: bool
+    text: str
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,15 @@ class Category(Command):
             d.changes["category"] = name
             d.event("categorised", category=name, previous=c.category)
         return d
+class MergeInto(Command):
+    def check(self, arg):
+        if error := super().check(arg):
+            return error
+        return merging.read_argument("IMO", arg, lambda _p, typed: typed)[2]  # the shape; the reference is read in decide()
+
+    def decide(self, c, now, cfg, actor, arg, text):
+        ref, force, _ = merging.read_argument(cfg.policy.reference_prefix.upper(), arg, refs.read_reference)
+        return ForMerge(ref or arg.split()[0].upper(), force, text)
 
 
 REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
@@ -155,6 +173,8 @@ REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Command("seller-failed", help="seller outreach failed: the customer may get the seller's details",
             uses_text=True, for_seller=True),
     Command("uncooperative", "REASON", "report the linked seller", uses_text=True, for_seller=True),
+    MergeInto("merge", "REF [force]", "merge this complaint into REF (same customer; 'force' for another "
+              "customer's); your text goes with the customer's notice", uses_text=True),
 )}
 
 

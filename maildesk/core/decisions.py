@@ -41,6 +41,7 @@ class Changes(Mapping):
     rating_text: str | None | _Unset = _UNSET
     rated_at: datetime | None | _Unset = _UNSET
     category: str | _Unset = _UNSET
+    merged_into: str | None | _Unset = _UNSET  # the survivor's reference (core/merging.py)
 
     def update(self, other: Mapping | None = None, /, **values) -> None:
         for name, value in {**dict(other or {}), **values}.items():

@@ -12,11 +12,11 @@ from maildesk.core import (
     addresses, budgets, categories, commands, policy, refs, robots, staff, status_request, threads, trust,
 )
 from maildesk.core.addresses import mailbox_key
-from maildesk.core.commands import Canned, ForSeller
+from maildesk.core.commands import Canned, ForMerge, ForSeller
 from maildesk.inbound.parse import InboundMail, ParseError, parse
 from maildesk.logs import event as log_event
 from maildesk.service.canned import CannedAnswers
-from maildesk.store import complaints as queries
+from maildesk.store import complaints as queries, merges
 from maildesk.store.complaints import complaint_from_row
 from maildesk.store.db import iso
 
@@ -77,10 +77,16 @@ class Intake:
         """The complaints the mail names: by reference tag in its subject, and by its reply headers."""
         tagged = [c for r in refs.find_references(self.cfg.policy.reference_prefix, mail.subject)
                   if (c := self.store.complaint(r))]
-        return tagged, self.store.complaints_for_message_ids([*mail.in_reply_to, *mail.references])
+        # by the complaint a Message-ID first belonged to: the sender is a party to that one, and a
+        # merged complaint is followed to its survivor once chosen (`_survivor`)
+        return tagged, merges.origins_of_message_ids(self.store, [*mail.in_reply_to, *mail.references])
+
+    def _survivor(self, complaint):
+        """The complaint mail chosen for `complaint` joins: itself, or the one it was merged into."""
+        return merges.survivor(self.store, complaint)
 
     def customer(self, mail: InboundMail, raw: bytes, role: str, tagged, by_headers, arrived_at, now) -> str:
-        complaint = threads.choose(mail.from_addr, role, tagged, by_headers)
+        complaint = self._survivor(threads.choose(mail.from_addr, role, tagged, by_headers))
         if threads.foreign_reference(mail.from_addr, role, tagged) and complaint is None:
             log_event("foreign_reference", sender=mail.from_addr,
                       claimed=",".join(c["ref"] for c in tagged))
@@ -160,7 +166,8 @@ class Intake:
         ours = self.store.complaints_we_wrote_in([*mail.bounce_of, *mail.in_reply_to, *mail.references])
         claimed = [*tagged, *by_headers]
         linked = {c["id"]: self.sellers.registry.address_of(c["seller_id"]) for c in claimed if c["seller_id"]}
-        complaint = threads.choose_automatic(mail.from_addr, mail.from_addr in self.cfg.staff, ours, claimed, linked)
+        complaint = self._survivor(threads.choose_automatic(mail.from_addr, mail.from_addr in self.cfg.staff, ours,
+                                                            claimed, linked))
         # a feedback report: the customer marked our mail as spam (counted in the digest)
         kind = "spam_report" if mail.feedback else "bounce" if mail.bounce_of or "delivery" in reason else "auto"
         if complaint is None:
@@ -182,7 +189,7 @@ class Intake:
 
     def _staff(self, mail: InboundMail, raw: bytes, tagged, by_headers, arrived_at, now) -> str | None:
         """Staff answer from their own mail client: relay, note or command (issue 4)."""
-        complaint = threads.choose(mail.from_addr, robots.STAFF, tagged, by_headers)
+        complaint = self._survivor(threads.choose(mail.from_addr, robots.STAFF, tagged, by_headers))
         trusted, why = self._authenticated(mail)
         if not trusted:
             return self._suspicious(mail, raw, complaint, why, arrived_at, now, listed=True)
@@ -202,12 +209,11 @@ class Intake:
         names = [c.name for c in parsed.commands]
         kind = "note" if "note" in names else "staff"
         self.wf.store_message(complaint["id"], mail, raw, kind, arrived_at)
-        self._obey(complaint, parsed, mail.from_addr, now, mail.message_id)
+        self._obey(complaint, parsed, mail.from_addr, now, mail)
         log_event("staff_message", complaint["ref"], staff=mail.from_addr, commands=",".join(names) or None)
         return complaint["ref"]
 
-    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime,
-              message_id: str | None = None) -> None:
+    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime, mail: InboundMail) -> None:
         """Each command decides (commands.REGISTRY) over the complaint as the previous one left it."""
         plan = commands.plan([(c.name, c.arg) for c in parsed.commands], parsed.text)
         for step in plan.steps:
@@ -216,7 +222,9 @@ class Intake:
             if isinstance(result, ForSeller):
                 self.sellers.command(complaint, result, actor, now)
             elif isinstance(result, Canned):
-                self.canned.carry_out(complaint, result, actor, now, self._staff_name(actor), message_id)
+                self.canned.carry_out(complaint, result, actor, now, self._staff_name(actor), mail.message_id)
+            elif isinstance(result, ForMerge):  # what follows acts on the survivor
+                complaint = self.wf.merger.by_mail(complaint, result, actor, now, mail.message_id, mail.subject)
             else:
                 self.wf.apply(complaint, result, now, actor,
                               staff_name=self._staff_name(actor) if step.command.signed else None)
@@ -240,7 +248,7 @@ class Intake:
         customer. Her mail is kept on the complaint it threads to (or on its own), obeys nothing and
         goes to nobody; she is told how to be added, once a day. Only authenticated mail is
         answered: otherwise anyone could make us write to every address of the domain."""
-        complaint = threads.choose(mail.from_addr, robots.STAFF, tagged, by_headers)
+        complaint = self._survivor(threads.choose(mail.from_addr, robots.STAFF, tagged, by_headers))
         trusted, why = self._authenticated(mail)
         if not trusted:
             return self._suspicious(mail, raw, complaint, why, arrived_at, now, listed=False)
@@ -299,7 +307,7 @@ class Intake:
             return None  # already recorded
         tagged, by_headers = self._claimed(mail)
         recipients = {*mail.to, *mail.cc}
-        complaint = next((c for c in [*tagged, *by_headers] if c["customer_addr"] in recipients), None)
+        complaint = self._survivor(next((c for c in [*tagged, *by_headers] if c["customer_addr"] in recipients), None))
         if complaint is None:
             return None
         row_id = self.wf.store_message(complaint["id"], mail, raw, "customer:staff_sent", sent_at)

@@ -82,6 +82,11 @@ MAILS: dict[str, dict] = {
                       "fix": "l'ouvrir dans Gmail, puis le déplacer ou le supprimer"},
     "staff_canned_list": {"asked": "photo", "answers": {"photos": "Demande de photos"}, "problem": "x.txt: oops",
                           "dropped_text": True, "customer_lang": "fr"},
+    "merged": {"source": "IMO-7Q2WRT", "target": "IMO-4K7M2Q", "note": "Nous regroupons vos deux demandes."},
+    "staff_merge": {"merged": True, "source": "IMO-7Q2WRT", "target": "IMO-4K7M2Q", "reason": "",
+                    "line": "IMO-7Q2WRT merged into IMO-4K7M2Q: 2 message(s) moved", "dropped_text": False,
+                    "notes": ["IMO-7Q2WRT was closed: its history joins the open IMO-4K7M2Q"],
+                    "original_subject": "Re: [IMO-7Q2WRT] Colis"},
     "digest": {},  # its context is built from an empty database below
 }
 HTML = ("digest",)  # the mails that also have an HTML version

@@ -22,6 +22,7 @@ from maildesk.logs import event as log_event
 from maildesk.outbound.compose import compose, new_message_id
 from maildesk.outbound.templates import Templates
 from maildesk.service.intake import Intake, Outcome
+from maildesk.service.merging import Merger
 from maildesk.service.notices import Notices
 from maildesk.service.seller_desk import SellerDesk
 from maildesk.store import complaints as queries
@@ -51,6 +52,7 @@ class Workflow:
         self.sellers = SellerDesk(self)  # P11-P13: registry, outreach, contact details, sanctions
         self.notices = Notices(self)  # admin alerts and flood notices, coalesced to one mail an hour
         self.intake = Intake(self, self.sellers)  # inbound mail: who wrote, which complaint
+        self.merger = Merger(self)  # `#merge` and `maildesk merge`: A into B
 
     def at(self, point: str, **facts) -> None:
         if self.fault:

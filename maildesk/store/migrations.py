@@ -274,6 +274,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE complaints ADD COLUMN category TEXT NOT NULL DEFAULT 'autre';
     CREATE INDEX complaints_category ON complaints(category, first_contact);
     """,
+    # 10 (issue 18, merge): a complaint merged into another is closed with the survivor's reference;
+    #    each message and event moved keeps the id of the complaint it came from (store/merges.py)
+    """
+    ALTER TABLE complaints ADD COLUMN merged_into TEXT;
+    CREATE INDEX complaints_merged_into ON complaints(merged_into) WHERE merged_into IS NOT NULL;
+    ALTER TABLE messages ADD COLUMN merged_from INTEGER REFERENCES complaints(id);
+    ALTER TABLE events ADD COLUMN merged_from INTEGER REFERENCES complaints(id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
