@@ -35,7 +35,8 @@ MAILS: dict[str, dict] = {
     "ack": {"contact_request": False},
     "staff_new": {"seller_hint": "Boutique Lumière (S-1042)", "contact_request": True},
     "staff_reply": {},
-    "thanks_rating": {"satisfied": True},
+    "thanks_rating": {"satisfied": False, "mediation": True},  # the unsatisfied one names the mediator
+    "mediation": {"due": NOW - timedelta(hours=1)},  # the resolution target missed
     "staff_dissatisfied": {"score": 1, "level": 3},
     "resolution": {"note": "Remboursement effectué."},
     "relay": {"text": "Nous avons relancé le transporteur.", "ask": True, "staff_name": "Alice"},

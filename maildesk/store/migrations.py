@@ -346,10 +346,10 @@ def _statements(script: str) -> list[str]:
         pending += piece + ";"
         if sqlite3.complete_statement(pending):
             if pending.strip(" \n;"):
-                statements.append(pending.strip())
+                statements.append(pending.strip().removesuffix(";"))
             pending = ""
     if pending.strip(" \n;"):
-        statements.append(pending.strip())
+        statements.append(pending.strip().removesuffix(";"))
     return statements
 
 
