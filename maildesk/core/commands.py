@@ -97,6 +97,14 @@ class Reopen(Command):
         return policy.reopen(c, now, actor)
 
 
+class Dossier(Command):
+    def decide(self, c, now, cfg, actor, arg, text):
+        d = Decision()
+        d.event("dossier_sent")
+        d.tell_customer(c, "dossier", "dossier", now)  # the record is attached by the workflow (service/dossier.py)
+        return d
+
+
 REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Note("note", help="internal note, never sent to the customer", takes_text=True, uses_text=True),
     Ask("ask", help="ask the customer for more information (the complaint waits for them)",
@@ -113,6 +121,8 @@ REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Command("seller-failed", help="seller outreach failed: the customer may get the seller's details",
             uses_text=True, for_seller=True),
     Command("uncooperative", "REASON", "report the linked seller", uses_text=True, for_seller=True),
+    Dossier("dossier", help="send the customer the dated record of their written complaint "
+                            "(proof for the consumer mediator), as an HTML attachment"),
 )}
 
 

@@ -81,8 +81,16 @@ MAILS: dict[str, dict] = {
     "admin_mailbox": {"title": "Un message que Gmail ne sert pas", "what": "UID 812 refusé trois fois.",
                       "fix": "l'ouvrir dans Gmail, puis le déplacer ou le supprimer"},
     "digest": {},  # its context is built from an empty database below
+    # the dossier (service/dossier.py): the short mail, and the record as HTML
+    "dossier": {"customer_count": 1, "entries": [
+        {"at": NOW - timedelta(hours=30), "who": "customer", "subject": "Colis jamais reçu",
+         "text": "Bonjour, ma commande n'est jamais arrivée.", "attachments": ["suivi.pdf"]},
+        {"at": NOW - timedelta(hours=30), "who": "step", "step": "opened", "level": None, "score": None},
+        {"at": NOW - timedelta(hours=6), "who": "step", "step": "escalated", "level": 2, "score": None},
+        {"at": NOW - timedelta(hours=29), "who": "us", "subject": "[IMO-4K7M2Q] Colis jamais reçu",
+         "text": "Nous avons bien reçu votre réclamation.", "attachments": []}]},
 }
-HTML = ("digest",)  # the mails that also have an HTML version
+HTML = ("digest", "dossier")  # the mails that also have an HTML version
 FRAGMENTS = {"staff_seller_hint": {"seller": SELLER, "status": "restricted", "status_at": NOW,
                                    "status_reason": "trop de plaintes"}}  # one line inside other text
 
