@@ -77,3 +77,17 @@ def test_migration_indexes_existing_complaints(desk, two):
         conn.execute(f"PRAGMA user_version = {version - 1}")
     assert desk.cli("migrate").returncode == 0
     assert [h["ref"] for h in search(desk, "recu")] == [camille]
+
+
+def test_seller_names_are_found_once_linked_and_renamed(desk, two):
+    camille, _ = two
+    sellers = desk.dir / "sellers.csv"
+    sellers.write_text("id,shop_name,address\ns1,Boutique Lumière,s1@shop.test\n")
+    assert desk.cli("seller", "import", str(sellers)).returncode == 0
+    assert search(desk, "lumiere") == []  # not linked to any complaint yet
+    assert desk.cli("link", camille, "s1").returncode == 0
+    hit, = search(desk, "lumiere")
+    assert hit["ref"] == camille and hit["found_in"] == "seller"
+    sellers.write_text("id,shop_name,address\ns1,Maison Éclat,s1@shop.test\n")
+    assert desk.cli("seller", "import", str(sellers)).returncode == 0
+    assert search(desk, "lumiere") == [] and [h["ref"] for h in search(desk, "eclat")] == [camille]
