@@ -14,6 +14,7 @@ Starts a throwaway Dovecot and an aiosmtpd sink on loopback (maildesk.testing: d
   memory     peak resident memory (VmHWM of a child process) for one 25 MB message (a 24 MB
              photo: above max_message_mb it is read part by part; and with max_message_mb = 30,
              fetched and parsed whole), and after 1,000 vs 10,000 messages (growth)
+  search     `maildesk search` over 100,000 complaints: index build, migration, queries
   floor      the bare steps on the same machine: stdlib parse, one SQLite commit per
              message, one SMTP send per message over a reused connection, IMAP FETCH
 
@@ -566,6 +567,82 @@ def bench_floor(n: int) -> dict:
     return out
 
 
+# --- 6. search -------------------------------------------------------------------------------------
+
+def bench_search(total: int = 100_000) -> dict:
+    """`maildesk search` over `total` complaints, each with its customer's first mail and every tenth
+    with a staff note: the index kept by the triggers as rows arrive (build), the migration that
+    indexes an existing database (rebuild), and queries best of 5 (a rare word, a common word
+    without its accent, a prefix, a text FTS5 refuses and is read as plain words)."""
+    from maildesk.store import search as queries
+    from maildesk.store.db import Store, iso
+    from maildesk.store.migrations import steps
+    out = {}
+    workdir = Path(tempfile.mkdtemp(prefix="maildesk-bench-search-"))
+    path = workdir / "search.db"
+    try:
+        Store(path).close()
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA synchronous=OFF")
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        rng = random.Random(18)
+        sellers = ["Boutique Lumière", "Théière & Cie", "Maison Dupré", "Électro Plus"]
+
+        def complaints():
+            for i in range(total):
+                first = iso(now - timedelta(minutes=i))
+                yield (i + 1, f"B{i:09d}", f"client{i}@example.fr", f"Client{i} Lefèvre",
+                       rng.choice(SUBJECTS), first, first)
+
+        def messages():
+            for i in range(total):
+                text = BODIES[i % len(BODIES)].format(order=100000 + i, name=f"Client{i}")
+                if i == total // 2:
+                    text += " Le transporteur Zyxwvut a perdu le colis."
+                yield (i + 1, f"<b{i}@example.fr>", "in", "customer", iso(now), "client@example.fr", text, text)
+
+        def notes():
+            for i in range(0, total, 10):
+                yield (i + 1, iso(now), "cs@imolocale.test", "note",
+                       json.dumps({"text": f"Relancé {rng.choice(sellers)} par téléphone"}))
+        t0 = time.perf_counter()
+        with conn:
+            conn.executemany("INSERT INTO complaints (id, ref, customer_addr, customer_name, subject, "
+                             "first_contact, opened_at) VALUES (?,?,?,?,?,?,?)", complaints())
+            conn.executemany("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
+                             "body, reply_text) VALUES (?,?,?,?,?,?,?,?)", messages())
+            conn.executemany("INSERT INTO events (complaint_id, at, actor, kind, detail) VALUES (?,?,?,?,?)",
+                             notes())
+        out[f"search_{total}_build_s"] = time.perf_counter() - t0
+        # the migration on a database that has the rows but no index yet
+        conn.execute("DROP TABLE search_index")
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                    "AND name LIKE 'search_%'").fetchall():
+            conn.execute(f"DROP TRIGGER {name}")
+        statements = next(sts for _, sts in steps(0) if any("search_index USING fts5" in st for st in sts))
+        t0 = time.perf_counter()
+        with conn:
+            for statement in statements:
+                conn.execute(statement)
+        out[f"search_{total}_migration_s"] = time.perf_counter() - t0
+        conn.close()
+        store = Store(path, readonly=True)
+        for name, text in (("rare", "zyxwvut"), ("common", "recu"), ("prefix", "rembours*"),
+                           ("plain", '(colis "recu')):
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                hits = queries.search(store, text, limit=20)
+                times.append(time.perf_counter() - t0)
+            out[f"search_{total}_{name}_ms"] = min(times) * 1000
+            out[f"search_{total}_{name}_hits"] = len(hits)
+        store.close()
+        out[f"search_{total}_db_mb"] = path.stat().st_size / 1e6
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
 # --- the report ------------------------------------------------------------------------------------
 
 ROWS = [
@@ -583,6 +660,12 @@ ROWS = [
     ("sweep: per due complaint", "sweep_1000000_per_due_ms", "ms", None),
     ("daily digest over 100k open (queued)", "sweep_100000_digest_s", "s", None),
     ("daily digest over 1M open (queued)", "sweep_1000000_digest_s", "s", None),
+    ("search 100k: build (triggers)", "search_100000_build_s", "s", None),
+    ("search 100k: migration (rebuild)", "search_100000_migration_s", "s", None),
+    ("search 100k: rare word", "search_100000_rare_ms", "ms", None),
+    ("search 100k: common word, no accent", "search_100000_common_ms", "ms", None),
+    ("search 100k: prefix", "search_100000_prefix_ms", "ms", None),
+    ("search 100k: FTS syntax as plain words", "search_100000_plain_ms", "ms", None),
     ("memory: baseline (imports, app)", "memory_baseline_mb", "MB", None),
     ("memory: peak with a 25 MB message", "memory_25mb_mb", "MB", None),
     ("memory: same, cap 30 MB (parsed whole)", "memory_25mb_cap30_mb", "MB", None),
@@ -615,7 +698,7 @@ def table(results: dict) -> str:
 
 
 PARTS = {"floor": bench_floor, "backlog": bench_backlog, "latency": bench_latency,
-         "sweep": bench_sweep, "memory": bench_memory}
+         "sweep": bench_sweep, "memory": bench_memory, "search": bench_search}
 
 
 def main(argv=None) -> int:

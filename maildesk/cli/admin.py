@@ -6,7 +6,7 @@ progress bar on a terminal and stay quiet in a pipe.
 """
 from __future__ import annotations
 
-from maildesk.cli import check, digest, export, folders, outbox, status
+from maildesk.cli import check, digest, dossier, export, folders, outbox, search, status
 
 
 def add_parsers(sub) -> None:
@@ -16,9 +16,12 @@ def add_parsers(sub) -> None:
     outbox.add_parser(sub)
     folders.add_parsers(sub)  # quarantine, spam
     export.add_parser(sub)
+    search.add_parser(sub)
+    dossier.add_parser(sub)
 
 
 COMMANDS = {"digest": digest.digest_command, "outbox": outbox.outbox_command,
             "quarantine": folders.quarantine_command, "spam": folders.spam_command,
-            "export": export.export_command}
+            "export": export.export_command,
+            "search": search.search_command, "dossier": dossier.dossier_command}
 WITHOUT_APP = {"status": status.status, "check": check.check}  # they report missing secrets instead of stopping on them

@@ -10,7 +10,7 @@ from pathlib import Path
 from maildesk.adapters import oauth2, probe
 from maildesk.cli.common import print_json
 from maildesk.cli.display import shown
-from maildesk.config import ConfigError, placeholders, read_secret
+from maildesk.config import ConfigError, placeholders, read_secret, warnings
 from maildesk.outbound.templates import shipped
 from maildesk.store import reports
 from maildesk.store.db import Store
@@ -157,13 +157,16 @@ def check(cfg, args, env=os.environ) -> int:
     results += _staff_trust(cfg, getattr(args, "staff_mail", None))
     results += _templates(cfg)
     ok = all(r.ok for r in results)
+    warned = warnings(cfg)  # not failures: the daemon runs, but the law wants them filled in
     if args.json:
-        print_json({"ok": ok, "checks": [r.as_dict() for r in results]})
+        print_json({"ok": ok, "checks": [r.as_dict() for r in results], "warnings": warned})
     else:
         for r in results:
             print(shown(f"{'ok' if r.ok else 'FAIL':<5} {r.name:<12} {r.detail}"))
             if r.hint:
                 print(shown(f"{'':18}hint: {r.hint}"))
+        for warning in warned:
+            print(shown(f"{'warn':<5} {'config':<12} {warning}"))
         print("all good" if ok else "something needs fixing (see FAIL above)")
     if any(r.name == "templates" and not r.ok for r in results):
         return 2  # as `run` and `once` do: they would not start

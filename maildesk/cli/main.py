@@ -115,7 +115,7 @@ def reads_only(args) -> bool:
     """Commands that only read the database: they open it read-only and need no secrets
     unless they connect (`quarantine list`, `status` without --no-connect)."""
     c = args.command
-    if c in ("list", "show", "status", "check", "backup", "export"):
+    if c in ("list", "show", "status", "check", "backup", "export", "search", "dossier"):
         return True
     if c == "digest":
         return not args.send

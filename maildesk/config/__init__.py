@@ -6,8 +6,8 @@ environment or a file, never echoed back. `sections` holds the dataclasses,
 `reading` reads and type-checks the file, `checks` judges the values; this
 face hands on what the rest of maildesk uses.
 """
-from maildesk.config.checks import placeholders
+from maildesk.config.checks import placeholders, warnings
 from maildesk.config.reading import load, parse_config, read_secret
 from maildesk.config.sections import Config, ConfigError, SecurityConfig
 
-__all__ = ["Config", "ConfigError", "SecurityConfig", "load", "parse_config", "placeholders", "read_secret"]
+__all__ = ["Config", "ConfigError", "SecurityConfig", "load", "parse_config", "placeholders", "read_secret", "warnings"]

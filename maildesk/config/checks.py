@@ -33,6 +33,17 @@ def placeholders(cfg: Config) -> list[str]:
     return problems
 
 
+def warnings(cfg: Config) -> list[str]:
+    """What `check` warns about without failing: settings the law needs that are still empty."""
+    m = cfg.mediation
+    missing = [f"mediation.{key}" for key in ("name", "website", "address") if not getattr(m, key).strip()]
+    if not missing:
+        return []
+    return [f"{', '.join(missing)} not set: customers left unsatisfied or past the resolution target must be "
+            "told the consumer mediator's name and website (Code de la consommation L.612-1, L.616-1, "
+            "R.616-1); fill in [mediation]"]
+
+
 def validate(cfg: Config) -> None:
     for name, sec in (("mailbox", cfg.mailbox), ("smtp", cfg.smtp)):
         if sec.security not in ("ssl", "starttls", "none"):
@@ -89,6 +100,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("sellers.flag_after must be 0 (never flag) or more")
     if s.webhook_url and not s.webhook_url.startswith(("http://", "https://")):
         raise ConfigError(f"sellers.webhook_url must start with http:// or https://, got {s.webhook_url!r}")
+    if cfg.mediation.website and not cfg.mediation.website.startswith(("http://", "https://")):
+        raise ConfigError(f"mediation.website must start with http:// or https://, got {cfg.mediation.website!r}")
     if cfg.templates_dir is not None and not cfg.templates_dir.is_dir():
         key = "templates.dir" if cfg.templates.dir else "policy.templates"
         raise ConfigError(f"{key} {str(cfg.templates_dir)!r} is not a folder")

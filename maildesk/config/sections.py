@@ -170,6 +170,19 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
+class MediationConfig:
+    """The consumer mediator (Code de la consommation L.612-1, L.616-1, R.616-1), named to customers
+    left unsatisfied or past the resolution target; empty until filled in (`check` warns)."""
+    name: str = ""
+    website: str = ""
+    address: str = ""  # postal address
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.name.strip() and self.website.strip())
+
+
+@dataclass(frozen=True)
 class Config:
     mailbox: MailboxConfig
     smtp: SmtpConfig
@@ -188,6 +201,7 @@ class Config:
     path: Path | None = None
     unknown: tuple[str, ...] = ()  # keys this version does not know (a newer config): warned about, ignored
     categories: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
+    mediation: MediationConfig = field(default_factory=MediationConfig)
 
     @property
     def dry_run_path(self) -> Path:
@@ -250,7 +264,7 @@ SECTIONS: dict[str, type] = {
     "mailbox": MailboxConfig, "smtp": SmtpConfig, "storage": StorageConfig,
     "teams": TeamsConfig, "policy": PolicyConfig, "security": SecurityConfig,
     "sellers": SellersConfig, "digest": DigestConfig, "logging": LoggingConfig,
-    "templates": TemplatesConfig, "oauth2": OAuth2Config,
+    "templates": TemplatesConfig, "oauth2": OAuth2Config, "mediation": MediationConfig,
 }
 REQUIRED_SECTIONS = ("mailbox", "smtp", "teams")
 TEAM_NAMES = ("customer_service", "resolution", "customer_experience", "admins")

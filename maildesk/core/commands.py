@@ -143,6 +143,8 @@ class Category(Command):
             d.changes["category"] = name
             d.event("categorised", category=name, previous=c.category)
         return d
+
+
 class MergeInto(Command):
     def check(self, arg):
         if error := super().check(arg):
@@ -152,6 +154,14 @@ class MergeInto(Command):
     def decide(self, c, now, cfg, actor, arg, text):
         ref, force, _ = merging.read_argument(cfg.policy.reference_prefix.upper(), arg, refs.read_reference)
         return ForMerge(ref or arg.split()[0].upper(), force, text)
+
+
+class Dossier(Command):
+    def decide(self, c, now, cfg, actor, arg, text):
+        d = Decision()
+        d.event("dossier_sent")
+        d.tell_customer(c, "dossier", "dossier", now)  # the record is attached by the workflow (service/dossier.py)
+        return d
 
 
 REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
@@ -175,6 +185,8 @@ REGISTRY: dict[str, Command] = {cmd.name: cmd for cmd in (
     Command("uncooperative", "REASON", "report the linked seller", uses_text=True, for_seller=True),
     MergeInto("merge", "REF [force]", "merge this complaint into REF (same customer; 'force' for another "
               "customer's); your text goes with the customer's notice", uses_text=True),
+    Dossier("dossier", help="send the customer the dated record of their written complaint "
+                            "(proof for the consumer mediator), as an HTML attachment"),
 )}
 
 

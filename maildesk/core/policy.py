@@ -167,7 +167,9 @@ def _rated(c: Complaint, now: datetime, cfg: Config, score: int | None, satisfie
     d.changes.update(rating=score if score is not None else (5 if satisfied else 1),
                      rating_text=text.strip()[:200], rated_at=now)
     d.event("rated", score=score, satisfied=satisfied)
-    d.tell_customer(c, "thanks_rating", "thanks", now, satisfied=satisfied)
+    # not satisfied: the customer may take it to the consumer mediator (L.612-1), within a year (L.612-2)
+    d.tell_customer(c, "thanks_rating", "thanks", now, satisfied=satisfied,
+                    mediation=not satisfied and cfg.mediation.configured)
     if satisfied:
         if c.status != "closed":
             d.changes.update(status="closed", closed_at=now)
@@ -297,6 +299,8 @@ def _escalations(c: Complaint, now: datetime, cfg: Config, d: Decision) -> None:
         d.changes["target_missed_at"] = now
         d.event("target_missed", due=due["target"])
         d.tell_staff(cfg.team(3), "staff_target", "report", missed=True, due=due["target"])
+        if cfg.mediation.configured:  # the customer may now go to the consumer mediator (L.612-1)
+            d.tell_customer(c, "mediation", "mediation", now, due=due["target"])
     elif due["target_warning"] <= now < due["target"] and c.target_warned_at is None:
         d.changes["target_warned_at"] = now
         d.event("target_at_risk", due=due["target"])

@@ -6,6 +6,7 @@ can never smuggle a header into our mail (no CR, LF or other controls).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email import policy as email_policy, quoprimime
 from email.header import Header
 from email.headerregistry import Address, HeaderRegistry
@@ -40,6 +41,13 @@ _POLICY = email_policy.default.clone(header_factory=_Registry())
 # fields in UTF-8, so `To:` shows the address exactly as the envelope does (an encoded-word is not
 # allowed inside an address: `=?utf-8?q?j=C3=B6rg?=@x` reaches nobody)
 _POLICY_UTF8 = _POLICY.clone(utf8=True)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # e.g. "text/html"
+    content: bytes
 
 
 def clean(value: str, limit: int = 900) -> str:
@@ -96,19 +104,21 @@ def compose(*, from_addr: str, from_name: str, to: list[str], subject: str, text
             html: str | None = None, message_id: str, date: datetime,
             in_reply_to: str | None = None, references: list[str] = (),
             auto_submitted: str | None = "auto-replied", reply_to: str | None = None,
-            reference: str | None = None, extra_headers: dict[str, str] | None = None) -> bytes:
+            reference: str | None = None, extra_headers: dict[str, str] | None = None,
+            attachments: tuple[Attachment, ...] = ()) -> bytes:
     headers = _headers(from_addr=from_addr, from_name=from_name, to=to, subject=subject, message_id=message_id,
                        date=date, in_reply_to=in_reply_to, references=references,
                        auto_submitted=auto_submitted, reply_to=reply_to, reference=reference)
     utf8 = not all(a.isascii() for a in (from_addr, *to, reply_to or ""))
     policy = _POLICY_UTF8 if utf8 else _POLICY
-    if html or extra_headers:
-        return _compose_email(headers, text, html, extra_headers, policy)
+    if html or extra_headers or attachments:
+        return _compose_email(headers, text, html, extra_headers, policy, attachments)
     return _compose_plain(headers, text, policy)
 
 
 def _compose_email(headers, text: str, html: str | None = None,
-                   extra_headers: dict[str, str] | None = None, policy=_POLICY) -> bytes:
+                   extra_headers: dict[str, str] | None = None, policy=_POLICY,
+                   attachments: tuple[Attachment, ...] = ()) -> bytes:
     """The general case, through the stdlib's EmailMessage (HTML alternative, extra headers)."""
     msg = EmailMessage(policy=policy)
     for name, value in headers:
@@ -121,6 +131,13 @@ def _compose_email(headers, text: str, html: str | None = None,
     msg.set_content(text, cte="quoted-printable")
     if html:
         msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    for att in attachments:  # multipart/mixed: the text (and its HTML) first, then each file
+        maintype, _, subtype = att.content_type.partition("/")
+        if maintype == "text":  # UTF-8 text, said so, so every reader shows its accents
+            msg.add_attachment(att.content.decode("utf-8"), subtype=subtype, charset="utf-8",
+                               cte="quoted-printable", filename=clean(att.filename, 200))
+        else:
+            msg.add_attachment(att.content, maintype=maintype, subtype=subtype, filename=clean(att.filename, 200))
     return msg.as_bytes()
 
 

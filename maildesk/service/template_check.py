@@ -35,7 +35,8 @@ MAILS: dict[str, dict] = {
     "ack": {"contact_request": False},
     "staff_new": {"seller_hint": "Boutique Lumière (S-1042)", "contact_request": True},
     "staff_reply": {},
-    "thanks_rating": {"satisfied": True},
+    "thanks_rating": {"satisfied": False, "mediation": True},  # the unsatisfied one names the mediator
+    "mediation": {"due": NOW - timedelta(hours=1)},  # the resolution target missed
     "staff_dissatisfied": {"score": 1, "level": 3},
     "resolution": {"note": "Remboursement effectué."},
     "relay": {"text": "Nous avons relancé le transporteur.", "ask": True, "staff_name": "Alice"},
@@ -88,8 +89,16 @@ MAILS: dict[str, dict] = {
                     "notes": ["IMO-7Q2WRT was closed: its history joins the open IMO-4K7M2Q"],
                     "original_subject": "Re: [IMO-7Q2WRT] Colis"},
     "digest": {},  # its context is built from an empty database below
+    # the dossier (service/dossier.py): the short mail, and the record as HTML
+    "dossier": {"customer_count": 1, "entries": [
+        {"at": NOW - timedelta(hours=30), "who": "customer", "subject": "Colis jamais reçu",
+         "text": "Bonjour, ma commande n'est jamais arrivée.", "attachments": ["suivi.pdf"]},
+        {"at": NOW - timedelta(hours=30), "who": "step", "step": "opened", "level": None, "score": None},
+        {"at": NOW - timedelta(hours=6), "who": "step", "step": "escalated", "level": 2, "score": None},
+        {"at": NOW - timedelta(hours=29), "who": "us", "subject": "[IMO-4K7M2Q] Colis jamais reçu",
+         "text": "Nous avons bien reçu votre réclamation.", "attachments": []}]},
 }
-HTML = ("digest",)  # the mails that also have an HTML version
+HTML = ("digest", "dossier")  # the mails that also have an HTML version
 FRAGMENTS = {"staff_seller_hint": {"seller": SELLER, "status": "restricted", "status_at": NOW,
                                    "status_reason": "trop de plaintes"}}  # one line inside other text
 

@@ -21,6 +21,7 @@ from maildesk.inbound.parse import InboundMail
 from maildesk.logs import event as log_event
 from maildesk.outbound.compose import compose, new_message_id
 from maildesk.outbound.templates import Templates
+from maildesk.service import dossier
 from maildesk.service.intake import Intake, Outcome
 from maildesk.service.merging import Merger
 from maildesk.service.notices import Notices
@@ -164,10 +165,15 @@ class Workflow:
             log_event("auto_mail_suppressed", ref, severity=30, kind=mail.kind, to=mail.to[0])
             return ""
         lang = complaint["lang"] if complaint and mail.audience == "customer" else self.cfg.policy.language
-        context = self._context(complaint, now)
+        context = self.context(complaint, now)
         context.update(mail.context)
         context.setdefault("staff_name", staff_name)
+        attachments = ()
+        if mail.kind == "dossier":  # the record of the written complaint, attached (service/dossier.py)
+            context.update(dossier.record(self.store, complaint["id"]))
         rendered = self.templates.render(mail.template, lang, **context)
+        if mail.kind == "dossier":
+            attachments, rendered = (dossier.attachment(ref, rendered.html),), replace(rendered, html=None)
         message_id = new_message_id(self.cfg.support_domain, ref)
         thread = queries.threading(self.store, complaint["id"], mail.audience) if complaint else None
         raw = compose(
@@ -176,7 +182,7 @@ class Workflow:
             message_id=message_id, date=now, in_reply_to=in_reply_to or (thread.parent if thread else None),
             references=thread.chain if thread else [],
             auto_submitted=AUTO_SUBMITTED.get(mail.kind, "auto-generated"),
-            reply_to=self.cfg.smtp.from_address, reference=ref)
+            reply_to=self.cfg.smtp.from_address, reference=ref, attachments=attachments)
         self.store.insert("outbox", {
             "message_id": message_id, "complaint_id": complaint["id"] if complaint else None,
             "kind": mail.kind, "audience": mail.audience, "routine": int(mail.routine),
@@ -193,10 +199,7 @@ class Workflow:
         return message_id
 
     def context(self, complaint, now: datetime) -> dict:
-        """What every mail about `complaint` may use (canned answers add theirs: canned.py)."""
-        return self._context(complaint, now)
-
-    def _context(self, complaint, now: datetime) -> dict:
+        """What every template about `complaint` may use (also the dossier's page)."""
         ctx = {"now": now, "cfg": self.cfg, "support_address": self.cfg.smtp.from_address,
                "brand": self.cfg.smtp.from_name}
         if complaint is None:

@@ -7,6 +7,7 @@ theirs (store/history.py): SQLite uses a partial index only for a query that say
 """
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 MIGRATIONS: list[str] = [
@@ -282,6 +283,65 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN merged_from INTEGER REFERENCES complaints(id);
     ALTER TABLE events ADD COLUMN merged_from INTEGER REFERENCES complaints(id);
     """,
+    # 11 (issue 18, search): one FTS5 table over subjects, customer names, inbound bodies, staff notes
+    #    and seller names, accent-insensitive ("recu" finds "reçu"), kept by triggers; rowid = the source
+    #    row's id * 4 + its kind (0 complaint, 1 message, 2 note, 3 seller) so each is replaced by rowid.
+    #    Only inbound mail is indexed: our own templates would make every complaint match "reçu"
+    """
+    CREATE VIRTUAL TABLE search_index USING fts5(complaint_id UNINDEXED, source UNINDEXED, body,
+        tokenize="unicode61 remove_diacritics 2");
+    CREATE TRIGGER search_complaint_new AFTER INSERT ON complaints BEGIN
+        INSERT INTO search_index(rowid, complaint_id, source, body)
+            VALUES (new.id * 4, new.id, 'complaint', new.subject || ' ' || new.customer_name || ' ' || new.customer_addr);
+        INSERT INTO search_index(rowid, complaint_id, source, body)
+            SELECT new.id * 4 + 3, new.id, 'seller', s.shop_name FROM sellers s WHERE s.id = new.seller_id;
+    END;
+    CREATE TRIGGER search_complaint_changed AFTER UPDATE OF subject, customer_name, customer_addr, seller_id
+        ON complaints BEGIN
+        DELETE FROM search_index WHERE rowid IN (old.id * 4, old.id * 4 + 3);
+        INSERT INTO search_index(rowid, complaint_id, source, body)
+            VALUES (new.id * 4, new.id, 'complaint', new.subject || ' ' || new.customer_name || ' ' || new.customer_addr);
+        INSERT INTO search_index(rowid, complaint_id, source, body)
+            SELECT new.id * 4 + 3, new.id, 'seller', s.shop_name FROM sellers s WHERE s.id = new.seller_id;
+    END;
+    CREATE TRIGGER search_complaint_gone AFTER DELETE ON complaints BEGIN
+        DELETE FROM search_index WHERE rowid IN (old.id * 4, old.id * 4 + 3);
+    END;
+    CREATE TRIGGER search_message_new AFTER INSERT ON messages
+        WHEN new.complaint_id IS NOT NULL AND new.direction = 'in' AND new.kind NOT IN ('auto', 'bounce') BEGIN
+        INSERT INTO search_index(rowid, complaint_id, source, body)
+            VALUES (new.id * 4 + 1, new.complaint_id, 'message',
+                    coalesce(new.subject, '') || ' ' || coalesce(nullif(new.reply_text, ''), new.body, ''));
+    END;
+    CREATE TRIGGER search_message_moved AFTER UPDATE OF complaint_id ON messages BEGIN
+        UPDATE search_index SET complaint_id = new.complaint_id WHERE rowid = new.id * 4 + 1;
+    END;
+    CREATE TRIGGER search_message_gone AFTER DELETE ON messages BEGIN
+        DELETE FROM search_index WHERE rowid = old.id * 4 + 1;
+    END;
+    CREATE TRIGGER search_note_new AFTER INSERT ON events
+        WHEN new.kind = 'note' AND new.complaint_id IS NOT NULL BEGIN
+        INSERT INTO search_index(rowid, complaint_id, source, body)
+            VALUES (new.id * 4 + 2, new.complaint_id, 'note', coalesce(json_extract(new.detail, '$.text'), ''));
+    END;
+    CREATE TRIGGER search_note_moved AFTER UPDATE OF complaint_id ON events WHEN new.kind = 'note' BEGIN
+        UPDATE search_index SET complaint_id = new.complaint_id WHERE rowid = new.id * 4 + 2;
+    END;
+    CREATE TRIGGER search_seller_renamed AFTER UPDATE OF shop_name ON sellers BEGIN
+        UPDATE search_index SET body = new.shop_name
+            WHERE rowid IN (SELECT id * 4 + 3 FROM complaints WHERE seller_id = new.id);
+    END;
+    INSERT INTO search_index(rowid, complaint_id, source, body)
+        SELECT id * 4, id, 'complaint', subject || ' ' || customer_name || ' ' || customer_addr FROM complaints;
+    INSERT INTO search_index(rowid, complaint_id, source, body)
+        SELECT c.id * 4 + 3, c.id, 'seller', s.shop_name FROM complaints c JOIN sellers s ON s.id = c.seller_id;
+    INSERT INTO search_index(rowid, complaint_id, source, body)
+        SELECT id * 4 + 1, complaint_id, 'message', coalesce(subject, '') || ' ' || coalesce(nullif(reply_text, ''), body, '')
+        FROM messages WHERE complaint_id IS NOT NULL AND direction = 'in' AND kind NOT IN ('auto', 'bounce');
+    INSERT INTO search_index(rowid, complaint_id, source, body)
+        SELECT id * 4 + 2, complaint_id, 'note', coalesce(json_extract(detail, '$.text'), '')
+        FROM events WHERE kind = 'note' AND complaint_id IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -289,8 +349,22 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def steps(version: int) -> list[tuple[int, list[str]]]:
     """The migrations a database at schema `version` still needs: (number, its statements)."""
-    return [(number, [s for s in script.split(";") if s.strip()])
+    return [(number, _statements(script))
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1)]
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements; a trigger's body (BEGIN ... END) holds `;` of its own."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().removesuffix(";"))
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip().removesuffix(";"))
+    return statements
 
 
 def schema_problem(found: int, path: Path) -> str | None:
