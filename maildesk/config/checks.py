@@ -102,6 +102,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"sellers.webhook_url must start with http:// or https://, got {s.webhook_url!r}")
     if cfg.mediation.website and not cfg.mediation.website.startswith(("http://", "https://")):
         raise ConfigError(f"mediation.website must start with http:// or https://, got {cfg.mediation.website!r}")
+    if not 1 <= cfg.attachments.max_message_mb <= 150:
+        raise ConfigError(f"attachments.max_message_mb must be between 1 and 150, got {cfg.attachments.max_message_mb}")
+    for ext in cfg.attachments.blocked_extensions:
+        if not (isinstance(ext, str) and ext.startswith(".") and len(ext) > 1 and "/" not in ext):
+            raise ConfigError(f'attachments.blocked_extensions holds {ext!r}: write each as ".exe"')
     if cfg.templates_dir is not None and not cfg.templates_dir.is_dir():
         key = "templates.dir" if cfg.templates.dir else "policy.templates"
         raise ConfigError(f"{key} {str(cfg.templates_dir)!r} is not a folder")

@@ -66,6 +66,23 @@ class StorageConfig:
     dry_run_dir: str | None = None  # default: "dry-run" beside the database (writable by the daemon)
 
 
+# Gmail refuses these file types, also inside an archive (support.google.com/mail/answer/6590)
+GMAIL_BLOCKED = (".ade", ".adp", ".apk", ".appx", ".appxbundle", ".bat", ".cab", ".chm", ".cmd", ".com", ".cpl",
+                 ".diagcab", ".diagcfg", ".diagpkg", ".dll", ".dmg", ".ex", ".ex_", ".exe", ".hta", ".img", ".ins",
+                 ".iso", ".isp", ".jar", ".jnlp", ".js", ".jse", ".lib", ".lnk", ".mde", ".mjs", ".msc", ".msi",
+                 ".msix", ".msixbundle", ".msp", ".mst", ".nsh", ".pif", ".ps1", ".scr", ".sct", ".shb", ".sys",
+                 ".vb", ".vbe", ".vbs", ".vhd", ".vxd", ".wsc", ".wsf", ".wsh", ".xll")
+
+
+@dataclass(frozen=True)
+class AttachmentsConfig:
+    """What the sending server refuses, known before a mail is queued (Gmail's values): a mail
+    never carries more than `max_message_mb` in all (after base64) nor a blocked file type; what
+    does not go is kept and listed in the mail by name and size."""
+    max_message_mb: float = 25.0
+    blocked_extensions: list[str] = field(default_factory=lambda: list(GMAIL_BLOCKED))
+
+
 @dataclass(frozen=True)
 class TeamsConfig:
     customer_service: list[str] = _req()
@@ -92,6 +109,7 @@ class PolicyConfig:
     sweep_seconds: int = 60
     max_auto_replies_per_hour: int = 5
     low_rating: int = 2
+    keep_customer_cc: bool = True  # the addresses a customer put in Cc are copied on customer-facing mail
     templates: str | None = None  # the older spelling of [templates] dir
 
 
@@ -202,6 +220,7 @@ class Config:
     unknown: tuple[str, ...] = ()  # keys this version does not know (a newer config): warned about, ignored
     categories: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
     mediation: MediationConfig = field(default_factory=MediationConfig)
+    attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)
 
     @property
     def dry_run_path(self) -> Path:
@@ -265,6 +284,7 @@ SECTIONS: dict[str, type] = {
     "teams": TeamsConfig, "policy": PolicyConfig, "security": SecurityConfig,
     "sellers": SellersConfig, "digest": DigestConfig, "logging": LoggingConfig,
     "templates": TemplatesConfig, "oauth2": OAuth2Config, "mediation": MediationConfig,
+    "attachments": AttachmentsConfig,
 }
 REQUIRED_SECTIONS = ("mailbox", "smtp", "teams")
 TEAM_NAMES = ("customer_service", "resolution", "customer_experience", "admins")

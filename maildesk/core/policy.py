@@ -56,6 +56,10 @@ class Mail:
     audience: str  # customer | staff | admin | seller
     routine: bool = False  # may wait when the sending quota is tight
     context: dict = field(default_factory=dict)
+    # which stored files go with it: "message" (the message this decision answers), "complaint" (the
+    # complaint's files so far, for a team that is new to it), "evidence" (the customer's files,
+    # cleaned of what identifies them, for a seller); "" none
+    carry: str = ""
 
 
 @dataclass(frozen=True)

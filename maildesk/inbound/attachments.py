@@ -15,10 +15,17 @@ from maildesk.inbound.decode import decode_words, unsurrogate
 
 @dataclass(frozen=True)
 class Attachment:
+    """A file as it came. `payload` None: left on the server (a large message's fetch plan).
+    `content_id`/`inline`: an image the sender's HTML shows in place (a signature's logo, a photo
+    pasted into the text). `problem`: what is wrong with it (bad base64, a zero-byte file, a type
+    its bytes deny): it is stored and listed as it came all the same."""
     filename: str
     content_type: str
     size: int
-    payload: bytes = field(repr=False)
+    payload: bytes | None = field(repr=False)
+    content_id: str | None = None
+    inline: bool = False
+    problem: str | None = None
 
 
 _EXTENSIONS = {

@@ -175,7 +175,15 @@ class Body:
 def _add_attachment(body: Body, part, ctype: str, payload: bytes) -> None:
     name = filename(part)
     index = len(body.attachments) + 1
-    body.attachments.append(Attachment(safe_filename(name, index, ctype), ctype, len(payload), payload))
+    try:
+        disposition = part.get_content_disposition()
+        cid = part.get("content-id")
+    except Exception:
+        disposition, cid = None, None
+    cid = header_text(cid).strip().strip("<>").strip()[:250] if cid else None
+    inline = disposition == "inline" or (disposition is None and bool(cid))
+    body.attachments.append(Attachment(safe_filename(name, index, ctype), ctype, len(payload), payload,
+                                       content_id=cid or None, inline=inline))
 
 
 def _text_of(part, ctype: str, notes: list[str] | None = None) -> str:

@@ -45,9 +45,13 @@ _POLICY_UTF8 = _POLICY.clone(utf8=True)
 
 @dataclass(frozen=True)
 class Attachment:
+    """A file carried by an outgoing mail. `inline` with a `content_id`: an image shown in place
+    (Content-Disposition: inline), as the sender had it."""
     filename: str
     content_type: str  # e.g. "text/html"
     content: bytes
+    content_id: str | None = None
+    inline: bool = False
 
 
 def clean(value: str, limit: int = 900) -> str:
@@ -72,7 +76,7 @@ def new_message_id(domain: str, reference: str | None = None) -> str:
     return make_msgid(idstring=(reference or "maildesk").lower(), domain=domain)
 
 
-def _headers(*, from_addr, from_name, to, subject, message_id, date, in_reply_to, references,
+def _headers(*, from_addr, from_name, to, cc=(), subject, message_id, date, in_reply_to, references,
              auto_submitted, reply_to, reference) -> list[tuple[str, object]]:
     """The header fields of an outgoing mail, in order, as given to EmailMessage."""
     headers: list[tuple[str, object]] = [
@@ -80,6 +84,7 @@ def _headers(*, from_addr, from_name, to, subject, message_id, date, in_reply_to
         # as stored, which is what aiosmtplib puts in RCPT TO (addresses.sendable checks both agree);
         # an Address built from `"a,b"` and the domain would quote the quoted local part again
         ("To", ", ".join(clean(a) for a in to)),
+        *([("Cc", ", ".join(clean(a) for a in cc))] if cc else []),
         ("Subject", clean(subject)),
         ("Date", format_datetime(date)),
         ("Message-ID", message_id),
@@ -100,16 +105,16 @@ def _headers(*, from_addr, from_name, to, subject, message_id, date, in_reply_to
     return headers
 
 
-def compose(*, from_addr: str, from_name: str, to: list[str], subject: str, text: str,
+def compose(*, from_addr: str, from_name: str, to: list[str], subject: str, text: str, cc: list[str] = (),
             html: str | None = None, message_id: str, date: datetime,
             in_reply_to: str | None = None, references: list[str] = (),
             auto_submitted: str | None = "auto-replied", reply_to: str | None = None,
             reference: str | None = None, extra_headers: dict[str, str] | None = None,
             attachments: tuple[Attachment, ...] = ()) -> bytes:
-    headers = _headers(from_addr=from_addr, from_name=from_name, to=to, subject=subject, message_id=message_id,
+    headers = _headers(from_addr=from_addr, from_name=from_name, to=to, cc=cc, subject=subject, message_id=message_id,
                        date=date, in_reply_to=in_reply_to, references=references,
                        auto_submitted=auto_submitted, reply_to=reply_to, reference=reference)
-    utf8 = not all(a.isascii() for a in (from_addr, *to, reply_to or ""))
+    utf8 = not all(a.isascii() for a in (from_addr, *to, *cc, reply_to or ""))
     policy = _POLICY_UTF8 if utf8 else _POLICY
     if html or extra_headers or attachments:
         return _compose_email(headers, text, html, extra_headers, policy, attachments)
@@ -133,12 +138,24 @@ def _compose_email(headers, text: str, html: str | None = None,
         msg.add_alternative(html, subtype="html", cte="quoted-printable")
     for att in attachments:  # multipart/mixed: the text (and its HTML) first, then each file
         maintype, _, subtype = att.content_type.partition("/")
-        if maintype == "text":  # UTF-8 text, said so, so every reader shows its accents
+        extra = {"disposition": "inline" if att.inline else "attachment", "filename": clean(att.filename, 200)}
+        if att.content_id:
+            extra["cid"] = "<" + clean(att.content_id, 250).strip("<>") + ">"
+        if maintype == "text" and _utf8(att.content):  # UTF-8 text, said so, so every reader shows its accents
             msg.add_attachment(att.content.decode("utf-8"), subtype=subtype, charset="utf-8",
-                               cte="quoted-printable", filename=clean(att.filename, 200))
+                               cte="quoted-printable", **extra)
         else:
-            msg.add_attachment(att.content, maintype=maintype, subtype=subtype, filename=clean(att.filename, 200))
+            msg.add_attachment(att.content, maintype=maintype or "application", subtype=subtype or "octet-stream",
+                               **extra)
     return msg.as_bytes()
+
+
+def _utf8(content: bytes) -> bool:
+    try:
+        content.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 # --- the common case, text only: the same bytes as _compose_email, written directly -------------

@@ -26,7 +26,7 @@ from maildesk.service.intake import Intake, Outcome
 from maildesk.service.merging import Merger
 from maildesk.service.notices import Notices
 from maildesk.service.seller_desk import SellerDesk
-from maildesk.store import complaints as queries
+from maildesk.store import complaints as queries, files
 from maildesk.store.complaints import complaint_from_row
 from maildesk.store.db import Store, StoreUnwell, from_iso, iso
 
@@ -80,9 +80,7 @@ class Workflow:
             self.store.add_event(complaint_id, at, "maildesk", "decoded_best_effort", notes=list(mail.notes))
         limit = int(self.cfg.storage.attachment_max_mb * 1024 * 1024)
         for att in mail.attachments:
-            self.store.insert("attachments", {
-                "message_row": row_id, "filename": att.filename, "content_type": att.content_type,
-                "size": att.size, "content": att.payload if att.size <= limit else None})  # None: not fetched
+            files.save(self.store, row_id, att, limit)
         return row_id
 
     # --- the clock and commands ----------------------------------------------

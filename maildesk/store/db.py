@@ -18,6 +18,7 @@ specific leaves this package but the error classes below.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -113,6 +114,10 @@ def file_owner(path: Path) -> str:
         return str(uid)
 
 
+def _sha256(content: bytes | None) -> str | None:
+    return hashlib.sha256(content).hexdigest() if content is not None else None
+
+
 class Store:
     """One SQLite database; `transaction()` is the only way to write.
 
@@ -138,6 +143,7 @@ class Store:
                                    check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.create_function("mailbox_key", 1, mailbox_key, deterministic=True)  # migration 7
+        conn.create_function("sha256", 1, _sha256, deterministic=True)  # migration 12
         self.conn = conn
         try:
             if not readonly:

@@ -342,6 +342,28 @@ MIGRATIONS: list[str] = [
         SELECT id * 4 + 2, complaint_id, 'note', coalesce(json_extract(detail, '$.text'), '')
         FROM events WHERE kind = 'note' AND complaint_id IS NOT NULL;
     """,
+    # 12: attachments, end to end (issue 16). A file's bytes are kept once, by SHA-256, however many
+    # mails carry it; an attachment row names its file. Inline images keep their Content-ID (a
+    # signature's logo is known by it), a damaged file says what is wrong. The addresses a customer
+    # put in Cc are kept on the complaint (customer-facing mail copies them), and each outgoing mail
+    # records who it was copied to.
+    """
+    CREATE TABLE files (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        content BLOB NOT NULL
+    );
+    ALTER TABLE attachments ADD COLUMN sha256 TEXT REFERENCES files(sha256);
+    ALTER TABLE attachments ADD COLUMN content_id TEXT;
+    ALTER TABLE attachments ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attachments ADD COLUMN problem TEXT;
+    CREATE INDEX attachments_sha256 ON attachments(sha256);
+    INSERT OR IGNORE INTO files(sha256, size, content)
+        SELECT sha256(content), length(content), content FROM attachments WHERE content IS NOT NULL;
+    UPDATE attachments SET sha256 = sha256(content), content = NULL WHERE content IS NOT NULL;
+    ALTER TABLE complaints ADD COLUMN cc_addrs TEXT;
+    ALTER TABLE messages ADD COLUMN cc_addrs TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -479,7 +479,7 @@ def test_disk_full_while_saving_an_attachment(desk, ledger, small_disk):
     desk.once()
     summary = ledger.account("disk-full")
     ledger.settled(summary)
-    [att] = desk.rows("SELECT size, length(content) n FROM attachments")
+    [att] = desk.rows("SELECT a.size, length(f.content) n FROM attachments a LEFT JOIN files f ON f.sha256 = a.sha256")
     assert att["size"] == att["n"] == 3 * 1024 * 1024
 
 
@@ -493,7 +493,7 @@ def test_oversized_message_is_recorded_in_part_and_kept_whole_in_the_mailbox(des
     [row] = desk.rows("SELECT length(raw) n, body FROM messages WHERE direction = 'in'")
     assert row["n"] <= 1024 * 1024 and row["body"] == "Bonjour, voici les photos du colis abîmé."
     assert desk.rows("SELECT count(*) n FROM events WHERE kind = 'large_message'")[0]["n"] == 1
-    [att] = desk.rows("SELECT filename, size, content FROM attachments")
+    [att] = desk.rows("SELECT a.filename, a.size, f.content FROM attachments a LEFT JOIN files f ON f.sha256 = a.sha256")
     assert (att["filename"], att["size"], att["content"]) == ("colis.jpg", 3 * 1024 * 1024, None)
     [kept] = desk.dovecot.fetch_all("maildesk/processed")
     assert len(kept) > 3 * 1024 * 1024

@@ -170,7 +170,7 @@ def test_html_only_mail_and_attachments(desk):
     desk.once()
     [m] = desk.rows("SELECT body FROM messages WHERE direction = 'in'")
     assert "Le vase est" in m["body"] and "<p>" not in m["body"]
-    atts = {a["filename"]: a for a in desk.rows("SELECT filename, size, content FROM attachments")}
+    atts = {a["filename"]: a for a in desk.rows("SELECT a.filename, a.size, f.content FROM attachments a LEFT JOIN files f ON f.sha256 = a.sha256")}
     assert atts["photo.png"]["content"] == b"\x89PNG small"
     assert atts["facture.pdf"]["size"] == 2 * 1024 * 1024 and atts["facture.pdf"]["content"] is None
 

@@ -46,8 +46,8 @@ def processed_sizes(desk) -> list[int]:
 def the_complaint(desk):
     [row] = desk.rows("SELECT * FROM complaints")
     [msg] = desk.rows("SELECT id, body, length(raw) raw_size FROM messages WHERE direction = 'in'")
-    atts = desk.rows("SELECT filename, content_type, size, content FROM attachments WHERE message_row = ? "
-                     "ORDER BY id", msg["id"])
+    atts = desk.rows("SELECT a.filename, a.content_type, a.size, f.content FROM attachments a LEFT JOIN files f ON f.sha256 = a.sha256 "
+                     "WHERE a.message_row = ? ORDER BY a.id", msg["id"])
     [event] = desk.rows("SELECT detail FROM events WHERE kind = 'large_message'")
     return row, msg, atts, json.loads(event["detail"])
 
