@@ -56,10 +56,7 @@ class Mail:
     audience: str  # customer | staff | admin | seller
     routine: bool = False  # may wait when the sending quota is tight
     context: dict = field(default_factory=dict)
-    # which stored files go with it: "message" (the message this decision answers), "complaint" (the
-    # complaint's files so far, for a team that is new to it), "evidence" (the customer's files,
-    # cleaned of what identifies them, for a seller); "" none
-    carry: str = ""
+    carry: str = ""  # stored files it carries: "message", "complaint", "evidence" (service/mail_files.py)
 
 
 @dataclass(frozen=True)
@@ -74,13 +71,13 @@ class Decision:
     mails: list[Mail] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    def tell_customer(self, c: Complaint, template: str, kind: str, now: datetime, **context) -> None:
-        self.mails.append(Mail(template, (c.customer_addr,), kind, "customer", context=context))
+    def tell_customer(self, c: Complaint, template: str, kind: str, now: datetime, *, carry="", **context) -> None:
+        self.mails.append(Mail(template, (c.customer_addr,), kind, "customer", context=context, carry=carry))
         self.changes["last_customer_update_at"] = now
 
-    def tell_staff(self, to, template: str, kind: str, **context) -> None:
+    def tell_staff(self, to, template: str, kind: str, *, carry: str = "", **context) -> None:
         if to:
-            self.mails.append(Mail(template, tuple(to), kind, "staff", context=context))
+            self.mails.append(Mail(template, tuple(to), kind, "staff", context=context, carry=carry))
 
     def event(self, kind: str, **detail) -> None:
         self.events.append(Event(kind, detail))
@@ -139,8 +136,8 @@ def open_complaint(c: Complaint, now: datetime, cfg: Config, *, send_ack: bool =
         d.event("ack_suppressed", reason="too many automatic replies to this address in the last hour")
     why = {"unreachable": unreachable} if unreachable else {}
     if notify_staff:
-        d.tell_staff(handlers(c, cfg), "staff_new", "notify", seller_hint=seller_hint, contact_request=contact_request,
-                     **why)
+        d.tell_staff(handlers(c, cfg), "staff_new", "notify", carry="message", seller_hint=seller_hint,
+                     contact_request=contact_request, **why)
     else:
         d.event("notify_coalesced", reason="flood: staff get one notice an hour for this mailbox")
     if unreachable:
@@ -162,7 +159,7 @@ def customer_message(c: Complaint, now: datetime, cfg: Config, text: str) -> Dec
     elif c.status == "waiting_customer":
         d.changes["status"] = "open"
         d.event("customer_answered")
-    d.tell_staff(handlers(c, cfg), "staff_reply", "notify")
+    d.tell_staff(handlers(c, cfg), "staff_reply", "notify", carry="message")
     return d
 
 
@@ -185,7 +182,7 @@ def _rated(c: Complaint, now: datetime, cfg: Config, score: int | None, satisfie
     d.event("reopened", reason="customer not satisfied", score=score)
     if level != c.level:
         d.event("escalated", level=level, reason="dissatisfied")
-    d.tell_staff(tuple(cfg.team(level)), "staff_dissatisfied", "notify", score=score, level=level)
+    d.tell_staff(tuple(cfg.team(level)), "staff_dissatisfied", "notify", carry="message", score=score, level=level)
     return d
 
 
@@ -198,7 +195,7 @@ def resolve(c: Complaint, now: datetime, cfg: Config, note: str, actor: str) -> 
     d.changes.update(status="resolved", resolved_at=now, satisfaction_asked_at=now,
                      satisfaction_reminded_at=None, rating=None, rating_text=None, rated_at=None)
     d.event("resolved", actor=actor, level=c.level)
-    d.tell_customer(c, "resolution", "resolution", now, note=note)
+    d.tell_customer(c, "resolution", "resolution", now, carry="message", note=note)
     return d
 
 
@@ -206,7 +203,7 @@ def staff_answer(c: Complaint, now: datetime, cfg: Config, text: str, actor: str
     """P4/P8: a staff answer goes to the customer and counts as the update."""
     d = Decision()
     kind = "ask" if ask else "relay"
-    d.tell_customer(c, "relay", kind, now, text=text, ask=ask)
+    d.tell_customer(c, "relay", kind, now, carry="message", text=text, ask=ask)
     if c.first_staff_answer_at is None:
         d.changes["first_staff_answer_at"] = now
     if ask:
@@ -240,7 +237,7 @@ def move_to_level(c: Complaint, now: datetime, cfg: Config, level: int, actor: s
     moved = replace(c, level=level, owner=None)
     if level > c.level:
         d.tell_customer(c, f"escalated_{level}", "escalation", now, level=level, manual=True)
-    d.tell_staff(handlers(moved, cfg), "staff_escalated", "escalation", level=level, manual=True,
+    d.tell_staff(handlers(moved, cfg), "staff_escalated", "escalation", carry="complaint", level=level, manual=True,
                  by=actor, deadlines=deadlines(c.first_contact, cfg))
     return d
 
@@ -291,7 +288,7 @@ def _escalations(c: Complaint, now: datetime, cfg: Config, d: Decision) -> None:
         escalated = replace(c, level=level, owner=None)
         d.changes.update(level=level, owner=None)
         d.tell_customer(c, f"escalated_{level}", "escalation", now, level=level)
-        d.tell_staff(handlers(escalated, cfg), "staff_escalated", "escalation", level=level,
+        d.tell_staff(handlers(escalated, cfg), "staff_escalated", "escalation", carry="complaint", level=level,
                      deadlines=due)
     if (level == 2 and c.findings_reminded_at is None
             and due["findings_reminder"] <= now < due["findings"]):

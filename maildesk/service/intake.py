@@ -98,9 +98,9 @@ class Intake:
                          actor=mail.from_addr, in_reply_to=mail.message_id)
             log_event("status_requested", complaint["ref"], sender=mail.from_addr)
             return complaint["ref"]
-        self.wf.store_message(complaint["id"], mail, raw, "customer", arrived_at)
+        row = self.wf.store_message(complaint["id"], mail, raw, "customer", arrived_at)
         decision = self.sellers.customer_message(complaint, complaint_from_row(complaint), mail.reply_text, now)
-        self.wf.apply(complaint, decision, now, actor=mail.from_addr)
+        self.wf.apply(complaint, decision, now, actor=mail.from_addr, message_row=row)
         log_event("customer_reply", complaint["ref"], sender=mail.from_addr)
         return complaint["ref"]
 
@@ -120,7 +120,7 @@ class Intake:
             "category": categories.suggest(mail.subject, mail.text, self.cfg.categories),
         })
         complaint = self.store.complaint_by_id(row_id)
-        self.wf.store_message(row_id, mail, raw, "customer", arrived_at)
+        message_row = self.wf.store_message(row_id, mail, raw, "customer", arrived_at)
         reachable, why = addresses.sendable(mail.from_addr)
         decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=intake.send_ack,
                                          notify_staff=intake.notify_each, seller_hint=self.sellers.hint(mail),
@@ -128,7 +128,7 @@ class Intake:
                                          unreachable=None if reachable else why)
         if not reachable:
             log_event("unreachable_address", ref, severity=30, reason=why)
-        self.wf.apply(complaint, decision, now, actor=mail.from_addr)
+        self.wf.apply(complaint, decision, now, actor=mail.from_addr, message_row=message_row)
         log_event("complaint_opened", ref, customer=mail.from_addr, lang=mail.language,
                   order=mail.order_number, category=complaint["category"])
         if not intake.send_ack:
@@ -208,13 +208,15 @@ class Intake:
             return complaint["ref"]
         names = [c.name for c in parsed.commands]
         kind = "note" if "note" in names else "staff"
-        self.wf.store_message(complaint["id"], mail, raw, kind, arrived_at)
-        self._obey(complaint, parsed, mail.from_addr, now, mail)
+        row = self.wf.store_message(complaint["id"], mail, raw, kind, arrived_at)
+        self._obey(complaint, parsed, mail.from_addr, now, mail, row)
         log_event("staff_message", complaint["ref"], staff=mail.from_addr, commands=",".join(names) or None)
         return complaint["ref"]
 
-    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime, mail: InboundMail) -> None:
-        """Each command decides (commands.REGISTRY) over the complaint as the previous one left it."""
+    def _obey(self, complaint, parsed: staff.StaffMessage, actor: str, now: datetime, mail: InboundMail,
+              message_row: int) -> None:
+        """Each command decides (commands.REGISTRY) over the complaint as the previous one left it.
+        The staff mail's files go with what it sends the customer (`message_row`)."""
         plan = commands.plan([(c.name, c.arg) for c in parsed.commands], parsed.text)
         for step in plan.steps:
             complaint = self.store.complaint_by_id(complaint["id"])
@@ -226,12 +228,12 @@ class Intake:
             elif isinstance(result, ForMerge):  # what follows acts on the survivor
                 complaint = self.wf.merger.by_mail(complaint, result, actor, now, mail.message_id, mail.subject)
             else:
-                self.wf.apply(complaint, result, now, actor,
+                self.wf.apply(complaint, result, now, actor, message_row=message_row,
                               staff_name=self._staff_name(actor) if step.command.signed else None)
         if plan.relay:
             complaint = self.store.complaint_by_id(complaint["id"])
             decision = policy.staff_answer(complaint_from_row(complaint), now, self.cfg, plan.relay, actor)
-            self.wf.apply(complaint, decision, now, actor, staff_name=self._staff_name(actor))
+            self.wf.apply(complaint, decision, now, actor, staff_name=self._staff_name(actor), message_row=message_row)
 
     def _staff_name(self, address: str) -> str | None:
         return self.cfg.staff_names.get(address) if self.cfg.security.expose_staff_address else None

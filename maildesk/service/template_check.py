@@ -30,6 +30,16 @@ _REFUSED = {"claimed": "alice@imolocale.example", "why": "DMARC fail", "ref": "I
             "signer": "imolocale-example.20230601.gappssmtp.com", "authserv_id": "mx.google.com",
             "checks": ["no_results", "dmarc_fail", "no_dmarc", "dkim_not_started", "no_dkim", "unverified"]}
 
+# What service/mail_files.py lists of a mail's files: one in each state a template words.
+FILES = [{"number": n, "filename": name, "type": "image/jpeg", "size": "40 Ko", "state": state, "detail": detail,
+          "problem": problem}
+         for n, (name, state, detail, problem) in enumerate([
+             ("colis.jpg", "attached", "", None), ("setup.exe", "blocked", "setup.exe", None),
+             ("photos.zip", "unreadable", "password-protected archive inside", None),
+             ("video.mov", "too_big", "", None), ("p5.jpg", "no_room", "", None),
+             ("colis.heic", "withheld", "image metadata cannot be removed (HEIF)", None),
+             ("scan.pdf", "not_kept", "", "empty file")], start=1)]
+
 # Every mail template and what its callers add to the complaint's context.
 MAILS: dict[str, dict] = {
     "ack": {"contact_request": False},
@@ -121,7 +131,7 @@ def _complaint_context(cfg) -> dict:
             "subject": complaint["subject"], "level": complaint["level"],
             "deadlines": policy.deadlines(first, cfg), "history": [latest, earlier], "latest": latest,
             "first_message": {"reply_text": "Bonjour, ma commande n'est jamais arrivée.", "body": ""},
-            "staff_name": None}
+            "staff_name": None, "files": FILES}
 
 
 def _digest_context(cfg, lang: str) -> dict:

@@ -21,7 +21,7 @@ from maildesk.inbound.parse import InboundMail
 from maildesk.logs import event as log_event
 from maildesk.outbound.compose import compose, new_message_id
 from maildesk.outbound.templates import Templates
-from maildesk.service import dossier
+from maildesk.service import dossier, mail_files
 from maildesk.service.intake import Intake, Outcome
 from maildesk.service.merging import Merger
 from maildesk.service.notices import Notices
@@ -110,8 +110,9 @@ class Workflow:
 
     # --- applying a decision -------------------------------------------------
     def apply(self, row, decision: policy.Decision, now: datetime, actor: str,
-              staff_name: str | None = None, swept: bool = False) -> None:
-        """Save a decision on the complaint `row`: its changes, events and mails."""
+              staff_name: str | None = None, swept: bool = False, message_row: int | None = None) -> None:
+        """Save a decision on the complaint `row`: its changes, events and mails. `message_row`: the
+        stored message the decision answers, whose files its mails may carry (`Mail.carry`)."""
         complaint_id = row["id"]
         changes = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in decision.changes.items()}
         state = policy.apply(complaint_from_row(row), decision.changes)
@@ -125,7 +126,7 @@ class Workflow:
         if decision.mails:
             fresh = self.store.complaint_by_id(complaint_id)
             for mail in decision.mails:
-                self.queue(fresh, mail, now, staff_name=staff_name)
+                self.queue(fresh, mail, now, staff_name=staff_name, message_row=message_row)
 
     def tell(self, row, decision: policy.Decision, now: datetime, actor: str, in_reply_to: str | None = None) -> None:
         """A decision that changes nothing on the complaint (a status question): its events and
@@ -137,7 +138,7 @@ class Workflow:
             self.queue(row, mail, now, in_reply_to=in_reply_to)
 
     def queue(self, complaint, mail: policy.Mail, now: datetime, *, staff_name: str | None = None,
-              in_reply_to: str | None = None) -> str:
+              in_reply_to: str | None = None, message_row: int | None = None) -> str:
         """Render a mail, and write it to the outbox and the complaint's messages."""
         if self.silent:  # the timeline says what would have gone; nothing is queued
             if complaint:
@@ -169,18 +170,32 @@ class Workflow:
         attachments = ()
         if mail.kind == "dossier":  # the record of the written complaint, attached (service/dossier.py)
             context.update(dossier.record(self.store, complaint["id"]))
+        context.setdefault("files", [])
         rendered = self.templates.render(mail.template, lang, **context)
         if mail.kind == "dossier":
             attachments, rendered = (dossier.attachment(ref, rendered.html),), replace(rendered, html=None)
+        carried = None
+        if mail.carry and complaint:
+            room = len(rendered.text.encode()) * 3 + len((rendered.html or "").encode()) * 3 + 8192  # QP, listing
+            carried = mail_files.carry(self.cfg, self.store, complaint, mail.carry, message_row, room)
+            if carried.listing:
+                context["files"] = carried.listing
+                rendered = self.templates.render(mail.template, lang, **context)
         message_id = new_message_id(self.cfg.support_domain, ref)
         thread = queries.threading(self.store, complaint["id"], mail.audience) if complaint else None
-        raw = compose(
-            from_addr=self.cfg.smtp.from_address, from_name=self.cfg.smtp.from_name,
-            to=list(mail.to), subject=rendered.subject, text=rendered.text, html=rendered.html,
-            message_id=message_id, date=now, in_reply_to=in_reply_to or (thread.parent if thread else None),
-            references=thread.chain if thread else [],
-            auto_submitted=AUTO_SUBMITTED.get(mail.kind, "auto-generated"),
-            reply_to=self.cfg.smtp.from_address, reference=ref, attachments=attachments)
+        while True:
+            raw = compose(
+                from_addr=self.cfg.smtp.from_address, from_name=self.cfg.smtp.from_name,
+                to=list(mail.to), subject=rendered.subject, text=rendered.text, html=rendered.html,
+                message_id=message_id, date=now, in_reply_to=in_reply_to or (thread.parent if thread else None),
+                references=thread.chain if thread else [],
+                auto_submitted=AUTO_SUBMITTED.get(mail.kind, "auto-generated"),
+                reply_to=self.cfg.smtp.from_address, reference=ref,
+                attachments=attachments + (carried.attachments if carried else ()))
+            if not (carried and carried.attached and len(raw) > self.cfg.attachments.max_message_mb * 1024 * 1024):
+                break
+            carried.drop_last()  # never queue a mail the server will refuse
+            rendered = self.templates.render(mail.template, lang, **context)
         self.store.insert("outbox", {
             "message_id": message_id, "complaint_id": complaint["id"] if complaint else None,
             "kind": mail.kind, "audience": mail.audience, "routine": int(mail.routine),
