@@ -279,14 +279,6 @@ class Store:
     def complaint_by_id(self, complaint_id: int) -> sqlite3.Row | None:
         return self.one("SELECT * FROM complaints WHERE id = ?", complaint_id)
 
-    def complaints_for_message_ids(self, message_ids) -> list[sqlite3.Row]:
-        ids = list(dict.fromkeys(message_ids))[-50:]
-        if not ids:
-            return []
-        marks = ", ".join("?" for _ in ids)
-        return self.all(f"SELECT DISTINCT c.* FROM messages m JOIN complaints c ON c.id = m.complaint_id "
-                        f"WHERE m.message_id IN ({marks})", *ids)
-
     def due_complaints(self, now: datetime, limit: int = 1000) -> list[sqlite3.Row]:
         return self.all("SELECT * FROM complaints WHERE next_due IS NOT NULL AND next_due <= ? "
                         "ORDER BY next_due LIMIT ?", iso(now), limit)
