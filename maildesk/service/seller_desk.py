@@ -22,7 +22,7 @@ from maildesk.core.robots import CUSTOMER, SELLER
 from maildesk.inbound.parse import InboundMail
 from maildesk.logs import event as log_event
 from maildesk.service.seller_sanctions import Sanctions
-from maildesk.store import complaints as queries
+from maildesk.store import complaints as queries, merges
 from maildesk.store.complaints import complaint_from_row
 from maildesk.store.db import StoreUnwell, from_iso, iso
 from maildesk.store.sellers import AddressLookup, Registry
@@ -98,7 +98,8 @@ class SellerDesk:
         seller = self.registry.by_address(mail.from_addr)
         links = {c["id"]: self.registry.address_of(c["seller_id"]) for c in (*tagged, *by_headers)
                  if c["seller_id"]}
-        complaint = threads.choose(mail.from_addr, SELLER, tagged, by_headers, links)
+        # a merged complaint's answer joins its survivor, where its outreach moved (store/merges.py)
+        complaint = merges.survivor(self.store, threads.choose(mail.from_addr, SELLER, tagged, by_headers, links))
         if complaint is None:
             own = threads.choose(mail.from_addr, CUSTOMER, tagged, by_headers)
             if own is not None or not self._ours(mail, tagged, by_headers):

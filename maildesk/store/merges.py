@@ -13,11 +13,13 @@ class Moved:
     messages: int
     attachments: int  # they belong to the messages and move with them
     events: int
+    outreach: int = 0  # A's seller outreach: the seller's answer, reminders and strikes now count on B
 
 
 def move(store: Store, source_id: int, target_id: int, source_ref: str, target_ref: str) -> Moved:
-    """Move A's messages (with their attachments) and events under B; complaints that were merged
-    into A now point at B, so following a merge is always one step."""
+    """Move A's messages (with their attachments), events and seller outreach under B (B takes A's
+    seller when it has none); complaints that were merged into A now point at B, so following a
+    merge is always one step."""
     attachments = store.scalar("SELECT count(*) FROM attachments WHERE message_row IN "
                                "(SELECT id FROM messages WHERE complaint_id = ?)", source_id)
     messages = store.conn.execute(
@@ -26,8 +28,12 @@ def move(store: Store, source_id: int, target_id: int, source_ref: str, target_r
     events = store.conn.execute(
         "UPDATE events SET merged_from = COALESCE(merged_from, complaint_id), complaint_id = ? "
         "WHERE complaint_id = ?", (target_id, source_id)).rowcount
+    outreach = store.conn.execute("UPDATE outreach SET complaint_id = ? WHERE complaint_id = ?",
+                                  (target_id, source_id)).rowcount
+    store.conn.execute("UPDATE complaints SET seller_id = (SELECT seller_id FROM complaints WHERE id = ?) "
+                       "WHERE id = ? AND seller_id IS NULL", (source_id, target_id))
     store.conn.execute("UPDATE complaints SET merged_into = ? WHERE merged_into = ?", (target_ref, source_ref))
-    return Moved(messages, attachments, events)
+    return Moved(messages, attachments, events, outreach)
 
 
 def survivor(store: Store, row):

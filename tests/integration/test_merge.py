@@ -10,7 +10,9 @@ import pytest
 
 from maildesk.core import refs
 from tests.integration.conftest import body
+from tests.integration.test_clock import once_at
 from tests.integration.test_intake import ref_of
+from tests.integration.test_sellers import H, LUMIERE, T0, linked, open_complaint, registry, to  # noqa: F401
 from tests.integration.test_staff import CS, GOOD_AR, complaint, staff_reply
 from tests.support import SUPPORT, mail
 
@@ -142,3 +144,23 @@ def test_cli_merge_and_its_refusals(desk, two):
     assert into_merged.returncode == 1 and f"merge into {b}" in into_merged.stderr
     unknown = desk.cli("merge", "IMO-ZZZZZZ", b)
     assert unknown.returncode == 1 and "no complaint" in unknown.stderr
+
+
+def test_a_waiting_seller_outreach_moves_to_the_survivor_and_the_seller_answer_lands_there(registry):
+    """A was linked to a seller and waits for their answer; merged into B, the outreach (its clock,
+    reminders and strikes) and the seller link go with it, and the seller's answer to A's mail joins B."""
+    desk = registry
+    a, outreach = linked(desk)
+    b, _ = open_complaint(desk, at=T0 + 2 * H, text="Je réécris : toujours pas de lampe.", subject="Lampe")
+    assert a != b
+    r = desk.cli("merge", a, b, "--by", "julie")
+    assert r.returncode == 0, r.stderr
+    [row] = desk.rows("SELECT c.ref FROM outreach o JOIN complaints c ON c.id = o.complaint_id")
+    assert row["ref"] == b and complaint(desk, b)["seller_id"] == "S-1042"
+    desk.deliver(mail(sender=LUMIERE, name="Boutique Lumière", subject=f"Re: {outreach['Subject']}",
+                      body="Colis reparti, suivi XY123.", in_reply_to=outreach["Message-ID"]), msg_time=T0 + 3 * H)
+    sent = once_at(desk, T0 + 3 * H)
+    [note] = to(sent, CS)
+    assert refs.tag(b) in note["Subject"] and "XY123" in body(note)
+    [answered] = desk.rows("SELECT status FROM outreach")
+    assert answered["status"] == "answered"
