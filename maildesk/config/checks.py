@@ -107,6 +107,11 @@ def validate(cfg: Config) -> None:
     for ext in cfg.attachments.blocked_extensions:
         if not (isinstance(ext, str) and ext.startswith(".") and len(ext) > 1 and "/" not in ext):
             raise ConfigError(f'attachments.blocked_extensions holds {ext!r}: write each as ".exe"')
+    for key in ("anonymise_after_days", "sellers_after_days"):
+        if getattr(cfg.retention, key) < 30:
+            raise ConfigError(f"retention.{key} must be at least 30 (days), got {getattr(cfg.retention, key)}")
+    if not 1 <= cfg.retention.batch_size <= 10000:
+        raise ConfigError(f"retention.batch_size must be between 1 and 10000, got {cfg.retention.batch_size}")
     if cfg.templates_dir is not None and not cfg.templates_dir.is_dir():
         key = "templates.dir" if cfg.templates.dir else "policy.templates"
         raise ConfigError(f"{key} {str(cfg.templates_dir)!r} is not a folder")

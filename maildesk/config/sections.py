@@ -84,6 +84,17 @@ class AttachmentsConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """Personal data anonymised by the clock (core/retention.py; docs/privacy.md cites the CNIL's
+    reference): complaints closed and quiet for `anonymise_after_days`, terminated sellers quiet for
+    `sellers_after_days`, at most `batch_size` a sweep so the daemon never waits on it."""
+    enabled: bool = True
+    anonymise_after_days: float = 1095
+    sellers_after_days: float = 1095
+    batch_size: int = 200
+
+
+@dataclass(frozen=True)
 class TeamsConfig:
     customer_service: list[str] = _req()
     resolution: list[str] = _req()
@@ -221,6 +232,7 @@ class Config:
     categories: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
     mediation: MediationConfig = field(default_factory=MediationConfig)
     attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def dry_run_path(self) -> Path:
@@ -284,7 +296,7 @@ SECTIONS: dict[str, type] = {
     "teams": TeamsConfig, "policy": PolicyConfig, "security": SecurityConfig,
     "sellers": SellersConfig, "digest": DigestConfig, "logging": LoggingConfig,
     "templates": TemplatesConfig, "oauth2": OAuth2Config, "mediation": MediationConfig,
-    "attachments": AttachmentsConfig,
+    "attachments": AttachmentsConfig, "retention": RetentionConfig,
 }
 REQUIRED_SECTIONS = ("mailbox", "smtp", "teams")
 TEAM_NAMES = ("customer_service", "resolution", "customer_experience", "admins")
