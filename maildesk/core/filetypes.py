@@ -3,8 +3,6 @@ an empty file, a declared type its bytes deny. Pure: bytes and headers in, plain
 The words are what `maildesk attachment` and `maildesk show` print beside the file."""
 from __future__ import annotations
 
-import re
-
 # kind -> (how it is named in a problem, the declared types that agree with it)
 KINDS: dict[str, tuple[str, frozenset[str]]] = {
     "jpeg": ("a JPEG image", frozenset({"image/jpeg", "image/jpg", "image/pjpeg"})),
@@ -117,18 +115,21 @@ def type_problem(declared: str, data: bytes) -> str | None:
     return None
 
 
-_B64_CHARS = re.compile(r"[^A-Za-z0-9+/=]")
-_B64_SPACE = re.compile(r"[ \t\r\n]+")
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 
 def base64_damage(text: str) -> str | None:
     """What is wrong with base64 text as received ('invalid characters', 'bad padding',
-    'truncated'), or None when it decodes cleanly."""
-    clean = _B64_SPACE.sub("", text)
-    if _B64_CHARS.search(clean):
+    'truncated'), or None when it decodes cleanly. C-speed passes only (18 MB of text: ~60 ms)."""
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
         return "invalid characters"
-    stripped = clean.rstrip("=")
-    if "=" in stripped or len(clean) - len(stripped) > 2:
+    clean = data.translate(None, b" \t\r\n")
+    if clean.translate(None, _B64_ALPHABET):
+        return "invalid characters"
+    stripped = clean.rstrip(b"=")
+    if b"=" in stripped or len(clean) - len(stripped) > 2:
         return "bad padding"
     if len(stripped) % 4 == 1:
         return "truncated"

@@ -86,8 +86,3 @@ def _file(r, number: int) -> StoredFile:
                       inline=bool(r["inline"]), problem=r["problem"], not_kept=r["not_kept"], source=r["kind"], direction=r["direction"],
                       sender=r["from_addr"], at=r["at"])
 
-
-def stored(store: Store) -> tuple[int, int]:
-    """(files rows, bytes they hold): what the attachments cost on disk, each file once."""
-    row = store.one("SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM files")
-    return row["n"], row["b"]

@@ -141,3 +141,50 @@ def test_a_10000_part_message_is_answered_with_its_first_parts_listed_and_the_re
     assert note["note"].startswith("9,001 more parts not read")
     assert "9,001 more parts not read" in desk.cli("attachment", ref).stdout
     assert len(desk.rows("SELECT sha256 FROM files")) == 1
+
+
+def test_a_merged_complaint_says_where_its_files_went_and_who_sent_each(desk):
+    from email.message import EmailMessage
+    desk.deliver(_mixed("ana@example.fr", "Colis cassé", "<m1@example.fr>", [
+        _part('Content-Type: image/jpeg\r\nContent-Disposition: attachment; filename="avant.jpg"', _b64(PHOTO))]))
+    desk.once()
+    first = _ref(desk, "ana@example.fr")
+    [notify] = desk.sent(to="cs@imolocale.test")
+    note = EmailMessage()  # a staff note carrying a file: its sender is named
+    note["From"], note["To"], note["Subject"] = "cs@imolocale.test", "support@imolocale.test", f"Re: {notify['Subject']}"
+    note["Message-ID"], note["In-Reply-To"] = "<note1@imolocale.test>", notify["Message-ID"]
+    note.set_content("#note le transporteur a envoyé son constat")
+    note.add_attachment(PDF, maintype="application", subtype="pdf", filename="constat.pdf")
+    desk.deliver(note.as_bytes())
+    desk.deliver(_mixed("ana@example.fr", "Autre colis", "<m2@example.fr>", [
+        _part('Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="facture.pdf"', _b64(PDF))]))
+    desk.once()
+    [second] = [r["ref"] for r in desk.rows("SELECT ref FROM complaints WHERE ref != ?", first)]
+    merged = desk.cli("merge", first, second)
+    assert merged.returncode == 0, merged.stderr
+
+    text = desk.cli("attachment", first).stdout
+    assert text.splitlines()[0] == f"{first} was merged into {second}: its files are listed there"
+    doc = json.loads(desk.cli("attachment", first, "--json").stdout)
+    assert doc["ref"] == second and doc["merged_into"] == second
+    who = {f["filename"]: f["from"] for f in doc["files"]}
+    assert who["avant.jpg"] == "customer" and who["facture.pdf"] == "customer"
+    assert who["constat.pdf"].startswith("note by ")
+    [row] = desk.rows("SELECT count(*) AS n FROM files")
+    assert row["n"] == 2  # the PDF came twice (note and customer): stored once
+
+
+def test_a_large_messages_file_left_on_the_server_is_listed_and_refused_in_one_sentence(desk):
+    import random
+    desk.write_config(mailbox={"max_message_mb": 1})
+    video = random.Random(3).randbytes(1_500_000)
+    desk.deliver(_mixed("ana@example.fr", "Vidéo du colis", "<big@example.fr>", [
+        _part('Content-Type: video/mp4\r\nContent-Disposition: attachment; filename="colis.mp4"', _b64(video))]))
+    desk.once()
+    ref = _ref(desk, "ana@example.fr")
+    [f] = json.loads(desk.cli("attachment", ref, "--json").stdout)["files"]
+    assert (f["filename"], f["size"], f["kept"]) == ("colis.mp4", len(video), False)
+    assert f["state"] == "left on the server (large message)"
+    refused = desk.cli("attachment", ref, "1", "--out", tempfile.mkdtemp())
+    assert refused.returncode == 1 and "left on the server (large message)" in refused.stderr
+    assert "the original message in the mailbox still has it" in refused.stderr
