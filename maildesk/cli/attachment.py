@@ -53,6 +53,8 @@ def sender(f: files.StoredFile, cfg) -> str:
     who = cfg.staff_names.get(f.sender or "") or f.sender or "?"
     if f.source == "note":
         return f"note by {who}"
+    if f.source == "suspicious":  # claimed a staff address without proving it
+        return f"unproven mail from {f.sender or '?'}"
     role = _ROLES.get(f.source)
     if role in ("customer", "seller"):
         return role

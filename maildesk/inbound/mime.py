@@ -172,16 +172,14 @@ class Body:
     feedback: str | None = None  # Feedback-Type of an ARF report, "abuse" for Hotmail's JMRP
 
 
-def _as_received(part) -> tuple[str | None, bytes | None]:
-    """(base64 text, its bytes as received) of a base64 part; (None, None) for any other."""
+def _base64_text(part) -> str | None:
+    """The transfer-encoded text of a base64 part as received; None for any other part."""
     raw = _raw_payload(part)
     try:
         cte = str(part.get("content-transfer-encoding", "")).strip().lower()
     except Exception:
         cte = ""
-    if cte != "base64" or not isinstance(raw, str):
-        return None, None
-    return raw, raw.encode("utf-8", "surrogateescape")
+    return raw if cte == "base64" and isinstance(raw, str) else None
 
 
 def _add_attachment(body: Body, part, ctype: str, payload: bytes) -> None:
@@ -194,11 +192,11 @@ def _add_attachment(body: Body, part, ctype: str, payload: bytes) -> None:
         disposition, cid = None, None
     cid = header_text(cid).strip().strip("<>").strip()[:250] if cid else None
     inline = disposition == "inline" or (disposition is None and bool(cid))
-    text, received = _as_received(part)
+    text = _base64_text(part)
     defects = tuple(type(d).__name__ for d in getattr(part, "defects", ()) or ())
     problem = filetypes.problem(ctype, payload, text, defects)
-    if problem == filetypes.DAMAGED_BASE64 and received is not None:
-        payload = received  # what a guess decoded might be wrong: keep what came (the raw message has it too)
+    if problem == filetypes.DAMAGED_BASE64 and text is not None:
+        payload = text.encode("utf-8", "surrogateescape")  # a guess at the bytes might be wrong: keep what came
     body.attachments.append(Attachment(safe_filename(name, index, ctype), ctype, len(payload), payload,
                                        content_id=cid or None, inline=inline, problem=problem))
 
@@ -232,7 +230,11 @@ def _count_parts(part, stack: list) -> int:
     while todo:
         p = todo.pop()
         children = _raw_payload(p)
-        if isinstance(children, list) and p.get_content_maintype() != "message":
+        try:
+            inside = p.get_content_maintype() == "message"
+        except Exception:
+            inside = False
+        if isinstance(children, list) and not inside:
             todo.extend(c for c in children if isinstance(c, email.message.Message))
         else:
             left += 1
