@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from maildesk import __version__, logs
-from maildesk.cli import admin, check, merge as merge_cli, report, sellers as seller_cli
+from maildesk.cli import admin, attachment as attachment_cli, check, merge as merge_cli, report, sellers as seller_cli
 from maildesk.cli.common import number
 from maildesk.service import ops
 from maildesk.core import categories, timefmt
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
     merge_cli.add_parser(sub)  # merge
+    attachment_cli.add_parser(sub)  # attachment REF [N --out DIR]
     ops.add_parsers(sub)  # migrate, backup, restore
     _config_after_command(p)
     return p
@@ -115,7 +116,7 @@ def reads_only(args) -> bool:
     """Commands that only read the database: they open it read-only and need no secrets
     unless they connect (`quarantine list`, `status` without --no-connect)."""
     c = args.command
-    if c in ("list", "show", "status", "check", "backup", "export", "search", "dossier"):
+    if c in ("list", "show", "status", "check", "backup", "export", "search", "dossier", "attachment"):
         return True
     if c == "digest":
         return not args.send
@@ -369,6 +370,7 @@ COMMANDS["backfill"] = cmd_backfill
 COMMANDS.update(seller_cli.COMMANDS)
 COMMANDS.update(admin.COMMANDS)
 COMMANDS.update(merge_cli.COMMANDS)
+COMMANDS.update(attachment_cli.COMMANDS)
 
 if __name__ == "__main__":
     sys.exit(main())

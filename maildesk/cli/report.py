@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from maildesk.cli import attachment
 from maildesk.cli.display import shown
 from maildesk.core import deadlines, refs, timefmt
 from maildesk.core.addresses import mailbox_key
-from maildesk.store import reports
+from maildesk.store import files, reports
 from maildesk.store.db import Store, from_iso, iso
 
 LEVEL_NAMES = {1: "customer service", 2: "resolution team", 3: "customer experience team"}
@@ -63,7 +64,9 @@ def show(store: Store, cfg, ref: str, now: datetime) -> dict | None:
             timeline.append({"at": out["sent_at"], "who": "smtp", "what": f"{out['status']} {out['audience']}:{out['kind']}",
                              "detail": {"to": ", ".join(out["to"])}})
     timeline.sort(key=lambda e: e["at"])
-    return {"complaint": complaint_summary(row), "deadlines": deadline_states(row, cfg, now), "timeline": timeline}
+    return {"complaint": complaint_summary(row), "deadlines": deadline_states(row, cfg, now), "timeline": timeline,
+            "files": [attachment.as_dict(f, cfg) for f in files.of_complaint(store, row["id"])],
+            "parts_not_read": attachment.unread_parts(store, row["id"])}
 
 
 def format_show(doc: dict, cfg) -> str:
@@ -94,6 +97,10 @@ def format_show(doc: dict, cfg) -> str:
         if detail.get("text"):
             first = " ".join(detail["text"].split())[:100]
             lines.append(f"{'':21}| {first}")
+    if doc.get("files"):
+        lines += ["", f"Files (maildesk attachment {c['ref']} N --out DIR writes one out):"]
+        lines += attachment.lines(doc["files"], cfg)
+    lines += [f"  note: {_local(from_iso(u['at']), tz)}  {u['note']}" for u in doc.get("parts_not_read", ())]
     return "\n".join(shown(line) for line in lines)
 
 

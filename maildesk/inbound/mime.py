@@ -14,7 +14,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from maildesk.core import robots
+from maildesk.core import filetypes, robots
 from maildesk.inbound.attachments import Attachment, filename, is_body_text, safe_filename
 from maildesk.inbound.decode import NEWLINES, b64_salvage, charset_note, codec_for, decode_bytes, header_text
 from maildesk.inbound.extract import MAX_SCAN
@@ -172,6 +172,16 @@ class Body:
     feedback: str | None = None  # Feedback-Type of an ARF report, "abuse" for Hotmail's JMRP
 
 
+def _base64_text(part) -> str | None:
+    """The transfer-encoded text of a base64 part as received; None for any other part."""
+    raw = _raw_payload(part)
+    try:
+        cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    except Exception:
+        cte = ""
+    return raw if cte == "base64" and isinstance(raw, str) else None
+
+
 def _add_attachment(body: Body, part, ctype: str, payload: bytes) -> None:
     name = filename(part)
     index = len(body.attachments) + 1
@@ -182,8 +192,13 @@ def _add_attachment(body: Body, part, ctype: str, payload: bytes) -> None:
         disposition, cid = None, None
     cid = header_text(cid).strip().strip("<>").strip()[:250] if cid else None
     inline = disposition == "inline" or (disposition is None and bool(cid))
+    text = _base64_text(part)
+    defects = tuple(type(d).__name__ for d in getattr(part, "defects", ()) or ())
+    problem = filetypes.problem(ctype, payload, text, defects)
+    if problem == filetypes.DAMAGED_BASE64 and text is not None:
+        payload = text.encode("utf-8", "surrogateescape")  # a guess at the bytes might be wrong: keep what came
     body.attachments.append(Attachment(safe_filename(name, index, ctype), ctype, len(payload), payload,
-                                       content_id=cid or None, inline=inline))
+                                       content_id=cid or None, inline=inline, problem=problem))
 
 
 def _text_of(part, ctype: str, notes: list[str] | None = None) -> str:
@@ -208,6 +223,24 @@ def _text_of(part, ctype: str, notes: list[str] | None = None) -> str:
     return text
 
 
+def _count_parts(part, stack: list) -> int:
+    """How many leaf parts the walk leaves unread (this one and those still stacked): counted,
+    not read, so a 10,000-part message costs a count, not 10,000 attachments."""
+    left, todo = 0, [part, *(p for p, _ in stack)]
+    while todo:
+        p = todo.pop()
+        children = _raw_payload(p)
+        try:
+            inside = p.get_content_maintype() == "message"
+        except Exception:
+            inside = False
+        if isinstance(children, list) and not inside:
+            todo.extend(c for c in children if isinstance(c, email.message.Message))
+        else:
+            left += 1
+    return left
+
+
 def walk(msg: email.message.Message) -> Body:
     """Iterative (no recursion limit) walk sorting parts into body and attachments.
 
@@ -223,6 +256,8 @@ def walk(msg: email.message.Message) -> Body:
         seen += 1
         if seen > MAX_PARTS:
             body.defects.add("TooManyParts")
+            left = _count_parts(part, stack)
+            body.notes.append(f"{left:,} more parts not read (a message is read up to {MAX_PARTS:,} parts)")
             break
         for defect in getattr(part, "defects", ()) or ():
             body.defects.add(type(defect).__name__)

@@ -25,6 +25,7 @@ class StoredFile:
     content_id: str | None
     inline: bool
     problem: str | None
+    not_kept: str | None  # why sha256 is None: 'over_limit', 'on_server' (None for files from before)
     source: str
     direction: str
     sender: str | None
@@ -38,19 +39,23 @@ class StoredFile:
 def save(store: Store, message_row: int, att, max_bytes: int) -> int:
     """Store one attachment of an inbound message (inbound.attachments.Attachment); its bytes
     once, unless not fetched or over `max_bytes` (then listed by name and size only)."""
-    digest = None
-    if att.payload is not None and att.size <= max_bytes:
+    digest, not_kept = None, None
+    if att.payload is None:
+        not_kept = "on_server"
+    elif att.size > max_bytes:
+        not_kept = "over_limit"
+    else:
         digest = hashlib.sha256(att.payload).hexdigest()
         store.conn.execute("INSERT OR IGNORE INTO files(sha256, size, content) VALUES (?, ?, ?)",
                            (digest, len(att.payload), att.payload))
     return store.insert("attachments", {
         "message_row": message_row, "filename": att.filename, "content_type": att.content_type,
         "size": att.size, "sha256": digest, "content_id": att.content_id, "inline": int(att.inline),
-        "problem": att.problem})
+        "problem": att.problem, "not_kept": not_kept})
 
 
 _SELECT = ("SELECT a.id, a.message_row, a.filename, coalesce(a.content_type, 'application/octet-stream') AS ctype, "
-           "a.size, a.sha256, a.content_id, a.inline, a.problem, m.kind, m.direction, m.from_addr, m.at "
+           "a.size, a.sha256, a.content_id, a.inline, a.problem, a.not_kept, m.kind, m.direction, m.from_addr, m.at "
            "FROM attachments a JOIN messages m ON m.id = a.message_row ")
 
 
@@ -78,5 +83,6 @@ def content(store: Store, f: StoredFile) -> bytes | None:
 def _file(r, number: int) -> StoredFile:
     return StoredFile(id=r["id"], number=number, message_row=r["message_row"], filename=r["filename"],
                       content_type=r["ctype"], size=r["size"], sha256=r["sha256"], content_id=r["content_id"],
-                      inline=bool(r["inline"]), problem=r["problem"], source=r["kind"], direction=r["direction"],
+                      inline=bool(r["inline"]), problem=r["problem"], not_kept=r["not_kept"], source=r["kind"], direction=r["direction"],
                       sender=r["from_addr"], at=r["at"])
+

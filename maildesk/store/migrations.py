@@ -364,7 +364,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE complaints ADD COLUMN cc_addrs TEXT;
     ALTER TABLE messages ADD COLUMN cc_addrs TEXT;
     """,
-]
+    "ALTER TABLE attachments ADD COLUMN not_kept TEXT"]  # 13 (issue 16): bytes not kept: 'over_limit' | 'on_server'
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -3,6 +3,7 @@
 footguns in `demo --dir` and `import-mbox`. Through the real CLI and the local stack."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -83,6 +84,7 @@ def test_only_migrate_changes_the_schema_and_it_backs_up_first(desk):
     db = desk.dir / "maildesk.db"
     with sqlite3.connect(db) as conn:  # as the previous maildesk left it
         conn.create_function("mailbox_key", 1, mailbox_key)  # as Store registers it for migration 7
+        conn.create_function("sha256", 1, lambda b: hashlib.sha256(b).hexdigest() if b is not None else None)  # 12
         for script in MIGRATIONS[:-1]:
             conn.executescript(script)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
