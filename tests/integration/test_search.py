@@ -3,9 +3,12 @@ answer, never an FTS5 syntax error."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
+from maildesk.core.addresses import mailbox_key
+from maildesk.store import migrations
 from tests.integration.test_intake import ref_of
 from tests.integration.test_staff import CS, staff_reply
 from tests.support import mail
@@ -67,16 +70,26 @@ def test_since_and_limit_and_a_bad_date(desk, two):
     assert bad.returncode == 2 and "--since wants a date" in bad.stderr
 
 
-def test_migration_indexes_existing_complaints(desk, two):
-    camille, _ = two
-    with desk.db() as conn:  # a database from before the index: drop it and go back one schema
-        conn.execute("DROP TABLE search_index")
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'search_%'").fetchall():
-            conn.execute(f"DROP TRIGGER {name}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        conn.execute(f"PRAGMA user_version = {version - 1}")
+def test_migration_indexes_existing_complaints(desk):
+    """A database from before the index (schema 10) holding a complaint: `maildesk migrate` indexes it."""
+    path = desk.dir / "maildesk.db"
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.create_function("mailbox_key", 1, mailbox_key, deterministic=True)
+    for _, statements in migrations.steps(0)[:10]:
+        for sql in statements:
+            conn.execute(sql)
+    conn.execute("INSERT INTO complaints(ref, customer_addr, customer_name, subject, lang, level, status, "
+                 "first_contact, opened_at) VALUES ('IMO-OLD001', 'camille@example.fr', 'Camille Martin', "
+                 "'Colis jamais reçu', 'fr', 1, 'open', '2026-11-01T09:00:00+00:00', '2026-11-01T09:00:00+00:00')")
+    conn.execute("INSERT INTO messages(complaint_id, message_id, direction, kind, at, from_addr, subject, body) "
+                 "VALUES (1, '<o@example.fr>', 'in', 'customer', '2026-11-01T09:00:00+00:00', 'camille@example.fr', "
+                 "'Colis', 'La lampe n''est jamais arrivée.')")
+    conn.execute("PRAGMA user_version = 10")
+    conn.close()
     assert desk.cli("migrate").returncode == 0
-    assert [h["ref"] for h in search(desk, "recu")] == [camille]
+    assert [h["ref"] for h in search(desk, "arrivee")] == ["IMO-OLD001"]
+    assert [h["ref"] for h in search(desk, "recu")] == ["IMO-OLD001"]
 
 
 def test_seller_names_are_found_once_linked_and_renamed(desk, two):
