@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from maildesk import __version__, logs
-from maildesk.cli import admin, check, merge as merge_cli, report, sellers as seller_cli
+from maildesk.cli import admin, check, merge as merge_cli, privacy as privacy_cli, report, sellers as seller_cli
 from maildesk.cli.common import number
 from maildesk.service import ops
 from maildesk.core import categories, timefmt
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     seller_cli.add_parsers(sub)  # seller import|list|show|restrict|terminate|reinstate, link
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
     merge_cli.add_parser(sub)  # merge
+    privacy_cli.add_parser(sub)  # privacy export|erase|erased
     ops.add_parsers(sub)  # migrate, backup, restore
     _config_after_command(p)
     return p
@@ -123,6 +124,8 @@ def reads_only(args) -> bool:
         return args.retry is None and not args.all and args.action != "cancel"
     if c == "quarantine":
         return args.action == "list"
+    if c == "privacy":
+        return privacy_cli.reads_only(args)
     if c == "seller":
         return args.seller_command in ("list", "show")
     return False
@@ -369,6 +372,7 @@ COMMANDS["backfill"] = cmd_backfill
 COMMANDS.update(seller_cli.COMMANDS)
 COMMANDS.update(admin.COMMANDS)
 COMMANDS.update(merge_cli.COMMANDS)
+COMMANDS.update(privacy_cli.COMMANDS)
 
 if __name__ == "__main__":
     sys.exit(main())
