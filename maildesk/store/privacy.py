@@ -15,7 +15,10 @@ from maildesk.core.addresses import mailbox_key
 from maildesk.store.db import Store
 from maildesk.store.outbox import OutboxRows
 
-WAITING = ("queued", "failed")  # outbox rows that could still go: cancelled for an erased person
+WAITING = ("queued", "failed")
+# indexes whose keys are addresses: rebuilt after an erase (measured: 5 fragments of 1,000 erased
+# addresses stayed in their pages without it, 0 with it; bench/bench.py --only privacy)
+ADDRESS_INDEXES = ("complaints_customer", "complaints_customer_key", "outbox_rcpt", "outbox_rcpt_key")  # outbox rows that could still go: cancelled for an erased person
 
 
 # --- reading (export, dry run) -------------------------------------------------------------
@@ -223,10 +226,12 @@ def secure(store: Store) -> None:
 
 def scrub_file(store: Store) -> dict:
     """After the erase's transactions: FTS5's segments merged (deleted tokens otherwise stay in
-    older segments), then the WAL checkpointed into the file and truncated. `busy` means a
+    older segments), the address indexes rebuilt, then the WAL checkpointed into the file and truncated. `busy` means a
     reader (the daemon mid-pass) kept the WAL: run `privacy erase` again to finish."""
     with store.transaction():
         store.conn.execute("INSERT INTO search_index(search_index) VALUES ('optimize')")
+        for index in ADDRESS_INDEXES:  # b-tree balancing leaves cell fragments secure_delete misses
+            store.conn.execute(f"REINDEX {index}")
     busy, log, done = store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return {"busy": bool(busy), "wal_frames": log, "checkpointed": done}
 
