@@ -180,3 +180,61 @@ def test_unknown_ambiguous_and_an_erase_killed_halfway(two_customers, tmp_path):
     assert len(desk.rows("SELECT 1 FROM events WHERE kind = 'privacy_erased'")) == 1
     result = desk.cli("privacy", "erase", CUSTOMER, "--reason", "again", "--keep-mailbox")
     assert result.returncode == 0, result.stderr  # nothing left: an erase run twice is harmless
+
+
+COPIED = "Je confirme tout ce que dit mon voisin, signe la voisine 5521"
+
+
+def test_a_person_copied_on_another_complaint(two_customers, tmp_path):
+    """Camille, in Cc of Bob's complaint, writes on it (stored as issue 16's Cc flow stores it: her
+    message on his complaint, her address in its cc_addrs): her export holds her mail there and
+    nothing else of Bob's; her erase takes her words and address from Bob's complaint, no more."""
+    from maildesk.inbound.parse import parse
+    desk, first, second = two_customers
+    [bob_ack] = [m for m in desk.sent(BOB)]
+    raw = mail(subject=f"Re: {bob_ack['Subject']}", body=COPIED, name=NAME,
+               in_reply_to=bob_ack["Message-ID"], references=bob_ack["Message-ID"])
+    app = desk.app()
+    try:
+        bob = app.store.one("SELECT id FROM complaints WHERE customer_addr = ?", BOB)
+        with app.store.transaction():
+            app.workflow.store_message(bob["id"], parse(raw), raw, "customer", T0 + 4 * H)
+            app.store.update("complaints", bob["id"], {"cc_addrs": json.dumps([CUSTOMER.upper()])})
+    finally:
+        app.close()
+    desk.deliver(raw, folder="maildesk/processed", msg_time=T0 + 4 * H)
+    [bob_ref] = [r["ref"] for r in desk.rows("SELECT ref FROM complaints WHERE customer_addr = ?", BOB)]
+    assert desk.rows("SELECT count(*) FROM messages m JOIN complaints c ON c.id = m.complaint_id "
+                     "WHERE c.ref = ? AND m.from_addr = ?", bob_ref, CUSTOMER)[0][0] == 1
+    out = tmp_path / "camille.zip"
+    code, text = cli_at(desk, T0 + 5 * H, "privacy", "export", CUSTOMER, "--out", str(out))
+    zf = zipfile.ZipFile(out)
+    copied = [n for n in zf.namelist() if n.startswith(f"copied-on/{bob_ref}/")]
+    assert len(copied) == 1 and COPIED.encode() in zf.read(copied[0])
+    everything = b"".join(zf.read(n) for n in zf.namelist())
+    assert BOB_SENTENCE.encode() not in everything and BOB_NAME.encode() not in everything
+
+    bob_own = [tuple(r) for r in desk.rows("SELECT m.id, m.subject, m.body, m.raw FROM messages m "
+                                           "WHERE m.from_addr = ? ORDER BY m.id", BOB)]
+    code, text = cli_at(desk, T0 + 5 * H, "privacy", "erase", CUSTOMER, "--reason", "x", "--force", "--dry-run")
+    assert code == 0 and "would erase: 2 complaint(s)" in text and "(1 on other complaints)" in text, text
+    assert search(files_of(desk), sentence=COPIED)["db"]["sentence"] > 0  # the dry run changed nothing
+    code, text = cli_at(desk, T0 + 5 * H, "privacy", "erase", CUSTOMER, "--reason", "x", "--force")
+    assert code == 0, text
+    after = search(files_of(desk), sentence=COPIED)
+    assert all(n == 0 for where in after.values() for n in where.values()), after
+    assert [tuple(r) for r in desk.rows("SELECT m.id, m.subject, m.body, m.raw FROM messages m "
+                                        "WHERE m.from_addr = ? ORDER BY m.id", BOB)] == bob_own
+    assert search(files_of(desk), BOB, BOB_NAME, BOB_SENTENCE)["db"]["sentence"] > 0
+    assert desk.rows("SELECT cc_addrs FROM complaints WHERE customer_addr = ?", BOB)[0][0] == "[]"
+
+
+def test_a_seller_record_exported(two_customers, tmp_path):
+    desk, first, second = two_customers
+    out = tmp_path / "seller.zip"
+    code, text = cli_at(desk, T0 + 5 * H, "privacy", "export", "--seller", "S-1042", "--out", str(out))
+    assert code == 0 and "seller S-1042" in text, text
+    record = json.loads(zipfile.ZipFile(out).read("seller.json"))
+    assert record["seller"]["address"] == LUMIERE and len(record["outreach"]) == 1
+    code, text = cli_at(desk, T0 + 5 * H, "privacy", "export", "--seller", "S-9999", "--out", str(out))
+    assert code == 1
