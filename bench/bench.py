@@ -688,7 +688,7 @@ def bench_privacy(total: int = 10_000) -> dict:
     """The erase as retention will run it: `total` closed complaints (each with its customer's raw
     mail, our acknowledgement, an `opened` event; every tenth with a file) anonymised one by one,
     one transaction each (service.privacy.anonymise_complaint, secure_delete on), then the search
-    index merged and the WAL truncated once (scrub_file)."""
+    index merged, the file vacuumed and the WAL truncated once (scrub_file)."""
     from maildesk.service import privacy
     from maildesk.store import privacy as rows
     from maildesk.store.db import Store, iso
@@ -718,6 +718,9 @@ def bench_privacy(total: int = 10_000) -> dict:
                              "raw, status, next_attempt_at, created_at, sent_at) VALUES (?,?,'ack','customer',?,?,?,?,"
                              "'sent',?,?,?)", (f"<o{i}@x>", cid, "support@x", f'["client{i}@example.fr"]', "Re",
                                                raw, at, at, at))
+                conn.execute("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
+                             "to_addrs, subject, body) VALUES (?,?,'out','customer:ack',?,'support@x',?,'Re',?)",
+                             (cid, f"<o{i}@x>", at, f"client{i}@example.fr", f"Bonjour Client {i}"))
                 conn.execute("INSERT INTO events (complaint_id, at, actor, kind, detail) VALUES (?,?,?,'opened',?)",
                              (cid, at, f"client{i}@example.fr", json.dumps({"level": 1, "customer": f"client{i}@example.fr"})))
                 if i % 10 == 0:

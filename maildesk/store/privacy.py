@@ -16,9 +16,7 @@ from maildesk.store.db import Store
 from maildesk.store.outbox import OutboxRows
 
 WAITING = ("queued", "failed")
-# indexes whose keys are addresses: rebuilt after an erase (measured: 5 fragments of 1,000 erased
-# addresses stayed in their pages without it, 0 with it; bench/bench.py --only privacy)
-ADDRESS_INDEXES = ("complaints_customer", "complaints_customer_key", "outbox_rcpt", "outbox_rcpt_key")  # outbox rows that could still go: cancelled for an erased person
+
 
 
 # --- reading (export, dry run) -------------------------------------------------------------
@@ -120,18 +118,23 @@ def anonymise_complaint(store: Store, complaint_id: int, now: datetime, by: str)
     conn.execute("UPDATE events SET actor = ? WHERE complaint_id = ? AND instr(actor, '@') > 0 "
                  "AND mailbox_key(actor) = ?", (address, complaint_id, c["customer_key"]))
     counts["events"] = _scrub_events(store, "events", "complaint_id = ?", (complaint_id,))
-    counts["events"] += _scrub_events(store, "seller_events", "complaint_id = ?", (complaint_id,))
+    counts["events"] += _scrub_events(  # by seller first: seller_events has no index on complaint_id
+        store, "seller_events", "seller_id IN (SELECT seller_id FROM outreach WHERE complaint_id = ? UNION "
+        "SELECT seller_id FROM complaints WHERE id = ?) AND complaint_id = ?", (complaint_id,) * 3)
     conn.execute("DELETE FROM search_index WHERE rowid IN "
                  "(SELECT id * 4 + 2 FROM events WHERE complaint_id = ? AND kind = 'note')", (complaint_id,))
     rows = OutboxRows(store)
-    waiting = store.all(f"SELECT id FROM outbox WHERE complaint_id = ? AND status IN {WAITING}", complaint_id)
+    # the outbox has no index on complaint_id: its rows are found by the messages row each one has
+    # (service/workflow.py queue), through the outbox's unique Message-ID
+    ours = "message_id IN (SELECT message_id FROM messages WHERE complaint_id = ? AND direction = 'out')"
+    waiting = store.all(f"SELECT id FROM outbox WHERE {ours} AND status IN {WAITING}", complaint_id)
     for r in waiting:
         rows.mark_cancelled(r["id"], now, by, "personal data erased")
     counts["outbox_cancelled"] = len(waiting)
     counts["outbox"] = conn.execute(
-        "UPDATE outbox SET subject = ?, raw = ?, last_error = NULL, "
+        f"UPDATE outbox SET subject = ?, raw = ?, last_error = NULL, "
         "rcpt = CASE WHEN audience = 'customer' THEN json_array(?) ELSE rcpt END, "
-        "rcpt_key = CASE WHEN audience = 'customer' THEN ? ELSE rcpt_key END WHERE complaint_id = ?",
+        f"rcpt_key = CASE WHEN audience = 'customer' THEN ? ELSE rcpt_key END WHERE {ours}",
         (privacy.ERASED, privacy.ERASED_BYTES, address, mailbox_key(address), complaint_id)).rowcount
     counts["notices"] = conn.execute("UPDATE notices SET context = '{}' WHERE complaint_id = ?",
                                      (complaint_id,)).rowcount
@@ -226,16 +229,15 @@ def secure(store: Store) -> None:
 
 def scrub_file(store: Store) -> dict:
     """After the erase's transactions: FTS5's segments merged (deleted tokens otherwise stay in
-    older segments), the address indexes rebuilt, then the WAL checkpointed into the file and truncated. `busy` means a
-    reader (the daemon mid-pass) kept the WAL: run `privacy erase` again to finish."""
+    older segments), the file rewritten (VACUUM) and the WAL checkpointed and truncated.
+
+    secure_delete alone is not enough, measured: after 1,000 complaints anonymised with it, a
+    fragment of an address stayed in an index page and one in an FTS5 content page (cells copied
+    when b-tree pages are rebalanced). REINDEX cleared the index, not the table; VACUUM clears both
+    (bench/bench.py --only privacy: NOTES-privacy.md). `busy` means a reader (the daemon mid-pass)
+    kept the WAL: run the erase again to finish."""
     with store.transaction():
         store.conn.execute("INSERT INTO search_index(search_index) VALUES ('optimize')")
-        for index in ADDRESS_INDEXES:  # b-tree balancing leaves cell fragments secure_delete misses
-            store.conn.execute(f"REINDEX {index}")
+    store.conn.execute("VACUUM")
     busy, log, done = store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return {"busy": bool(busy), "wal_frames": log, "checkpointed": done}
-
-
-def vacuum(store: Store) -> None:
-    store.conn.execute("VACUUM")
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
