@@ -108,8 +108,9 @@ def anonymise_complaint(store: Store, complaint_id: int, now: datetime, by: str)
     conn = store.conn
     counts = {"messages": conn.execute(
         "UPDATE messages SET subject = ?, body = ?, reply_text = NULL, raw = NULL, to_addrs = NULL, cc_addrs = NULL, "
-        "from_addr = CASE WHEN direction = 'in' AND from_addr IS NOT NULL AND mailbox_key(from_addr) = ? THEN ? "
-        "ELSE from_addr END WHERE complaint_id = ?",
+        # every sender but staff and sellers (their work addresses) goes: the customer, anyone in Cc
+        "from_addr = CASE WHEN direction = 'in' AND from_addr IS NOT NULL AND (mailbox_key(from_addr) = ? "
+        "OR (kind NOT LIKE 'staff%' AND kind != 'seller')) THEN ? ELSE from_addr END WHERE complaint_id = ?",
         (privacy.ERASED, privacy.ERASED, c["customer_key"], address, complaint_id)).rowcount}
     conn.execute("DELETE FROM search_index WHERE rowid IN (SELECT id * 4 + 1 FROM messages WHERE complaint_id = ?)",
                  (complaint_id,))
