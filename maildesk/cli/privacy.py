@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     ex.add_argument("--seller", default=None, help="export a seller's record instead (registry id)")
     ex.add_argument("--out", required=True, help="the zip file to write")
     er = ps.add_parser("erase", help="anonymise everything held about one address; statistics stay")
-    er.add_argument("address")
+    er.add_argument("address", help="the person's address (any spelling: case, +tag, Gmail dots)")
     er.add_argument("--reason", required=True, help="why (kept in the audit; the address never is)")
     er.add_argument("--by", default=None, help="who erased, for the audit trail (default: your login)")
     er.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     er.add_argument("--keep-mailbox", action="store_true",
                     help="leave the IMAP processed and quarantine folders alone")
     q = ps.add_parser("erased", help="was this address erased? when, by whom, why")
-    q.add_argument("address")
+    q.add_argument("address", help="the address to look for in the erasure audit (by its keyed hash)")
 
 
 def reads_only(args) -> bool:
