@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import pickle
@@ -671,6 +672,9 @@ ROWS = [
     ("memory: same, cap 30 MB (parsed whole)", "memory_25mb_cap30_mb", "MB", None),
     ("memory: peak after 1,000 messages", "memory_after_1000_mb", "MB", None),
     ("memory: peak after 10,000 messages", "memory_after_10000_mb", "MB", None),
+    ("privacy: erase 10,000 complaints", "privacy_erase_s", "s", None),
+    ("privacy: erase, per complaint", "privacy_erase_ms_each", "ms", None),
+    ("privacy: FTS5 merge + WAL truncate", "privacy_scrub_s", "s", None),
     ("floor: stdlib parse", "floor_parse_ms", "ms/msg", None),
     ("floor: one SQLite commit (WAL, FULL)", "floor_sqlite_commit_ms", "ms/msg", None),
     ("floor: one SMTP send (reused conn.)", "floor_smtp_send_ms", "ms/msg", None),
@@ -678,6 +682,74 @@ ROWS = [
     ("floor: new complaints, bare steps", "floor_new_per_s", "msg/s", None),
     ("floor: replies, bare steps", "floor_reply_per_s", "msg/s", None),
 ]
+
+
+def bench_privacy(total: int = 10_000) -> dict:
+    """The erase as retention will run it: `total` closed complaints (each with its customer's raw
+    mail, our acknowledgement, an `opened` event; every tenth with a file) anonymised one by one,
+    one transaction each (service.privacy.anonymise_complaint, secure_delete on), then the search
+    index merged, the file vacuumed and the WAL truncated once (scrub_file)."""
+    from maildesk.service import privacy
+    from maildesk.store import privacy as rows
+    from maildesk.store.db import Store, iso
+    workdir = Path(tempfile.mkdtemp(prefix="maildesk-bench-privacy-"))
+    path = workdir / "privacy.db"
+    try:
+        Store(path).close()
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA synchronous=OFF")
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        body = "Bonjour, ma commande {i} n'est jamais arrivée. " * 20
+        with conn:
+            for i in range(total):
+                at = iso(now - timedelta(days=1200, minutes=i))
+                cid = conn.execute("INSERT INTO complaints (ref, customer_addr, customer_key, customer_name, subject, "
+                                   "status, first_contact, opened_at, acked_at, closed_at, rating) "
+                                   "VALUES (?,?,?,?,?,'closed',?,?,?,?,4)",
+                                   (f"B{i:09d}", f"client{i}@example.fr", f"client{i}@example.fr", f"Client {i}",
+                                    "Colis jamais reçu", at, at, at, at)).lastrowid
+                text = body.format(i=i)
+                raw = f"From: Client {i} <client{i}@example.fr>\r\nSubject: Colis\r\n\r\n{text}".encode()
+                mid = conn.execute("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
+                                   "subject, body, raw) VALUES (?,?,'in','customer',?,?,?,?,?)",
+                                   (cid, f"<m{i}@example.fr>", at, f"client{i}@example.fr", "Colis", text, raw)
+                                   ).lastrowid
+                conn.execute("INSERT INTO outbox (message_id, complaint_id, kind, audience, mail_from, rcpt, subject, "
+                             "raw, status, next_attempt_at, created_at, sent_at) VALUES (?,?,'ack','customer',?,?,?,?,"
+                             "'sent',?,?,?)", (f"<o{i}@x>", cid, "support@x", f'["client{i}@example.fr"]', "Re",
+                                               raw, at, at, at))
+                conn.execute("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
+                             "to_addrs, subject, body) VALUES (?,?,'out','customer:ack',?,'support@x',?,'Re',?)",
+                             (cid, f"<o{i}@x>", at, f"client{i}@example.fr", f"Bonjour Client {i}"))
+                conn.execute("INSERT INTO events (complaint_id, at, actor, kind, detail) VALUES (?,?,?,'opened',?)",
+                             (cid, at, f"client{i}@example.fr", json.dumps({"level": 1, "customer": f"client{i}@example.fr"})))
+                if i % 10 == 0:
+                    content = os.urandom(20_000)
+                    sha = hashlib.sha256(content).hexdigest()
+                    conn.execute("INSERT INTO files (sha256, size, content) VALUES (?,?,?)", (sha, len(content), content))
+                    conn.execute("INSERT INTO attachments (message_row, filename, content_type, size, sha256) "
+                                 "VALUES (?,?,?,?,?)", (mid, f"photo{i}.jpg", "image/jpeg", len(content), sha))
+        conn.close()
+        size_before = path.stat().st_size
+        store = Store(path)
+        ids = [r[0] for r in store.all("SELECT id FROM complaints ORDER BY id")]
+        rows.secure(store)
+        t0 = time.perf_counter()
+        for cid in ids:
+            privacy.anonymise_complaint(store, cid, now=now, by="retention")
+        t_rows = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        rows.scrub_file(store)
+        t_scrub = time.perf_counter() - t1
+        left = store.scalar("SELECT count(*) FROM complaints WHERE customer_addr NOT LIKE '%@erased.invalid'")
+        store.close()
+        data = path.read_bytes()
+        return {"privacy_complaints": total, "privacy_erase_s": round(t_rows, 2),
+                "privacy_erase_ms_each": round(1000 * t_rows / total, 3), "privacy_scrub_s": round(t_scrub, 2),
+                "privacy_db_mb_before": round(size_before / 1e6, 1), "privacy_db_mb_after": round(len(data) / 1e6, 1),
+                "privacy_left": left, "privacy_addresses_in_file": data.count(b"client")}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def table(results: dict) -> str:
@@ -698,7 +770,7 @@ def table(results: dict) -> str:
 
 
 PARTS = {"floor": bench_floor, "backlog": bench_backlog, "latency": bench_latency,
-         "sweep": bench_sweep, "memory": bench_memory, "search": bench_search}
+         "sweep": bench_sweep, "memory": bench_memory, "search": bench_search, "privacy": bench_privacy}
 
 
 def main(argv=None) -> int:

@@ -144,3 +144,37 @@ class OtherFolders:
             return fetched
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
+    def delete_matching(self, folder: str, address: str, subjects: list[str]) -> int:
+        """Delete and expunge the messages of `folder` from, to or copied to `address` (its
+        headers' addresses compared exactly, not as the server's substring search does), or
+        whose subject holds one of `subjects` (a complaint's reference); how many went."""
+        from email.utils import getaddresses
+        from maildesk.core.addresses import mailbox_key
+        key = mailbox_key(address)
+        self._call(self.client.select_folder, folder)
+        try:
+            found: set[int] = set()
+            for criteria in (["FROM", address], ["TO", address], ["CC", address],
+                             *(["SUBJECT", s] for s in subjects)):
+                found |= set(self._call(self.client.search, criteria))
+            doomed = []
+            for start in range(0, len(found), BATCH):
+                chunk = sorted(found)[start:start + BATCH]
+                got = self._call(self.client.fetch, chunk, ["BODY.PEEK[HEADER.FIELDS (FROM TO CC SUBJECT)]"])
+                for uid, item in got.items():
+                    header = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), b"")
+                    text_ = header.decode("utf-8", "replace")
+                    people = getaddresses([line.partition(":")[2] for line in text_.replace("\r\n ", " ").splitlines()
+                                           if line.lower().startswith(("from:", "to:", "cc:"))])
+                    if any(a and mailbox_key(a) == key for _, a in people) or any(s in text_ for s in subjects):
+                        doomed.append(uid)
+            if doomed:
+                self._call(self.client.delete_messages, doomed)
+                if self.client.has_capability("UIDPLUS"):
+                    self._call(self.client.uid_expunge, doomed)
+                else:
+                    self._call(self.client.expunge)
+            return len(doomed)
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 from maildesk import __version__, logs
-from maildesk.cli import admin, attachment as attachment_cli, check, merge as merge_cli, report, sellers as seller_cli
+from maildesk.cli import (
+    admin, attachment as attachment_cli, check, merge as merge_cli, privacy as privacy_cli, report,
+    sellers as seller_cli,
+)
 from maildesk.cli.common import number
 from maildesk.service import ops
 from maildesk.core import categories, timefmt
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parsers(sub)  # status, check, init, digest, outbox, quarantine
     merge_cli.add_parser(sub)  # merge
     attachment_cli.add_parser(sub)  # attachment REF [N --out DIR]
+    privacy_cli.add_parser(sub)  # privacy export|erase|erased
     ops.add_parsers(sub)  # migrate, backup, restore
     _config_after_command(p)
     return p
@@ -124,6 +128,8 @@ def reads_only(args) -> bool:
         return args.retry is None and not args.all and args.action != "cancel"
     if c == "quarantine":
         return args.action == "list"
+    if c == "privacy":
+        return privacy_cli.reads_only(args)
     if c == "seller":
         return args.seller_command in ("list", "show")
     return False
@@ -371,6 +377,7 @@ COMMANDS.update(seller_cli.COMMANDS)
 COMMANDS.update(admin.COMMANDS)
 COMMANDS.update(merge_cli.COMMANDS)
 COMMANDS.update(attachment_cli.COMMANDS)
+COMMANDS.update(privacy_cli.COMMANDS)
 
 if __name__ == "__main__":
     sys.exit(main())
