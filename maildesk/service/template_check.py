@@ -34,7 +34,7 @@ _REFUSED = {"claimed": "alice@imolocale.example", "why": "DMARC fail", "ref": "I
 MAILS: dict[str, dict] = {
     "ack": {"contact_request": False},
     "staff_new": {"seller_hint": "Boutique Lumière (S-1042)", "contact_request": True},
-    "staff_reply": {},
+    "staff_reply": {"party": "partenaire@example.fr"},  # a party's message (parties.py); the customer's: no party
     "thanks_rating": {"satisfied": False, "mediation": True},  # the unsatisfied one names the mediator
     "mediation": {"due": NOW - timedelta(hours=1)},  # the resolution target missed
     "staff_dissatisfied": {"score": 1, "level": 3},
@@ -121,7 +121,7 @@ def _complaint_context(cfg) -> dict:
             "subject": complaint["subject"], "level": complaint["level"],
             "deadlines": policy.deadlines(first, cfg), "history": [latest, earlier], "latest": latest,
             "first_message": {"reply_text": "Bonjour, ma commande n'est jamais arrivée.", "body": ""},
-            "staff_name": None}
+            "staff_name": None, "cc": ("partenaire@example.fr",)}  # the customer's Cc (issue 16)
 
 
 def _digest_context(cfg, lang: str) -> dict:
