@@ -181,7 +181,7 @@ class Intake:
             return None
         self.wf.store_message(complaint["id"], mail, raw, kind, arrived_at)
         if kind == "bounce":  # a Cc'd address that failed leaves the Cc; the customer is untouched
-            self.wf.parties.bounce(complaint, mail, now)
+            self.wf.parties.bounce(complaint, mail, raw, now)
         self.store.add_event(complaint["id"], now, mail.from_addr, kind, reason=reason,
                              subject=mail.subject[:120], **({"feedback": mail.feedback} if mail.feedback else {}))
         log_event("automatic_recorded", complaint["ref"], sender=mail.from_addr, reason=reason)

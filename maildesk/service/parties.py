@@ -21,6 +21,7 @@ from maildesk.logs import event as log_event
 from maildesk.store import complaints
 from maildesk.store.complaints import complaint_from_row
 
+REPORT_BYTES = 256 * 1024  # where a delivery report's status part is looked for
 STAFF_CC = "staff_cc"  # the key in a Mail's context holding a staff reply's own Cc
 
 
@@ -91,9 +92,12 @@ class Parties:
         return complaint["ref"]
 
     # --- a delivery report ---------------------------------------------------------
-    def bounce(self, complaint, mail, now: datetime) -> None:
-        """A report naming a Cc'd address as failed drops it from the complaint's Cc."""
-        failed = parties.failed_cc(complaint, parties.failed_recipients(mail.text, mail.headers))
+    def bounce(self, complaint, mail, raw: bytes, now: datetime) -> None:
+        """A report naming a Cc'd address as failed drops it from the complaint's Cc. The report's
+        message/delivery-status part is not in the mail's text: its Final-Recipient lines are read
+        from the raw bytes (it comes before the returned message, so the first REPORT_BYTES)."""
+        text = raw[:REPORT_BYTES].decode("utf-8", "replace")
+        failed = parties.failed_cc(complaint, parties.failed_recipients(text, mail.headers))
         if not failed:
             return
         complaints.drop_cc(self.store, complaint, failed, now, "maildesk", "delivery report")
