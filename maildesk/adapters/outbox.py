@@ -49,9 +49,10 @@ import aiosmtplib
 
 from maildesk.adapters import connect
 from maildesk.adapters.smtp import SmtpBatch
-from maildesk.core import sending
+from maildesk.core import parties, sending
 from maildesk.core.sending import PROBE_EVERY, PermFail, Sent, TempFail
 from maildesk.logs import event as log_event
+from maildesk.store import complaints
 from maildesk.store.db import Store, iso
 from maildesk.store.outbox import OutboxRow, OutboxRows, clear_state
 
@@ -277,6 +278,8 @@ class Outbox:
             if durable:
                 self._marks = 0
             result.sent += 1
+            if outcome.refused and row.complaint_id is not None:  # issue 16: a refused Cc leaves the Cc
+                self._refused(row, outcome.refused, now)
             if status == "sent":
                 log_event("mail_sent", self._ref(row.complaint_id, row.ref), kind=row.kind,
                           message_id=row.message_id, note=outcome.note)
@@ -300,6 +303,20 @@ class Outbox:
             result.retry += 1
             log_event("send_retry", self._ref(row.complaint_id, row.ref), severity=30, kind=row.kind,
                       attempts=attempts, error=outcome.reason[:200])
+
+    def _refused(self, row: OutboxRow, refused: tuple[tuple[str, str], ...], now: datetime) -> None:
+        """Recipients refused at RCPT while others took the mail: recorded on the complaint, and
+        a refused address of the customer's Cc dropped from it (core/parties.py); nothing is said
+        about the customer unless she is the one refused."""
+        with self.store.transaction():
+            self.store.add_event(row.complaint_id, now, "smtp", "recipient_refused", mail=row.kind,
+                                 refused=[f"{a}: {why}"[:200] for a, why in refused])
+            complaint = self.store.complaint_by_id(row.complaint_id)
+            failed = parties.failed_cc(complaint, [a for a, _ in refused]) if complaint else ()
+            if failed:
+                complaints.drop_cc(self.store, complaint, failed, now, "smtp", "refused by the server")
+        log_event("recipient_refused", self._ref(row.complaint_id, row.ref), severity=30, kind=row.kind,
+                  count=len(refused))
 
     def retry(self, now: datetime, row_id: int | None = None) -> int:
         """Put failed (or waiting) mail back in line now: `maildesk outbox --retry`."""

@@ -116,7 +116,7 @@ class SmtpBatch:
                                     f"address {odd}")
                 options = ["SMTPUTF8"]
             self.begin(row)
-            await client.sendmail(row.mail_from, rcpts, row.raw, mail_options=options)
+            errors, _ = await client.sendmail(row.mail_from, rcpts, row.raw, mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
             quota = next((r for r in e.recipients if "5.4.5" in r.message), None)
@@ -134,5 +134,6 @@ class SmtpBatch:
             return TempFail(f"{type(e).__name__}: {e}", stop=True, in_doubt=True)
         except Exception as e:  # a bulkhead: this row's trouble stays this row's
             return TempFail(f"unexpected {type(e).__name__}: {e}", unexpected=True)
-        return Sent()
+        # some recipients refused, the others took it (a Cc'd address that does not exist): sent
+        return Sent(refused=tuple((a, f"{r.code} {r.message}") for a, r in (errors or {}).items()))
 

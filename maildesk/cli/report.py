@@ -7,7 +7,7 @@ from datetime import datetime
 
 from maildesk.cli import attachment
 from maildesk.cli.display import shown
-from maildesk.core import deadlines, refs, timefmt
+from maildesk.core import deadlines, parties, refs, timefmt
 from maildesk.core.addresses import mailbox_key
 from maildesk.store import files, reports
 from maildesk.store.db import Store, from_iso, iso
@@ -57,14 +57,15 @@ def show(store: Store, cfg, ref: str, now: datetime) -> dict | None:
     for msg in store.messages(row["id"]):
         timeline.append({"at": msg["at"], "who": msg["from_addr"] if msg["direction"] == "in" else "maildesk",
                          "what": ("received " if msg["direction"] == "in" else "queued ") + msg["kind"],
-                         "detail": {"to": msg["to_addrs"], "subject": msg["subject"], **merged_from(msg),
+                         "detail": {"to": msg["to_addrs"], "cc": ", ".join(json.loads(msg["cc_addrs"] or "[]")), "subject": msg["subject"], **merged_from(msg),
                                     "text": (msg["reply_text"] or msg["body"] or "")[:200]}})
     for out in reports.sent_for(store, row["id"]):
         if out["sent_at"]:
             timeline.append({"at": out["sent_at"], "who": "smtp", "what": f"{out['status']} {out['audience']}:{out['kind']}",
                              "detail": {"to": ", ".join(out["to"])}})
     timeline.sort(key=lambda e: e["at"])
-    return {"complaint": complaint_summary(row), "deadlines": deadline_states(row, cfg, now), "timeline": timeline,
+    summary = {**complaint_summary(row), "cc": list(parties.stored(row))}  # the customer's Cc (issue 16)
+    return {"complaint": summary, "deadlines": deadline_states(row, cfg, now), "timeline": timeline,
             "files": [attachment.as_dict(f, cfg) for f in files.of_complaint(store, row["id"])],
             "parts_not_read": attachment.unread_parts(store, row["id"])}
 
@@ -78,6 +79,7 @@ def format_show(doc: dict, cfg) -> str:
         f"  status   : {c['status']}, level {c['level']} ({LEVEL_NAMES[c['level']]})"
         + (f", owner {c['owner']}" if c["owner"] else "")
         + (f", merged into {c['merged_into']}" if c.get("merged_into") else ""),
+        *([f"  in Cc    : {', '.join(c['cc'])}"] if c.get("cc") else []),
         f"  category : {c['category']}",
         f"  first contact: {_local(from_iso(c['first_contact']), tz)}"
         + (f"   order: {c['order_number']}" if c["order_number"] else "")

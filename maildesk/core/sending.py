@@ -62,6 +62,9 @@ def gives_up(unexpected: int) -> bool:
 @dataclass(frozen=True)
 class Sent:
     note: str | None = None
+    # recipients the server refused while it took the mail for others (a Cc'd address, issue 16):
+    # (address, "code message") each; the mail is sent, the refusals are recorded
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

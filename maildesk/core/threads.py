@@ -1,7 +1,8 @@
 """Which complaint a mail belongs to.
 
 A reference tag or a reply header only counts when the sender is a party
-to that complaint: its customer (or staff, or its linked seller). A stranger
+to that complaint: its customer (or staff, or its linked seller, or someone the
+customer put in Cc). A stranger
 quoting someone else's reference opens a complaint of their own and sees
 nothing of the other one (the zammad#5064 lesson).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from maildesk.core.parties import is_party
 from maildesk.core.robots import CUSTOMER, SELLER, STAFF
 
 
@@ -17,7 +19,8 @@ def belongs(complaint: Mapping, sender: str, role: str, seller_address: str | No
         return True
     if role == SELLER:
         return bool(seller_address) and sender == seller_address
-    return sender == complaint["customer_addr"]
+    # the customer, or someone she put in Cc (core/parties.py): a party, who may write in
+    return sender == complaint["customer_addr"] or is_party(complaint, sender)
 
 
 def choose(sender: str, role: str, tagged: Sequence[Mapping], by_headers: Sequence[Mapping],

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from maildesk.core import (
-    addresses, budgets, categories, commands, policy, refs, robots, staff, status_request, threads, trust,
+    addresses, budgets, categories, commands, parties, policy, refs, robots, staff, status_request, threads, trust,
 )
 from maildesk.core.addresses import mailbox_key
 from maildesk.core.commands import Canned, ForMerge, ForSeller
@@ -92,6 +92,9 @@ class Intake:
                       claimed=",".join(c["ref"] for c in tagged))
         if complaint is None:
             return self._open(mail, raw, arrived_at, now)
+        if mail.from_addr != complaint["customer_addr"] and parties.is_party(complaint, mail.from_addr):  # her Cc
+            return self.wf.parties.message(complaint, mail, raw, arrived_at, now)
+        complaint = self.wf.parties.note_customer_cc(complaint, mail, now)  # new ones in her Cc
         if status_request.is_status_request(mail.reply_text):  # issue 18 item 5: no clock moves, no one told
             self.wf.store_message(complaint["id"], mail, raw, "status_request", arrived_at)
             self.wf.tell(complaint, status_request.answer(complaint_from_row(complaint), now, self.cfg), now,
@@ -121,6 +124,7 @@ class Intake:
         })
         complaint = self.store.complaint_by_id(row_id)
         message_row = self.wf.store_message(row_id, mail, raw, "customer", arrived_at)
+        complaint = self.wf.parties.note_customer_cc(complaint, mail, now)  # issue 16: her Cc, kept
         reachable, why = addresses.sendable(mail.from_addr)
         decision = policy.open_complaint(complaint_from_row(complaint), now, self.cfg, send_ack=intake.send_ack,
                                          notify_staff=intake.notify_each, seller_hint=self.sellers.hint(mail),
@@ -176,6 +180,8 @@ class Intake:
                       claimed=",".join(sorted({c["ref"] for c in claimed})) or None)
             return None
         self.wf.store_message(complaint["id"], mail, raw, kind, arrived_at)
+        if kind == "bounce":  # a Cc'd address that failed leaves the Cc; the customer is untouched
+            self.wf.parties.bounce(complaint, mail, raw, now)
         self.store.add_event(complaint["id"], now, mail.from_addr, kind, reason=reason,
                              subject=mail.subject[:120], **({"feedback": mail.feedback} if mail.feedback else {}))
         log_event("automatic_recorded", complaint["ref"], sender=mail.from_addr, reason=reason)
@@ -227,12 +233,14 @@ class Intake:
                 self.canned.carry_out(complaint, result, actor, now, self._staff_name(actor), mail.message_id)
             elif isinstance(result, ForMerge):  # what follows acts on the survivor
                 complaint = self.wf.merger.by_mail(complaint, result, actor, now, mail.message_id, mail.subject)
-            else:
+            else:  # a staff member's own Cc is copied on the customer mail it makes (#ask, #resolve)
+                result = self.wf.parties.with_staff_cc(result, complaint, mail)
                 self.wf.apply(complaint, result, now, actor, message_row=message_row,
                               staff_name=self._staff_name(actor) if step.command.signed else None)
         if plan.relay:
             complaint = self.store.complaint_by_id(complaint["id"])
             decision = policy.staff_answer(complaint_from_row(complaint), now, self.cfg, plan.relay, actor)
+            decision = self.wf.parties.with_staff_cc(decision, complaint, mail)  # her Cc, on this relay only
             self.wf.apply(complaint, decision, now, actor, staff_name=self._staff_name(actor), message_row=message_row)
 
     def _staff_name(self, address: str) -> str | None:

@@ -17,7 +17,7 @@ from maildesk.store.db import Store
 from maildesk.store.files import StoredFile
 
 # the messages whose files a team new to the complaint is shown: people's mail, not robots'
-SHOWN_SOURCES = ("customer", "staff", "note", "seller", "cc")
+SHOWN_SOURCES = ("customer", "staff", "note", "seller", "party")
 SIGNATURE_IMAGE_MAX = 64 * 1024  # an inline image this small in a staff mail is a signature's logo
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from email import message_from_bytes, policy as email_policy
 
 from maildesk.adapters import webhook
-from maildesk.core import commands, policy, refs, sellers, threads
+from maildesk.core import commands, parties, policy, refs, sellers, threads
 from maildesk.core.commands import ForSeller
 from maildesk.core.policy import Decision, Mail
 from maildesk.core.robots import CUSTOMER, SELLER
@@ -208,7 +208,9 @@ class SellerDesk:
         """P11: write to the seller on the customer's behalf. A message while an
         outreach waits adds to it (same deadline); otherwise a new one starts."""
         lang = self.cfg.policy.language
-        facts = sellers.redact((facts or "").strip(), complaint["customer_addr"], REDACTED.get(lang, REDACTED["en"]))
+        facts = (facts or "").strip()
+        for secret in (complaint["customer_addr"], *parties.stored(complaint)):  # nor her Cc (issue 16)
+            facts = sellers.redact(facts, secret, REDACTED.get(lang, REDACTED["en"]))
         waiting = self.registry.outreaches(complaint["id"], seller["id"], status="waiting")
         earlier = self.registry.outreaches(complaint["id"], seller["id"])
         if waiting:
@@ -237,6 +239,8 @@ class SellerDesk:
             return  # the seller's own address is a spelling of the customer's: nothing to keep from them
         if leaks(row["raw"], complaint["customer_addr"]):
             raise SellerLeak(f"a mail to a seller on {complaint['ref']} carried the customer's address")
+        if any(leaks(row["raw"], a) for a in parties.stored(complaint)):  # her Cc list is hers (issue 16)
+            raise SellerLeak(f"a mail to a seller on {complaint['ref']} carried an address of the customer's Cc")
 
     def sweep(self, now: datetime, batch: int = 200) -> int:
         """The outreach clock job: reminders halfway, failure at the deadline, each once.

@@ -44,7 +44,7 @@ FILES = [{"number": n, "filename": name, "type": "image/jpeg", "size": "40 Ko", 
 MAILS: dict[str, dict] = {
     "ack": {"contact_request": False},
     "staff_new": {"seller_hint": "Boutique Lumière (S-1042)", "contact_request": True},
-    "staff_reply": {},
+    "staff_reply": {"party": "partenaire@example.fr"},  # a party's message (parties.py); the customer's: no party
     "thanks_rating": {"satisfied": False, "mediation": True},  # the unsatisfied one names the mediator
     "mediation": {"due": NOW - timedelta(hours=1)},  # the resolution target missed
     "staff_dissatisfied": {"score": 1, "level": 3},
@@ -131,7 +131,8 @@ def _complaint_context(cfg) -> dict:
             "subject": complaint["subject"], "level": complaint["level"],
             "deadlines": policy.deadlines(first, cfg), "history": [latest, earlier], "latest": latest,
             "first_message": {"reply_text": "Bonjour, ma commande n'est jamais arrivée.", "body": ""},
-            "staff_name": None, "files": FILES}
+            "staff_name": None, "files": FILES,
+            "cc": ("partenaire@example.fr",)}  # the customer's Cc (issue 16)
 
 
 def _digest_context(cfg, lang: str) -> dict:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from maildesk.config import Config
-from maildesk.core import addresses, budgets, policy, refs
+from maildesk.core import addresses, budgets, parties, policy, refs
 from maildesk.core.addresses import mailbox_key
 from maildesk.inbound.parse import InboundMail
 from maildesk.logs import event as log_event
@@ -25,6 +25,7 @@ from maildesk.service import dossier, mail_files
 from maildesk.service.intake import Intake, Outcome
 from maildesk.service.merging import Merger
 from maildesk.service.notices import Notices
+from maildesk.service.parties import Parties
 from maildesk.service.seller_desk import SellerDesk
 from maildesk.store import complaints as queries, files
 from maildesk.store.complaints import complaint_from_row
@@ -52,6 +53,7 @@ class Workflow:
         self.silent = False  # importing history (`import-mbox`): decide everything, send nothing
         self.sellers = SellerDesk(self)  # P11-P13: registry, outreach, contact details, sanctions
         self.notices = Notices(self)  # admin alerts and flood notices, coalesced to one mail an hour
+        self.parties = Parties(self)  # the customer's Cc (issue 16): kept, copied, parties' mail
         self.intake = Intake(self, self.sellers)  # inbound mail: who wrote, which complaint
         self.merger = Merger(self)  # `#merge` and `maildesk merge`: A into B
 
@@ -182,11 +184,12 @@ class Workflow:
                 context["files"] = carried.listing
                 rendered = self.templates.render(mail.template, lang, **context)
         message_id = new_message_id(self.cfg.support_domain, ref)
+        cc = self.parties.cc_for(complaint, mail)  # issue 16 Cc: the customer's Cc, a staff reply's own (parties.py)
         thread = queries.threading(self.store, complaint["id"], mail.audience) if complaint else None
         while True:
             raw = compose(
                 from_addr=self.cfg.smtp.from_address, from_name=self.cfg.smtp.from_name,
-                to=list(mail.to), subject=rendered.subject, text=rendered.text, html=rendered.html,
+                to=list(mail.to), cc=cc, subject=rendered.subject, text=rendered.text, html=rendered.html,
                 message_id=message_id, date=now, in_reply_to=in_reply_to or (thread.parent if thread else None),
                 references=thread.chain if thread else [],
                 auto_submitted=AUTO_SUBMITTED.get(mail.kind, "auto-generated"),
@@ -199,7 +202,7 @@ class Workflow:
         self.store.insert("outbox", {
             "message_id": message_id, "complaint_id": complaint["id"] if complaint else None,
             "kind": mail.kind, "audience": mail.audience, "routine": int(mail.routine),
-            "mail_from": self.cfg.smtp.from_address, "rcpt": json.dumps(list(mail.to)),
+            "mail_from": self.cfg.smtp.from_address, "rcpt": json.dumps([*mail.to, *cc]),  # the envelope: Cc too
             "rcpt_key": mailbox_key(mail.to[0]) if mail.audience == "customer" and len(mail.to) == 1 else None,
             "subject": rendered.subject, "raw": raw, "status": "queued", "attempts": 0,
             "next_attempt_at": iso(now), "created_at": iso(now)})
@@ -207,7 +210,8 @@ class Workflow:
             self.store.insert("messages", {
                 "complaint_id": complaint["id"], "message_id": message_id, "direction": "out",
                 "kind": f"{mail.audience}:{mail.kind}", "at": iso(now), "from_addr": self.cfg.support_address,
-                "to_addrs": ", ".join(mail.to), "subject": rendered.subject, "body": rendered.text})
+                "to_addrs": ", ".join(mail.to), "subject": rendered.subject, "body": rendered.text,
+                "cc_addrs": json.dumps(cc) if cc else None})  # issue 16 Cc
         log_event("mail_queued", ref, kind=mail.kind, audience=mail.audience, template=mail.template)
         return message_id
 
@@ -225,6 +229,7 @@ class Workflow:
         ctx.update(complaint=c, ref=complaint["ref"], tag=refs.tag(complaint["ref"]),
                    subject=complaint["subject"] or "", level=complaint["level"],
                    deadlines=policy.deadlines(c["first_contact"], self.cfg),
-                   history=items, latest=next((h for h in items if h["kind"] == "customer"), None),
+                   history=items, latest=next((h for h in items if h["kind"] in ("customer", "party")), None),
+                   cc=parties.stored(complaint),  # issue 16 Cc: staff see who is copied
                    first_message=queries.first_customer_message(self.store, complaint["id"]))
         return ctx

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from maildesk.core import policy
+from maildesk.core import parties, policy
 from maildesk.core.sellers import UNLINKED, RequestFacts
 from maildesk.store.db import Store, from_iso, iso
 
@@ -109,3 +109,10 @@ def request_facts(store: Store, complaint_id: int, outreach_state: str = UNLINKE
                         last_request=last.get("seller_contact_requested"),
                         last_disclosure=last.get("seller_details_disclosed"),
                         last_failure=last.get("seller_outreach_failed"))
+
+
+def drop_cc(store: Store, complaint, failed, at: datetime, actor: str, why: str) -> None:
+    """Addresses of the complaint's Cc whose delivery failed leave it (`cc_dropped` says which and why)."""
+    kept = [a for a in parties.stored(complaint) if a not in failed]
+    store.update("complaints", complaint["id"], {"cc_addrs": json.dumps(kept)})
+    store.add_event(complaint["id"], at, actor, "cc_dropped", addresses=list(failed), why=why)

@@ -294,8 +294,8 @@ class Store:
         return self.all("SELECT * FROM events WHERE complaint_id = ? ORDER BY at, id", complaint_id)
 
     def messages(self, complaint_id: int) -> list[sqlite3.Row]:
-        return self.all("SELECT id, message_id, direction, kind, at, from_addr, to_addrs, subject, body, reply_text, "
-                        "merged_from FROM messages WHERE complaint_id = ? ORDER BY at, id", complaint_id)
+        return self.all("SELECT id, message_id, direction, kind, at, from_addr, to_addrs, cc_addrs, subject, body, "
+                        "reply_text, merged_from FROM messages WHERE complaint_id = ? ORDER BY at, id", complaint_id)
 
     def recent_auto_replies(self, address: str, since: datetime) -> int:
         """Automatic mail queued to one mailbox (any spelling of it) since then (staff-written

@@ -61,6 +61,7 @@ class SmtpSink:
         self._fail_reply = ""
         self._refuse_reply: str | None = None
         self._refuse_at = "DATA"
+        self.unknown_users: set[str] = set()  # refused at RCPT TO with 550 5.1.1, the others accepted
         self._connections = 0
         self._controller: Controller | None = None
 
@@ -131,6 +132,8 @@ class SmtpSink:
         with self._cond:
             if self._refuse_reply and self._refuse_at == "RCPT":
                 return self._refuse_reply
+            if address.lower() in self.unknown_users:
+                return "550 5.1.1 no such user"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"

@@ -27,7 +27,7 @@ from tests.unit.test_mail_fuzz import SEEDS, mutate, mutation
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
 # Every header our outgoing mail may carry (outgoing.compose); anything else is an injection.
-OUR_HEADERS = {"from", "to", "subject", "date", "message-id", "in-reply-to", "references", "reply-to",
+OUR_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references", "reply-to",
                "auto-submitted", "x-auto-response-suppress", "x-maildesk-reference", "mime-version",
                "content-type", "content-transfer-encoding"}
 PART_HEADERS = {"content-disposition", "content-id"}  # the files a notification carries (issue 16)
@@ -82,7 +82,8 @@ def check_outgoing(row) -> None:
     msg = message_from_string(raw.decode("utf-8"), policy=email_policy.default)
     assert not msg.defects
     rcpt = json.loads(row["rcpt"])
-    assert sorted(a.addr_spec for a in msg["To"].addresses) == sorted(rcpt)
+    cc = [a.addr_spec for a in msg["Cc"].addresses] if msg["Cc"] else []  # the customer's Cc (issue 16)
+    assert sorted([*(a.addr_spec for a in msg["To"].addresses), *cc]) == sorted(rcpt)
     for part in msg.walk():  # no header smuggled into a MIME part either
         assert {k.lower() for k in part.keys()} <= (OUR_HEADERS | PART_HEADERS if part is not msg else OUR_HEADERS)
 
