@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from maildesk.core import merging, policy
+from maildesk.core import merging, parties, policy
 from maildesk.logs import event as log_event
 from maildesk.store import merges
 
@@ -52,6 +52,8 @@ class Merger:
             log_event("merge_refused", source_row["ref"], target=target_ref, reason=verdict.reason)
             return Result(False, source_row["ref"], target_ref.upper(), reason=verdict.reason)
         moved = merges.move(self.store, source_row["id"], target_row["id"], source_row["ref"], target_row["ref"])
+        if (source_row["customer_key"] or "") == (target_row["customer_key"] or ""):  # her Cc on A follows her to B
+            self.wf.parties.take_cc(target_row, parties.stored(source_row), actor, now)
         self.wf.apply(source_row, verdict.source, now, actor)  # stays on A: closed as merged
         self.wf.apply(target_row, verdict.target, now, actor)
         survivor = self.store.complaint_by_id(target_row["id"])

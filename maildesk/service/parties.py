@@ -52,6 +52,14 @@ class Parties:
             log_event("cc_refused", complaint["ref"], count=len(refused))
         return self.store.complaint_by_id(complaint["id"]) if picked.added else complaint
 
+    def take_cc(self, complaint, offered, actor: str, now: datetime) -> None:
+        """Add `offered` to the complaint's Cc by the same rule as the customer's own (a merge)."""
+        picked = parties.customer_cc(parties.stored(complaint), offered, self.cfg, self._sellers(),
+                                     complaint["customer_addr"])
+        if picked.added:
+            self.store.update("complaints", complaint["id"], {"cc_addrs": json.dumps(list(picked.kept))})
+            self.store.add_event(complaint["id"], now, actor, "cc_added", addresses=list(picked.added))
+
     def cc_for(self, complaint, mail: policy.Mail) -> list[str]:
         """The Cc of one outgoing mail (queue() puts it in the header and the envelope)."""
         if complaint is None or mail.audience != "customer":

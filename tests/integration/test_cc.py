@@ -207,3 +207,16 @@ def test_a_partys_status_question_is_answered_in_the_customers_thread(desk):
     [(status, rcpt)] = got  # the status mail only: staff are not told, no clock moves
     assert [a.addr_spec for a in status["To"].addresses] == [CUSTOMER] and cc_of(status) == [PARTNER]
     assert sorted(rcpt) == sorted([CUSTOMER, PARTNER])
+
+
+def test_a_merge_carries_the_customers_cc_to_the_survivor(desk):
+    a, _, _, _ = open_with_cc(desk, f"Paul <{PARTNER}>")
+    desk.deliver(mail(body="Je réécris : toujours rien.", subject="Lampe", message_id="<c2@example.fr>"),
+                 msg_time=T0 + H)
+    got = at(desk, T0 + H + timedelta(minutes=1))
+    [b] = {ref_of(m) for m, _ in got if CUSTOMER in str(m["To"])}
+    assert a != b and complaint(desk, b)["cc_addrs"] is None
+    code, out = cli_at(desk, T0 + 2 * H, "merge", a, b, "--by", "julie")
+    assert code == 0, out
+    assert json.loads(complaint(desk, b)["cc_addrs"]) == [PARTNER]
+    assert "cc_added" in events(desk, b)
