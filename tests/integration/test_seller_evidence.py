@@ -93,8 +93,8 @@ def test_the_seller_gets_the_evidence_cleaned_and_the_team_learn_what_stayed(reg
     # the team are told, by name and reason, what the seller was not sent
     [told] = [m for m in to(sent, CS) if "non envoyées" in str(m["Subject"])]
     words = body(told)
-    assert "releve.pdf — it names the customer" in words and "adresse.txt — it names the customer" in words
-    assert "IMG_0042.HEIC — HEIC/HEIF photo" in words and "colis.jpg" not in words
+    assert "releve.pdf — elle nomme le client" in words and "adresse.txt — elle nomme le client" in words
+    assert "IMG_0042.HEIC — photo HEIC/HEIF" in words and "colis.jpg" not in words
     [detail] = [json.loads(r["detail"]) for r in desk.rows(
         "SELECT e.detail FROM events e WHERE e.kind = 'evidence_withheld'")]
     assert [f["filename"] for f in detail["files"]] == ["releve.pdf", "IMG_0042.HEIC", "adresse.txt"]
