@@ -119,21 +119,46 @@ def _unclean_media(content_type: str, content: bytes) -> Withheld | None:
 
 def document_problem(content: bytes, who: Identity) -> str | None:
     """Why a document may not go to the seller (it names the customer, or it cannot be read
-    through), or None. See the module's docstring for what is read."""
+    through), or None. See the module's docstring for what is read. Each reading is first looked
+    through as bytes for a plain piece of the name or the address's domain (fast); only then are
+    the slower patterns (accents, every spelling of the address) run."""
     address = sellers.address_pattern(who.address)
     name = _name_pattern(who)
+    anchors = _anchors(who)
     domain = who.address.rpartition("@")[2].split(".")[0].lower()
     try:
-        for text in _texts(content):
-            if name and name.search(text):
-                return NAMES_CUSTOMER
-            if _address_in(text, address, domain):
-                return NAMES_CUSTOMER
+        for data in _texts(content):
+            low = data.lower()
+            named = name is not None and (anchors is None or any(a in low for a in anchors))
+            mailed = len(domain) < 2 or domain.encode() in low
+            if not (named or mailed):
+                continue
+            for text in (data.decode("latin-1"), data.decode("utf-8", "replace")):
+                if named and name.search(text) or mailed and _address_in(text, address, domain):
+                    return NAMES_CUSTOMER
     except _GpsInside as e:
         return str(e)
     except _Unreadable as e:
         return f"it cannot be checked for the customer's name ({e})"
     return None
+
+
+def _anchors(who: Identity) -> list[bytes] | None:
+    """Plain lower-case pieces of the name's words (their longest unaccented run, and the word
+    without accents), one of which any writing of the name holds; None when a word has none long
+    enough to say anything: then every reading gets the full pattern."""
+    found = []
+    for n in [who.name or "", *who.other, who.address.rpartition("@")[0].partition("+")[0]]:
+        for word in re.split(r"[\W_]+", n):
+            if not word or word.isdigit():
+                continue
+            runs = [r for r in re.findall(r"[a-z]+", word.lower())]
+            pieces = {max(runs, key=len, default=""), _fold(word).replace(" ", "")}
+            pieces = {x for x in pieces if len(x) >= 3}
+            if not pieces:
+                return None
+            found += [x.encode() for x in pieces]
+    return found or None
 
 
 class _Unreadable(Exception):
@@ -188,14 +213,14 @@ def _name_pattern(who: Identity) -> re.Pattern | None:
 
 
 def _texts(content: bytes):
-    """The document read every way the module's docstring says, one text at a time."""
+    """The document read every way the module's docstring says, one reading (bytes) at a time."""
     budget = [SCAN_BUDGET]
     yield from _readings(content)
     if content[:1024].find(b"%PDF-") >= 0:
         for hexa in re.finditer(rb"<([0-9A-Fa-f\s]{8,})>", content):
             digits = re.sub(rb"\s", b"", hexa.group(1))
             data = bytes.fromhex(digits.decode()[: len(digits) // 2 * 2])
-            yield data.decode("utf-16-be", "replace") if data[:2] == b"\xfe\xff" else data.decode("latin-1")
+            yield data.decode("utf-16-be", "replace").encode() if data[:2] == b"\xfe\xff" else data
         for stream in re.finditer(rb"stream\r?\n", content):
             end = content.find(b"endstream", stream.end())
             inflated = _inflate(content[stream.end():end if end > 0 else len(content)], budget)
@@ -234,11 +259,11 @@ def _gps_in_image(name: str, data: bytes) -> bool:
 
 
 def _readings(data: bytes):
-    """Bytes as Latin-1 and UTF-8 text, and as UTF-16 with its zero bytes dropped."""
-    yield data.decode("latin-1")
-    yield data.decode("utf-8", "replace")
-    if b"\x00" in data:  # UTF-16 strings (a PDF's \xfe\xff ones) anywhere among other bytes
-        yield data.replace(b"\x00", b"").decode("latin-1")
+    """The bytes, and the bytes with their zero bytes dropped: UTF-16 text of Latin letters (a
+    PDF's \\xfe\\xff strings) anywhere among other bytes."""
+    yield data
+    if b"\x00" in data:
+        yield data.replace(b"\x00", b"")
 
 
 def _inflate(data: bytes, budget: list[int]) -> bytes:

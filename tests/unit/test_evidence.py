@@ -155,3 +155,10 @@ def test_heic_photos_and_videos_are_withheld_with_the_reason():
 def test_a_file_name_with_any_spelling_of_the_address_is_replaced():
     out = for_seller("scan_jeanne.dupont[at]example.fr.pdf", "application/pdf", b"%PDF-1.4", WHO, 4)
     assert out.filename == "document-4.pdf"
+
+
+def test_accents_and_case_do_not_hide_the_name_in_a_document():
+    who = Identity("h.dupre@example.org", "Hélène Dupré")
+    for written in ("HELENE DUPRE".encode(), "Dupré, Hélène".encode("utf-8"), "Hélène Dupré".encode("latin-1")):
+        assert for_seller("x.pdf", "application/pdf", b"%PDF-1.4 /Author (" + written + b")", who, 1) == \
+            Withheld("it names the customer"), written
