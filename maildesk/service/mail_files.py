@@ -66,8 +66,9 @@ def chosen(store: Store, complaint_id: int, carry: str, message_row: int | None)
     every = files.of_complaint(store, complaint_id)
     if carry == "complaint":
         return [f for f in every if f.direction == "in" and f.source in SHOWN_SOURCES]
-    if carry == "evidence":
-        return [f for f in every if f.direction == "in" and f.source == "customer"]
+    if carry == "evidence":  # `message_row` here: the last mail to the seller; only files since
+        return [f for f in every if f.direction == "in" and f.source == "customer"
+                and (message_row is None or f.message_row > message_row)]
     return []
 
 

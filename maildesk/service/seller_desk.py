@@ -11,6 +11,7 @@ is checked before the transaction can commit.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy as email_policy
 
@@ -106,7 +107,7 @@ class SellerDesk:
                 # a seller who is a customer too: their own complaint, or a new one about a purchase
                 return self._as_customer(mail, raw, seller, tagged, by_headers, arrived_at, now)
             return self._unthreaded(mail, raw, seller, tagged, arrived_at, now)
-        self.wf.store_message(complaint["id"], mail, raw, "seller", arrived_at)
+        row = self.wf.store_message(complaint["id"], mail, raw, "seller", arrived_at)
         late = False
         for o in self.registry.outreaches(complaint["id"], seller["id"]):
             if o["status"] == "waiting" and arrived_at >= from_iso(o["due_at"]):
@@ -119,10 +120,11 @@ class SellerDesk:
                 late = self.registry.late_answer(o["id"]) or late
         d = Decision()
         d.event("seller_answered", seller=seller["id"], late=late or None)
+        # the seller's files go to the team with their answer, never on to the customer: staff decide
         d.tell_staff(policy.handlers(complaint_from_row(complaint), self.cfg), "staff_seller_reply", "notify",
-                     seller=sellers.seller_card(seller), late=late,
+                     carry="message", seller=sellers.seller_card(seller), late=late,
                      text=(mail.reply_text or mail.text or "").strip()[:5000])
-        self.wf.apply(complaint, d, now, actor=mail.from_addr)
+        self.wf.apply(complaint, d, now, actor=mail.from_addr, message_row=row)
         self.registry.event(seller["id"], now, mail.from_addr, "answered", complaint_id=complaint["id"],
                             ref=complaint["ref"], late=late or None)
         log_event("seller_reply", complaint["ref"], seller=seller["id"], late=late or None)
@@ -219,17 +221,36 @@ class SellerDesk:
             outreach = self.registry.outreach(self.registry.open_outreach(
                 complaint["id"], seller["id"], actor, now, self.cfg.sellers.seller_response_hours))
         due = from_iso(outreach["due_at"])
+        # the customer's files, cleaned (outbound/evidence.py); a follow-up only those sent since the
+        # last mail to this seller, who has the others already
+        since = self.registry.last_outreach_mail(complaint["id"], seller["address"]) if earlier else None
+        mark = max((e["id"] for e in self.store.timeline(complaint["id"])), default=0)
         message_id = self.wf.queue(complaint, Mail(
-            "seller_outreach", (seller["address"],), "outreach", "seller",
+            "seller_outreach", (seller["address"],), "outreach", "seller", carry="evidence",
             context={"seller": sellers.seller_card(seller), "facts": facts, "due": due,
-                     "hours": self.cfg.sellers.seller_response_hours, "followup": bool(earlier)}), now)
+                     "hours": self.cfg.sellers.seller_response_hours, "followup": bool(earlier)}), now,
+            message_row=since)
         self._guard(message_id, complaint)
+        self._withheld_told(complaint, seller, mark, now)
         self.store.add_event(complaint["id"], now, actor, "seller_contacted", seller=seller["id"],
                              outreach=outreach["id"], due=iso(due), text=facts[:500] or None)
         self.registry.event(seller["id"], now, actor, "contacted", complaint_id=complaint["id"],
                             ref=complaint["ref"], due=iso(due))
         log_event("seller_contacted", complaint["ref"], seller=seller["id"], due=iso(due))
         return outreach["id"]
+
+    def _withheld_told(self, complaint, seller, mark: int, now: datetime) -> None:
+        """The team learn which of the customer's files the seller was not sent, and why (the
+        `evidence_withheld` event the outreach just left, after event `mark`)."""
+        withheld = [json.loads(e["detail"]) for e in self.store.timeline(complaint["id"])
+                    if e["kind"] == "evidence_withheld" and e["id"] > mark]
+        files = [f for e in withheld if e.get("mail") == "outreach" for f in e.get("files", [])]
+        if files:
+            d = Decision()
+            d.tell_staff(policy.handlers(complaint_from_row(complaint), self.cfg), "staff_evidence_withheld",
+                         "notify", seller=sellers.seller_card(seller), withheld=files)
+            self.wf.apply(complaint, d, now, actor="maildesk")
+            log_event("evidence_withheld", complaint["ref"], seller=seller["id"], files=len(files))
 
     def _guard(self, message_id: str, complaint) -> None:
         if not message_id:
@@ -287,6 +308,7 @@ class SellerDesk:
         elif step == "remind":
             due = from_iso(o["due_at"])
             self.registry.update_outreach(o["id"], reminded_at=now)
+            # no files: the reminder points back to the outreach that carried them
             message_id = self.wf.queue(complaint, Mail("seller_reminder", (seller["address"],), "reminder", "seller",
                                                        context={"seller": sellers.seller_card(seller), "due": due}),
                                        now)

@@ -70,6 +70,9 @@ MAILS: dict[str, dict] = {
     "seller_outreach": {"seller": SELLER, "facts": "Commande 784512, colis jamais reçu.",
                         "due": NOW + timedelta(hours=48), "hours": 48.0, "followup": False},
     "seller_reminder": {"seller": SELLER, "due": NOW + timedelta(hours=48)},
+    "staff_evidence_withheld": {"seller": SELLER, "withheld": [
+        {"number": 2, "filename": "IMG_0042.HEIC", "size": 2_400_000, "why": "HEIC/HEIF photo: its metadata "
+         "(GPS position, camera owner) cannot be removed here"}]},
     "staff_seller_failed": {"seller": SELLER, "reason": "deadline", "disclosed": True},
     "admin_seller_flagged": {"seller": SELLER, "count": 3, "window_days": 90.0, "flag_after": 3,
                              "strikes": [{"at": NOW.isoformat(), "kind": "late", "ref": "IMO-4K7M2Q",

@@ -180,6 +180,11 @@ class Workflow:
         if mail.carry and complaint:
             room = len(rendered.text.encode()) * 3 + len((rendered.html or "").encode()) * 3 + 8192  # QP, listing
             carried = mail_files.carry(self.cfg, self.store, complaint, mail.carry, message_row, room)
+            withheld = [{"number": f.number, "filename": f.filename, "size": f.size, "why": h.name}
+                        for f, h in carried.held if h.reason == "withheld"]
+            if withheld:  # the customer's files a seller may not see: the team are told (seller_desk.py)
+                self.store.add_event(complaint["id"], now, "maildesk", "evidence_withheld", mail=mail.kind,
+                                     files=withheld)
             if carried.listing:
                 context["files"] = carried.listing
                 rendered = self.templates.render(mail.template, lang, **context)

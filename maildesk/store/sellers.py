@@ -124,6 +124,11 @@ class Registry:
     def outreach(self, outreach_id: int) -> sqlite3.Row | None:
         return self.store.one("SELECT * FROM outreach WHERE id = ?", outreach_id)
 
+    def last_outreach_mail(self, complaint_id: int, address: str) -> int | None:
+        """The stored row of the last outreach mail to `address` on a complaint."""
+        return self.store.scalar("SELECT max(id) FROM messages WHERE complaint_id = ? AND direction = 'out' "
+                                 "AND kind = 'seller:outreach' AND to_addrs = ?", complaint_id, address)
+
     def outreaches(self, complaint_id: int | None = None, seller_id: str | None = None,
                    status: str | None = None) -> list[sqlite3.Row]:
         where, params = [], []

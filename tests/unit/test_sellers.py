@@ -194,6 +194,7 @@ TEMPLATES = {
     "seller_decision": ("seller", {"decision": "terminate", "reason": "fraude", "ref": None}),
     "staff_seller_reply": ("staff", {"late": True, "text": "Renvoyé."}),
     "staff_seller_failed": ("staff", {"reason": "deadline", "disclosed": True}),
+    "staff_evidence_withheld": ("staff", {"withheld": [{"number": 2, "filename": "IMG.HEIC", "why": "HEIC"}]}),
     "staff_seller_contact_request": ("staff", {"text": "Coordonnées ?"}),
     "staff_seller_unthreaded": ("staff", {"claimed": ["IMO-ABCDE2"], "original_subject": "Re", "text": "?"}),
     "admin_seller_flagged": ("admin", {"count": 3, "window_days": 90.0, "flag_after": 3,
@@ -212,7 +213,7 @@ def test_seller_templates_render_with_a_clean_subject_and_no_customer_address_fo
     context = {"now": T0, "cfg": CFG, "support_address": "support@imolocale.test", "brand": "imolocale",
                "complaint": COMPLAINT, "ref": "IMO-ABCDE2", "tag": "[IMO-ABCDE2]", "subject": "Colis", "level": 1,
                "deadlines": policy.deadlines(T0, CFG), "history": [], "latest": None, "first_message": None,
-               "seller": SELLER, "staff_name": None, **extra}
+               "seller": SELLER, "staff_name": None, "files": [], **extra}
     rendered = Templates(None, "fr", CFG.tz).render(name, lang, **context)
     assert rendered.subject and "\n" not in rendered.subject
     assert not any(word in rendered.subject for word in ("Bonjour", "Hello"))
@@ -221,6 +222,21 @@ def test_seller_templates_render_with_a_clean_subject_and_no_customer_address_fo
         assert "camille" not in (rendered.subject + rendered.text).lower()
     if name == "seller_contact_details":
         assert "x@shop.example" in rendered.text and "0612345678" in rendered.text
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_the_outreach_lists_what_it_attaches_and_never_what_was_withheld(lang):
+    from maildesk.outbound.templates import Templates
+    files = [{"number": 1, "filename": "photo-1.jpg", "type": "image/jpeg", "size": "38 Ko", "state": "attached",
+              "detail": "", "problem": None},
+             {"number": 2, "filename": "camille-releve.pdf", "type": "application/pdf", "size": "12 Ko",
+              "state": "withheld", "detail": "it names the customer", "problem": None}]
+    context = {"now": T0, "cfg": CFG, "support_address": "support@imolocale.test", "brand": "imolocale",
+               "complaint": COMPLAINT, "ref": "IMO-ABCDE2", "tag": "[IMO-ABCDE2]", "seller": SELLER,
+               "facts": "", "due": T0 + 48 * H, "hours": 48.0, "followup": False, "files": files}
+    text = Templates(None, "fr", CFG.tz).render("seller_outreach", lang, **context).text
+    assert ("Pièce jointe : photo-1.jpg (38 Ko)" if lang == "fr" else "Attached: photo-1.jpg (38 KB)") in text
+    assert "releve" not in text and "names the customer" not in text and "camille" not in text.lower()
 
 
 # --- review fixes -------------------------------------------------------------------------
@@ -254,7 +270,7 @@ def test_our_own_answers_do_not_read_as_contact_requests(name, extra, lang):
     context = {"now": T0, "cfg": CFG, "support_address": "support@imolocale.test", "brand": "imolocale",
                "complaint": COMPLAINT, "ref": "IMO-ABCDE2", "tag": "[IMO-ABCDE2]", "subject": "Colis", "level": 1,
                "deadlines": policy.deadlines(T0, CFG), "history": [], "latest": None, "first_message": None,
-               "seller": SELLER, "staff_name": None, **extra}
+               "seller": SELLER, "staff_name": None, "files": [], **extra}
     rendered = Templates(None, "fr", CFG.tz).render(name, lang, **context)
     assert not sellers.asks_for_contact(f"{rendered.subject}\n{rendered.text}")
     assert not sellers.asks_for_contact(rendered.text)
