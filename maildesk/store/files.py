@@ -80,3 +80,8 @@ def _file(r, number: int) -> StoredFile:
                       content_type=r["ctype"], size=r["size"], sha256=r["sha256"], content_id=r["content_id"],
                       inline=bool(r["inline"]), problem=r["problem"], source=r["kind"], direction=r["direction"],
                       sender=r["from_addr"], at=r["at"])
+
+
+def message_raw(store: Store, message_row: int) -> bytes | None:
+    """The stored message as it came (its HTML says which inline images it shows)."""
+    return store.scalar("SELECT raw FROM messages WHERE id = ?", message_row)
