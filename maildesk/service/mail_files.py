@@ -114,8 +114,7 @@ def carry(cfg: Config, store: Store, complaint, carry_what: str, message_row: in
             att, withheld = _prepared(store, f, carry_what, who)
             found = archives.listing(att.filename, att.content) if att else None
         except Exception as e:
-            log_event("file_not_carried", complaint["ref"], severity=40, exc_info=True, file=f.number,
-                      error=f"{type(e).__name__}: {e}"[:200])
+            log_event("file_not_carried", complaint["ref"], severity=40, exc_info=True, file=f.number)
             att, withheld, found = None, f"it could not be prepared ({type(e).__name__})", None
         prepared[f.id] = (f, att, withheld)
         candidates.append(Candidate(f.id, att.filename if att else f.filename, len(att.content) if att else f.size,

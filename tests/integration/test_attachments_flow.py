@@ -21,6 +21,16 @@ def with_files(raw: bytes, *files: tuple[str, str, bytes]) -> bytes:
     return msg.as_bytes()
 
 
+def mime_tree(msg, depth: int = 0) -> str:
+    """The message's parts, one a line: type, disposition, filename, Content-ID, decoded size."""
+    line = "  " * depth + msg.get_content_type()
+    if msg.is_multipart():
+        return "\n".join([line] + [mime_tree(p, depth + 1) for p in msg.iter_parts()])
+    facts = [msg.get_content_disposition() or "-", msg.get_filename() or "-", msg["Content-ID"] or "-",
+             f"{len(msg.get_payload(decode=True) or b'')} B"]
+    return line + "  " + "  ".join(facts)
+
+
 def files_of(msg) -> dict[str, bytes]:
     return {part.get_filename(): part.get_payload(decode=True) for part in msg.iter_attachments()}
 
@@ -32,6 +42,7 @@ def test_the_photo_reaches_level_1_and_after_escalation_level_2(desk):
     [ack] = desk.sent(to="camille@example.fr")
     [note] = desk.sent(to=CS)
     assert files_of(note) == {"casse.jpg": PHOTO}
+    print(f"\nMIME staff notification ({len(note.as_bytes())} B):\n{mime_tree(note)}")
     text = note.get_body(("plain",)).get_content()
     assert "casse.jpg — image/jpeg, 40 Ko" in text and "jointe à ce message" in text
     assert files_of(ack) == {}  # the customer is not sent their own photo back
@@ -53,6 +64,7 @@ def test_the_staff_label_reaches_the_customer_and_a_note_keeps_its_file(desk):
     desk.once()
     [relay] = desk.sent(to="camille@example.fr")
     assert files_of(relay) == {"etiquette-retour.pdf": label}
+    print(f"\nMIME relay ({len(relay.as_bytes())} B):\n{mime_tree(relay)}")
     assert "etiquette-retour.pdf" in relay.get_body(("plain",)).get_content()
     desk.sink.clear()
     desk.deliver(with_files(staff_reply(note, "#note interne"), ("interne.pdf", "application/pdf", b"%PDF secret")))
@@ -142,6 +154,7 @@ def test_an_embedded_image_stays_inline_with_its_content_id_for_staff(desk):
     [shown] = [p for p in note.walk() if p["Content-ID"]]
     assert shown["Content-ID"] == "<carton@mail.example.fr>" and shown.get_content_disposition() == "inline"
     assert shown.get_payload(decode=True) == PHOTO and shown.get_content_type() == "image/jpeg"
+    print(f"\nMIME staff notification, customer's embedded image:\n{mime_tree(note)}")
 
 
 def test_ask_and_resolve_relay_the_staff_files_a_note_keeps_them(desk):
@@ -180,6 +193,7 @@ def test_a_gmail_signature_logo_is_not_relayed_the_attached_label_is(desk):
     [relay] = desk.sent(to="camille@example.fr")
     assert files_of(relay) == {"etiquette.pdf": label}
     assert not any(cid for *_, cid in parts(relay)) and "logo" not in relay.as_string()
+    print(f"\nMIME relay of a Gmail-like staff mail (logo dropped):\n{mime_tree(relay)}")
 
 
 def test_an_inline_photo_the_html_does_not_show_is_relayed(desk):
