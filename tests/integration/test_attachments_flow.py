@@ -238,6 +238,17 @@ def test_30_mb_of_photos_staff_get_what_fits_under_the_limit_and_the_rest_listed
           f"{len(attached)} of 5 photos attached")
 
 
+def test_30_mb_of_photos_under_the_default_mailbox_limit_keeps_what_is_read(desk):
+    """[mailbox] max_message_mb = 10: the mail is read part by part, 10 MB of files kept in all."""
+    photos = [(f"photo{n}.jpg", "image/jpeg", big_photo(n, 6 * 1024 * 1024)) for n in range(1, 6)]
+    desk.deliver(with_files(mail(subject="Carton écrasé", body="Cinq photos."), *photos))
+    desk.once()
+    [note] = desk.sent(to=CS)
+    assert list(files_of(note)) == ["photo1.jpg"]
+    assert body(note).count("non conservée") == 4
+    print(f"\nDEFAULTS: {len(note.as_bytes())} bytes, 1 of 5 photos kept and attached")
+
+
 def test_the_limit_comes_from_the_config(desk):
     desk.write_config(attachments={"max_message_mb": 2})
     photos = [(f"p{n}.jpg", "image/jpeg", big_photo(n, 700 * 1024)) for n in range(1, 4)]
