@@ -111,7 +111,7 @@ class Assign(Command):
         return None if ok else f"#assign needs an e-mail address mail can be sent to, not {arg!r}: {why}"
 
     def decide(self, c, now, cfg, actor, arg, text):
-        return policy.assign(c, arg.lower())
+        return policy.assign(c, arg.lower(), actor)
 
 
 class UseTemplate(Command):

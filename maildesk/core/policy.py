@@ -242,11 +242,13 @@ def move_to_level(c: Complaint, now: datetime, cfg: Config, level: int, actor: s
     return d
 
 
-def assign(c: Complaint, owner: str) -> Decision:
-    """Staff make a colleague the owner: news on the complaint goes to her from now on."""
+def assign(c: Complaint, owner: str, actor: str = "") -> Decision:
+    """Staff make a colleague the owner: news goes to her from now on, starting with the complaint."""
     d = Decision()
     d.changes["owner"] = owner
     d.event("assigned", owner=owner)
+    if owner != actor.lower():
+        d.tell_staff((owner,), "staff_assigned", "notify", carry="complaint", by=actor)
     return d
 
 

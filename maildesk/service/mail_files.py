@@ -4,12 +4,16 @@ by name and size with how to get it, so a mail is never refused for its files. F
 customer's files are cleaned first (`outbound/evidence.py`)."""
 from __future__ import annotations
 
+import email
+import re
 from dataclasses import dataclass, field
+from email import policy as email_policy
 
 from maildesk.config import Config
 from maildesk.core import file_rules, sellers
 from maildesk.core.file_rules import Candidate, Held
 from maildesk.inbound import archives
+from maildesk.logs import event as log_event
 from maildesk.outbound import evidence
 from maildesk.outbound.compose import Attachment
 from maildesk.store import files
@@ -51,9 +55,30 @@ def human_size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} Mo"
 
 
-def signature_image(f: StoredFile) -> bool:
-    """A small inline image of a staff mail: its signature's logo, not something to relay."""
-    return f.inline and f.content_type.startswith("image/") and f.size <= SIGNATURE_IMAGE_MAX
+CID = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
+
+
+def shown_cids(raw: bytes | None) -> set[str]:
+    """The Content-IDs the message's HTML shows (`<img src="cid:...">`), without angle brackets."""
+    if not raw:
+        return set()
+    try:
+        msg = email.message_from_bytes(raw, policy=email_policy.default)
+        found: set[str] = set()
+        for part in msg.walk():
+            if part.get_content_type() == "text/html":
+                found |= {m.group(1).strip("<>").lower() for m in CID.finditer(part.get_content())}
+        return found
+    except Exception:  # a mail we cannot read again shows nothing we can tell
+        return set()
+
+
+def signature_image(f: StoredFile, shown: set[str]) -> bool:
+    """A small inline image of a staff mail shown by its HTML (`cid:`): its signature's logo, not
+    something to relay. An inline image the HTML does not show is what the sender's client made of
+    an attached photo (Apple Mail): it is relayed."""
+    return (f.inline and f.content_type.startswith("image/") and f.size <= SIGNATURE_IMAGE_MAX
+            and (f.content_id or "").strip("<>").lower() in shown)
 
 
 def chosen(store: Store, complaint_id: int, carry: str, message_row: int | None) -> list[StoredFile]:
@@ -62,7 +87,10 @@ def chosen(store: Store, complaint_id: int, carry: str, message_row: int | None)
         if message_row is None:
             return []
         found = files.of_message(store, complaint_id, message_row)
-        return [f for f in found if not (f.source in ("staff", "note") and signature_image(f))]
+        if any(f.source in ("staff", "note") and f.inline for f in found):
+            shown = shown_cids(files.message_raw(store, message_row))
+            found = [f for f in found if not (f.source in ("staff", "note") and signature_image(f, shown))]
+        return found
     every = files.of_complaint(store, complaint_id)
     if carry == "complaint":
         return [f for f in every if f.direction == "in" and f.source in SHOWN_SOURCES]
@@ -81,21 +109,15 @@ def carry(cfg: Config, store: Store, complaint, carry_what: str, message_row: in
         return Carried()
     prepared: dict[int, tuple[StoredFile, Attachment | None, str | None]] = {}
     who = evidence.Identity(complaint["customer_addr"], complaint["customer_name"])
-    for f in picked:
-        content = files.content(store, f)
-        name, ctype, withheld, inline = f.filename, f.content_type, None, f.inline
-        if content is not None and carry_what == "evidence":
-            cleaned = _for_seller(f, content, who)
-            if isinstance(cleaned, evidence.Withheld):
-                content, withheld = None, cleaned.why
-            else:  # attached plainly: a Content-ID often holds the sender's own domain
-                name, ctype, content, inline = cleaned.filename, cleaned.content_type, cleaned.content, False
-        att = Attachment(name, ctype, content, f.content_id if inline else None, inline) \
-            if content is not None else None
-        prepared[f.id] = (f, att, withheld)
     candidates = []
-    for f, att, _ in prepared.values():
-        found = archives.listing(att.filename, att.content) if att else None
+    for f in picked:
+        try:  # one file that fails here is listed as not attached; the mail still goes
+            att, withheld = _prepared(store, f, carry_what, who)
+            found = archives.listing(att.filename, att.content) if att else None
+        except Exception as e:
+            log_event("file_not_carried", complaint["ref"], severity=40, exc_info=True, file=f.number)
+            att, withheld, found = None, f"it could not be prepared ({type(e).__name__})", None
+        prepared[f.id] = (f, att, withheld)
         candidates.append(Candidate(f.id, att.filename if att else f.filename, len(att.content) if att else f.size,
                                     kept=att is not None, inner=found.names if found else (),
                                     unreadable=found.unreadable if found else None))
@@ -113,6 +135,43 @@ def carry(cfg: Config, store: Store, complaint, carry_what: str, message_row: in
                             "problem": f.problem})
         if h:
             out.held.append((f, h))
+    return out
+
+
+def _prepared(store: Store, f: StoredFile, carry_what: str, who) -> tuple[Attachment | None, str | None]:
+    """The file as it would be attached, or None with why (`withheld`) or without (not kept)."""
+    content = files.content(store, f)
+    name, ctype, withheld, inline = f.filename, f.content_type, None, f.inline
+    if content is not None and carry_what == "evidence":
+        cleaned = _for_seller(f, content, who)
+        if isinstance(cleaned, evidence.Withheld):
+            content, withheld = None, cleaned.why
+        else:  # attached plainly: a Content-ID often holds the sender's own domain
+            name, ctype, content, inline = cleaned.filename, cleaned.content_type, cleaned.content, False
+    att = Attachment(name, ctype, content, f.content_id if inline else None, inline) \
+        if content is not None else None
+    return att, withheld
+
+
+def refused(cfg: Config, store: Store, complaint_id: int, message_row: int) -> list[dict]:
+    """The customer's files in this message no mail may carry whatever its size (a blocked type, also
+    inside an archive, or an archive that cannot be checked): what the customer is told to send
+    differently. One dict per file: filename, reason, detail."""
+    out = []
+    for f in files.of_message(store, complaint_id, message_row):
+        if f.source != "customer" or f.direction != "in":
+            continue
+        try:
+            content = files.content(store, f)
+            found = archives.listing(f.filename, content) if content is not None else None
+            h = file_rules.refusal(Candidate(f.id, f.filename, f.size, inner=found.names if found else (),
+                                             unreadable=found.unreadable if found else None),
+                                   cfg.attachments.blocked_extensions)
+        except Exception:
+            log_event("file_not_checked", None, severity=40, exc_info=True, file=f.filename)
+            continue
+        if h:
+            out.append({"filename": f.filename, "reason": h.reason, "detail": h.name})
     return out
 
 

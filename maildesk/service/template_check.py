@@ -40,9 +40,17 @@ FILES = [{"number": n, "filename": name, "type": "image/jpeg", "size": "40 Ko", 
              ("colis.heic", "withheld", "image metadata cannot be removed (HEIF)", None),
              ("scan.pdf", "not_kept", "", "empty file")], start=1)]
 
+REFUSED_FILES = [{"filename": "setup.exe", "reason": "blocked", "detail": "setup.exe"},
+                 {"filename": "photos.zip", "reason": "unreadable", "detail": "password-protected archive inside"}]
+HELD_FILES = [{"filename": f["filename"], "reason": f["state"], "detail": f["detail"]}
+              for f in FILES if f["state"] != "attached"]
+
 # Every mail template and what its callers add to the complaint's context.
 MAILS: dict[str, dict] = {
-    "ack": {"contact_request": False},
+    "ack": {"contact_request": False, "refused": REFUSED_FILES},
+    "files_held": {"refused": REFUSED_FILES},
+    "staff_files_held": {"held": HELD_FILES, "to_customer": "relay"},
+    "staff_assigned": {"by": "alice@imolocale.example"},
     "staff_new": {"seller_hint": "Boutique Lumière (S-1042)", "contact_request": True},
     "staff_reply": {"party": "partenaire@example.fr"},  # a party's message (parties.py); the customer's: no party
     "thanks_rating": {"satisfied": False, "mediation": True},  # the unsatisfied one names the mediator

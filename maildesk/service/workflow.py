@@ -128,7 +128,18 @@ class Workflow:
         if decision.mails:
             fresh = self.store.complaint_by_id(complaint_id)
             for mail in decision.mails:
-                self.queue(fresh, mail, now, staff_name=staff_name, message_row=message_row)
+                self.queue(fresh, mail, now, staff_name=staff_name, message_row=message_row, actor=actor)
+        if message_row is not None and not any(ev.kind == "opened" for ev in decision.events):
+            self._customer_files_refused(complaint_id, message_row, now)
+
+    def _customer_files_refused(self, complaint_id: int, message_row: int, now: datetime) -> None:
+        """A later customer message carried a file no mail may pass on: the customer is told in one
+        short automatic mail (the acknowledgement says it for a new complaint), within the budget."""
+        refused = mail_files.refused(self.cfg, self.store, complaint_id, message_row)
+        if refused:
+            fresh = self.store.complaint_by_id(complaint_id)
+            self.queue(fresh, policy.Mail("files_held", (fresh["customer_addr"],), "files_held", "customer",
+                                          context={"refused": refused}), now)
 
     def tell(self, row, decision: policy.Decision, now: datetime, actor: str, in_reply_to: str | None = None) -> None:
         """A decision that changes nothing on the complaint (a status question): its events and
@@ -140,8 +151,9 @@ class Workflow:
             self.queue(row, mail, now, in_reply_to=in_reply_to)
 
     def queue(self, complaint, mail: policy.Mail, now: datetime, *, staff_name: str | None = None,
-              in_reply_to: str | None = None, message_row: int | None = None) -> str:
-        """Render a mail, and write it to the outbox and the complaint's messages."""
+              in_reply_to: str | None = None, message_row: int | None = None, actor: str | None = None) -> str:
+        """Render a mail, and write it to the outbox and the complaint's messages. `actor`: who
+        decided it; a staff member whose files it could not carry to the customer is told."""
         if self.silent:  # the timeline says what would have gone; nothing is queued
             if complaint:
                 self.store.add_event(complaint["id"], now, "maildesk", "not_sent", mail=mail.kind,
@@ -173,37 +185,19 @@ class Workflow:
         if mail.kind == "dossier":  # the record of the written complaint, attached (service/dossier.py)
             context.update(dossier.record(self.store, complaint["id"]))
         context.setdefault("files", [])
+        if mail.kind == "ack" and message_row is not None:  # files the customer should send another way
+            context["refused"] = mail_files.refused(self.cfg, self.store, complaint["id"], message_row)
         rendered = self.templates.render(mail.template, lang, **context)
         if mail.kind == "dossier":
             attachments, rendered = (dossier.attachment(ref, rendered.html),), replace(rendered, html=None)
         carried = None
         if mail.carry and complaint:
-            room = len(rendered.text.encode()) * 3 + len((rendered.html or "").encode()) * 3 + 8192  # QP, listing
-            carried = mail_files.carry(self.cfg, self.store, complaint, mail.carry, message_row, room)
-            withheld = [{"number": f.number, "filename": f.filename, "size": f.size, "why": h.name}
-                        for f, h in carried.held if h.reason == "withheld"]
-            if withheld:  # the customer's files a seller may not see: the team are told (seller_desk.py)
-                self.store.add_event(complaint["id"], now, "maildesk", "evidence_withheld", mail=mail.kind,
-                                     files=withheld)
-            if carried.listing:
-                context["files"] = carried.listing
-                rendered = self.templates.render(mail.template, lang, **context)
+            rendered, carried = self._carry(complaint, mail, lang, context, rendered, message_row, now)
         message_id = new_message_id(self.cfg.support_domain, ref)
         cc = self.parties.cc_for(complaint, mail)  # issue 16 Cc: the customer's Cc, a staff reply's own (parties.py)
         thread = queries.threading(self.store, complaint["id"], mail.audience) if complaint else None
-        while True:
-            raw = compose(
-                from_addr=self.cfg.smtp.from_address, from_name=self.cfg.smtp.from_name,
-                to=list(mail.to), cc=cc, subject=rendered.subject, text=rendered.text, html=rendered.html,
-                message_id=message_id, date=now, in_reply_to=in_reply_to or (thread.parent if thread else None),
-                references=thread.chain if thread else [],
-                auto_submitted=AUTO_SUBMITTED.get(mail.kind, "auto-generated"),
-                reply_to=self.cfg.smtp.from_address, reference=ref,
-                attachments=attachments + (carried.attachments if carried else ()))
-            if not (carried and carried.attached and len(raw) > self.cfg.attachments.max_message_mb * 1024 * 1024):
-                break
-            carried.drop_last()  # never queue a mail the server will refuse
-            rendered = self.templates.render(mail.template, lang, **context)
+        raw, rendered = self._compose(mail, rendered, cc, message_id, now, in_reply_to, thread, ref, attachments,
+                                      carried, lambda: self.templates.render(mail.template, lang, **context))
         self.store.insert("outbox", {
             "message_id": message_id, "complaint_id": complaint["id"] if complaint else None,
             "kind": mail.kind, "audience": mail.audience, "routine": int(mail.routine),
@@ -218,7 +212,59 @@ class Workflow:
                 "to_addrs": ", ".join(mail.to), "subject": rendered.subject, "body": rendered.text,
                 "cc_addrs": json.dumps(cc) if cc else None})  # issue 16 Cc
         log_event("mail_queued", ref, kind=mail.kind, audience=mail.audience, template=mail.template)
+        if carried and carried.held:
+            self._files_held(complaint, mail, carried, now, actor)
         return message_id
+
+    def _carry(self, complaint, mail: policy.Mail, lang: str, context: dict, rendered, message_row, now):
+        """The stored files a mail carries (`Mail.carry`, mail_files.py) and its text listing them.
+        The listing never stops the mail: if it cannot be rendered, the text goes alone."""
+        room = len(rendered.text.encode()) * 3 + len((rendered.html or "").encode()) * 3 + 8192  # QP, listing
+        carried = mail_files.carry(self.cfg, self.store, complaint, mail.carry, message_row, room)
+        withheld = [{"number": f.number, "filename": f.filename, "size": f.size, "why": h.name}
+                    for f, h in carried.held if h.reason == "withheld"]
+        if withheld:  # the customer's files a seller may not see: the team are told (seller_desk.py)
+            self.store.add_event(complaint["id"], now, "maildesk", "evidence_withheld", mail=mail.kind,
+                                 files=withheld)
+        if carried.listing:
+            try:
+                rendered = self.templates.render(mail.template, lang, **{**context, "files": carried.listing})
+                context["files"] = carried.listing
+            except Exception:
+                log_event("files_not_listed", complaint["ref"], severity=40, exc_info=True, kind=mail.kind)
+                return rendered, None
+        return rendered, carried
+
+    def _compose(self, mail: policy.Mail, rendered, cc, message_id, now, in_reply_to, thread, ref, attachments,
+                 carried, render_again) -> tuple[bytes, object]:
+        """The mail's bytes, never over `[attachments] max_message_mb`: if the estimate was short,
+        its last carried file stays behind (listed) and the text is rendered again. Returns the
+        bytes and the text as sent."""
+        while True:
+            raw = compose(
+                from_addr=self.cfg.smtp.from_address, from_name=self.cfg.smtp.from_name,
+                to=list(mail.to), cc=cc, subject=rendered.subject, text=rendered.text, html=rendered.html,
+                message_id=message_id, date=now, in_reply_to=in_reply_to or (thread.parent if thread else None),
+                references=thread.chain if thread else [],
+                auto_submitted=AUTO_SUBMITTED.get(mail.kind, "auto-generated"),
+                reply_to=self.cfg.smtp.from_address, reference=ref,
+                attachments=attachments + (carried.attachments if carried else ()))
+            if not (carried and carried.attached and len(raw) > self.cfg.attachments.max_message_mb * 1024 * 1024):
+                return raw, rendered
+            carried.drop_last()
+            rendered = render_again()
+
+    def _files_held(self, complaint, mail: policy.Mail, carried: mail_files.Carried, now: datetime,
+                    actor: str | None) -> None:
+        """Files a mail could not carry: on the timeline, and the staff member whose files stayed
+        out of what the customer got is told which and why (the customer got the text)."""
+        held = [{"filename": item["filename"], "reason": item["state"], "detail": item["detail"]}
+                for item in carried.listing if item["state"] != "attached"]
+        self.store.add_event(complaint["id"], now, "maildesk", "files_held", mail=mail.kind,
+                             audience=mail.audience, files=held)
+        if mail.audience == "customer" and actor and "@" in actor and mail.kind in ("relay", "ask", "resolution"):
+            self.queue(complaint, policy.Mail("staff_files_held", (actor,), "notify", "staff",
+                                              context={"held": held, "to_customer": mail.kind}), now)
 
     def context(self, complaint, now: datetime) -> dict:
         """What every template about `complaint` may use (also the dossier's page)."""

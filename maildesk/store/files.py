@@ -83,6 +83,10 @@ def content(store: Store, f: StoredFile) -> bytes | None:
 def _file(r, number: int) -> StoredFile:
     return StoredFile(id=r["id"], number=number, message_row=r["message_row"], filename=r["filename"],
                       content_type=r["ctype"], size=r["size"], sha256=r["sha256"], content_id=r["content_id"],
-                      inline=bool(r["inline"]), problem=r["problem"], not_kept=r["not_kept"], source=r["kind"], direction=r["direction"],
-                      sender=r["from_addr"], at=r["at"])
+                      inline=bool(r["inline"]), problem=r["problem"], not_kept=r["not_kept"], source=r["kind"],
+                      direction=r["direction"], sender=r["from_addr"], at=r["at"])
 
+
+def message_raw(store: Store, message_row: int) -> bytes | None:
+    """The stored message as it came (its HTML says which inline images it shows)."""
+    return store.scalar("SELECT raw FROM messages WHERE id = ?", message_row)

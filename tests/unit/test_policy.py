@@ -254,3 +254,11 @@ def test_an_unreachable_customer_gets_no_ack_and_staff_are_told_why():
     assert "acked_at" not in d.changes and d.events[-1].kind == "unreachable_address"
     d = policy.open_complaint(new(last_customer_update_at=None), T0, CFG)
     assert kinds(d) == [("customer", "ack"), ("staff", "staff_new")] and "unreachable" not in d.mails[1].context
+
+
+def test_assign_tells_the_new_owner_with_the_complaints_files_unless_she_took_it():
+    d = policy.assign(new(), "marc@imolocale.test", "julie@imolocale.test")
+    [m] = d.mails
+    assert (m.template, m.to, m.audience, m.carry) == ("staff_assigned", ("marc@imolocale.test",), "staff", "complaint")
+    assert m.context["by"] == "julie@imolocale.test"
+    assert policy.assign(new(), "marc@imolocale.test", "Marc@imolocale.test").mails == []
