@@ -79,12 +79,14 @@ def test_anonymised_at_the_limit_not_an_hour_before_statistics_kept_open_ones_ne
     try:
         doc = digest.build(app.store, app.cfg, t + timedelta(days=DAYS, hours=1))
         later = digest.build(app.store, app.cfg, t + timedelta(days=DAYS + 2))
-        text = digest.render(app.templates, app.cfg, doc).text
+        fr, en = digest.render(app.templates, app.cfg, doc), digest.render(app.templates, app.cfg, doc, lang="en")
     finally:
         app.close()
+    text = fr.text
     assert (doc["retention"]["complaints"], doc["retention"]["next_due"]) == (1, None)
     assert later["retention"]["complaints"] == 0
     assert "1 réclamation et 0 vendeur anonymisé en 24 h" in text and "aucune réclamation close en attente" in text
+    assert "1 complaint and 0 sellers anonymised in 24 h" in en.text and "1 complaint, 0 sellers" in en.html
 
 
 def test_disabled_never_anonymises(desk):
@@ -113,6 +115,11 @@ def test_a_batch_larger_than_batch_size_spreads_over_passes_and_the_digest_says_
     after_all = moments[-1] + timedelta(days=DAYS)
     once_at(desk, after_all)
     assert [customer(desk, r).endswith("@erased.invalid") for r in refs] == [True, True, False]  # oldest first
+    app = desk.app()
+    try:
+        assert digest.build(app.store, app.cfg, after_all)["retention"]["due_now"]  # one still waits
+    finally:
+        app.close()
     once_at(desk, after_all + timedelta(minutes=1))
     assert all(customer(desk, r).endswith("@erased.invalid") for r in refs)
 
