@@ -675,6 +675,10 @@ ROWS = [
     ("privacy: erase 10,000 complaints", "privacy_erase_s", "s", None),
     ("privacy: erase, per complaint", "privacy_erase_ms_each", "ms", None),
     ("privacy: FTS5 merge + WAL truncate", "privacy_scrub_s", "s", None),
+    ("retention: sweep batch of 10,000", "retention_batch_s", "s", None),
+    ("retention: per complaint", "retention_ms_each", "ms", None),
+    ("retention: VACUUM of the full file", "retention_vacuum_full_s", "s", None),
+    ("retention: night scrub (VACUUM) after", "retention_scrub_s", "s", None),
     ("floor: stdlib parse", "floor_parse_ms", "ms/msg", None),
     ("floor: one SQLite commit (WAL, FULL)", "floor_sqlite_commit_ms", "ms/msg", None),
     ("floor: one SMTP send (reused conn.)", "floor_smtp_send_ms", "ms/msg", None),
@@ -682,6 +686,46 @@ ROWS = [
     ("floor: new complaints, bare steps", "floor_new_per_s", "msg/s", None),
     ("floor: replies, bare steps", "floor_reply_per_s", "msg/s", None),
 ]
+
+
+def _privacy_db(path: Path, total: int, now: datetime) -> None:
+    """`total` closed complaints 1,200 days old (each with its customer's raw mail, our
+    acknowledgement, an `opened` event; every tenth with a 20 KB file)."""
+    from maildesk.store.db import Store, iso
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous=OFF")
+    body = "Bonjour, ma commande {i} n'est jamais arrivée. " * 20
+    with conn:
+        for i in range(total):
+            at = iso(now - timedelta(days=1200, minutes=i))
+            cid = conn.execute("INSERT INTO complaints (ref, customer_addr, customer_key, customer_name, subject, "
+                               "status, first_contact, opened_at, acked_at, closed_at, rating) "
+                               "VALUES (?,?,?,?,?,'closed',?,?,?,?,4)",
+                               (f"B{i:09d}", f"client{i}@example.fr", f"client{i}@example.fr", f"Client {i}",
+                                "Colis jamais reçu", at, at, at, at)).lastrowid
+            text = body.format(i=i)
+            raw = f"From: Client {i} <client{i}@example.fr>\r\nSubject: Colis\r\n\r\n{text}".encode()
+            mid = conn.execute("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
+                               "subject, body, raw) VALUES (?,?,'in','customer',?,?,?,?,?)",
+                               (cid, f"<m{i}@example.fr>", at, f"client{i}@example.fr", "Colis", text, raw)
+                               ).lastrowid
+            conn.execute("INSERT INTO outbox (message_id, complaint_id, kind, audience, mail_from, rcpt, subject, "
+                         "raw, status, next_attempt_at, created_at, sent_at) VALUES (?,?,'ack','customer',?,?,?,?,"
+                         "'sent',?,?,?)", (f"<o{i}@x>", cid, "support@x", f'["client{i}@example.fr"]', "Re",
+                                           raw, at, at, at))
+            conn.execute("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
+                         "to_addrs, subject, body) VALUES (?,?,'out','customer:ack',?,'support@x',?,'Re',?)",
+                         (cid, f"<o{i}@x>", at, f"client{i}@example.fr", f"Bonjour Client {i}"))
+            conn.execute("INSERT INTO events (complaint_id, at, actor, kind, detail) VALUES (?,?,?,'opened',?)",
+                         (cid, at, f"client{i}@example.fr", json.dumps({"level": 1, "customer": f"client{i}@example.fr"})))
+            if i % 10 == 0:
+                content = os.urandom(20_000)
+                sha = hashlib.sha256(content).hexdigest()
+                conn.execute("INSERT INTO files (sha256, size, content) VALUES (?,?,?)", (sha, len(content), content))
+                conn.execute("INSERT INTO attachments (message_row, filename, content_type, size, sha256) "
+                             "VALUES (?,?,?,?,?)", (mid, f"photo{i}.jpg", "image/jpeg", len(content), sha))
+    conn.close()
 
 
 def bench_privacy(total: int = 10_000) -> dict:
@@ -695,41 +739,8 @@ def bench_privacy(total: int = 10_000) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="maildesk-bench-privacy-"))
     path = workdir / "privacy.db"
     try:
-        Store(path).close()
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA synchronous=OFF")
         now = datetime.now(timezone.utc).replace(microsecond=0)
-        body = "Bonjour, ma commande {i} n'est jamais arrivée. " * 20
-        with conn:
-            for i in range(total):
-                at = iso(now - timedelta(days=1200, minutes=i))
-                cid = conn.execute("INSERT INTO complaints (ref, customer_addr, customer_key, customer_name, subject, "
-                                   "status, first_contact, opened_at, acked_at, closed_at, rating) "
-                                   "VALUES (?,?,?,?,?,'closed',?,?,?,?,4)",
-                                   (f"B{i:09d}", f"client{i}@example.fr", f"client{i}@example.fr", f"Client {i}",
-                                    "Colis jamais reçu", at, at, at, at)).lastrowid
-                text = body.format(i=i)
-                raw = f"From: Client {i} <client{i}@example.fr>\r\nSubject: Colis\r\n\r\n{text}".encode()
-                mid = conn.execute("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
-                                   "subject, body, raw) VALUES (?,?,'in','customer',?,?,?,?,?)",
-                                   (cid, f"<m{i}@example.fr>", at, f"client{i}@example.fr", "Colis", text, raw)
-                                   ).lastrowid
-                conn.execute("INSERT INTO outbox (message_id, complaint_id, kind, audience, mail_from, rcpt, subject, "
-                             "raw, status, next_attempt_at, created_at, sent_at) VALUES (?,?,'ack','customer',?,?,?,?,"
-                             "'sent',?,?,?)", (f"<o{i}@x>", cid, "support@x", f'["client{i}@example.fr"]', "Re",
-                                               raw, at, at, at))
-                conn.execute("INSERT INTO messages (complaint_id, message_id, direction, kind, at, from_addr, "
-                             "to_addrs, subject, body) VALUES (?,?,'out','customer:ack',?,'support@x',?,'Re',?)",
-                             (cid, f"<o{i}@x>", at, f"client{i}@example.fr", f"Bonjour Client {i}"))
-                conn.execute("INSERT INTO events (complaint_id, at, actor, kind, detail) VALUES (?,?,?,'opened',?)",
-                             (cid, at, f"client{i}@example.fr", json.dumps({"level": 1, "customer": f"client{i}@example.fr"})))
-                if i % 10 == 0:
-                    content = os.urandom(20_000)
-                    sha = hashlib.sha256(content).hexdigest()
-                    conn.execute("INSERT INTO files (sha256, size, content) VALUES (?,?,?)", (sha, len(content), content))
-                    conn.execute("INSERT INTO attachments (message_row, filename, content_type, size, sha256) "
-                                 "VALUES (?,?,?,?,?)", (mid, f"photo{i}.jpg", "image/jpeg", len(content), sha))
-        conn.close()
+        _privacy_db(path, total, now)
         size_before = path.stat().st_size
         store = Store(path)
         ids = [r[0] for r in store.all("SELECT id FROM complaints ORDER BY id")]
@@ -752,6 +763,48 @@ def bench_privacy(total: int = 10_000) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def bench_retention(total: int = 10_000) -> dict:
+    """The retention sweep itself (service/retention.sweep, as the daemon's clock runs it: the
+    candidate query, the rule re-checked per complaint, one transaction each, secure_delete on)
+    over `total` due complaints in one batch (batch_size = total, no time budget), then the night's
+    VACUUM at that size (scrub_file), and for comparison a VACUUM of the full file before."""
+    from types import SimpleNamespace
+    from maildesk.service import retention
+    from maildesk.store import privacy as rows
+    from maildesk.store.db import Store
+    workdir = Path(tempfile.mkdtemp(prefix="maildesk-bench-retention-"))
+    path = workdir / "retention.db"
+    try:
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        _privacy_db(path, total, now)
+        store = Store(path)
+        size_full = path.stat().st_size
+        t0 = time.perf_counter()
+        store.conn.execute("VACUUM")
+        t_vacuum_full = time.perf_counter() - t0
+        cfg = SimpleNamespace(retention=SimpleNamespace(anonymise_after_days=1095, sellers_after_days=1095,
+                                                        batch_size=total))
+        budget, retention.BUDGET_S = retention.BUDGET_S, float("inf")
+        try:
+            t1 = time.perf_counter()
+            done = retention.sweep(store, cfg, now)
+            t_batch = time.perf_counter() - t1
+        finally:
+            retention.BUDGET_S = budget
+        size_after_rows = path.stat().st_size
+        t2 = time.perf_counter()
+        rows.scrub_file(store)
+        t_scrub = time.perf_counter() - t2
+        store.close()
+        return {"retention_complaints": done["complaints"], "retention_batch_s": round(t_batch, 2),
+                "retention_ms_each": round(1000 * t_batch / max(1, done["complaints"]), 3),
+                "retention_vacuum_full_s": round(t_vacuum_full, 2), "retention_db_mb_full": round(size_full / 1e6, 1),
+                "retention_scrub_s": round(t_scrub, 2), "retention_db_mb_before_scrub": round(size_after_rows / 1e6, 1),
+                "retention_db_mb_after": round(path.stat().st_size / 1e6, 1)}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def table(results: dict) -> str:
     lines = [f"{'figure':<40} {'value':>10} {'unit':<7} {'goal':<8} {'vs floor':>8}",
              "-" * 79]
@@ -770,7 +823,8 @@ def table(results: dict) -> str:
 
 
 PARTS = {"floor": bench_floor, "backlog": bench_backlog, "latency": bench_latency,
-         "sweep": bench_sweep, "memory": bench_memory, "search": bench_search, "privacy": bench_privacy}
+         "sweep": bench_sweep, "memory": bench_memory, "search": bench_search, "privacy": bench_privacy,
+         "retention": bench_retention}
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ from maildesk.adapters import connect, oauth2
 from maildesk.clock import Clock
 from maildesk.config import Config, read_secret
 from maildesk.service.digest import DigestJob
+from maildesk.service.retention import RetentionJob
 from maildesk.adapters.imap import Inbox
 from maildesk.adapters.outbox import Outbox
 from maildesk.store.db import Store
@@ -37,6 +38,7 @@ class App:
         self.clock_jobs: list[Callable[[datetime], None]] = []
         self.clock_jobs += self.workflow.sellers.clock_jobs()  # outreach deadlines, decision web hooks
         self.clock_jobs.append(self.workflow.notices.flush)  # alerts and flood notices that waited their hour
+        self.clock_jobs.append(RetentionJob(self))  # personal data anonymised once [retention] days passed
         self.clock_jobs.append(DigestJob(self))  # the admins' daily digest, once a day after [digest] send_at
 
     @cached_property

@@ -112,6 +112,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"retention.{key} must be at least 30 (days), got {getattr(cfg.retention, key)}")
     if not 1 <= cfg.retention.batch_size <= 10000:
         raise ConfigError(f"retention.batch_size must be between 1 and 10000, got {cfg.retention.batch_size}")
+    hh, _, mm = cfg.retention.scrub_at.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise ConfigError(f'retention.scrub_at must be a time like "03:30", got {cfg.retention.scrub_at!r}')
     if cfg.templates_dir is not None and not cfg.templates_dir.is_dir():
         key = "templates.dir" if cfg.templates.dir else "policy.templates"
         raise ConfigError(f"{key} {str(cfg.templates_dir)!r} is not a folder")

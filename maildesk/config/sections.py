@@ -87,11 +87,13 @@ class AttachmentsConfig:
 class RetentionConfig:
     """Personal data anonymised by the clock (core/retention.py; docs/privacy.md cites the CNIL's
     reference): complaints closed and quiet for `anonymise_after_days`, terminated sellers quiet for
-    `sellers_after_days`, at most `batch_size` a sweep so the daemon never waits on it."""
+    `sellers_after_days`, at most `batch_size` a sweep so the daemon never waits on it; the file's
+    bytes are rewritten (VACUUM) once a day after `scrub_at`, not after each batch (service/retention.py)."""
     enabled: bool = True
     anonymise_after_days: float = 1095
     sellers_after_days: float = 1095
     batch_size: int = 200
+    scrub_at: str = "03:30"  # local time: once a day after it, the file is vacuumed if the clock anonymised anything
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ is anonymised likewise once nothing happened on their record for `sellers_after_
 Pure: the store finds candidates by date, this file says which are due and when the next falls."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 
 def cutoff(now: datetime, days: float) -> datetime:
@@ -32,3 +32,11 @@ def next_due(oldest_waiting: datetime | None, days: float) -> datetime | None:
     """When the next batch falls due: the oldest closed, not yet anonymised complaint's last
     moment plus the retention period (None: nothing waits)."""
     return oldest_waiting + timedelta(days=days) if oldest_waiting else None
+
+
+def scrub_due(local_now: datetime, scrub_at: str, last_scrub_day: str | None, pending: int) -> bool:
+    """The file is vacuumed once a local day, after `scrub_at` ("HH:MM"), and only when the clock
+    anonymised something since the last time (`pending`): never after each batch (a VACUUM
+    rewrites the whole file; service/retention.py says what it costs)."""
+    hh, _, mm = scrub_at.partition(":")
+    return pending > 0 and local_now.time() >= time(int(hh), int(mm)) and last_scrub_day != local_now.date().isoformat()

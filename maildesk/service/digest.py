@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from maildesk.core import deadlines, policy, timefmt
 from maildesk.logs import event as log_event
 from maildesk.adapters.outbox import Outbox
+from maildesk.service import retention
 from maildesk.store import categories as category_counts, history, reports
 from maildesk.store.db import Store, StoreUnwell, from_iso
 
@@ -93,6 +94,7 @@ def build(store: Store, cfg, now: datetime) -> dict:
         "spam": spam(store),
         "suspicious": _suspicious(store, since, now),
         "spam_reports": reports.event_count(store, "spam_report", since, now),
+        "retention": retention.summary(store, cfg, now),  # anonymised by the clock in 24 h, the next batch
         "trend": [{"date": moment.astimezone(cfg.tz).date().isoformat(), "levels": levels}
                   for moment, levels in zip(moments, backlog["levels"])],
     }

@@ -22,7 +22,7 @@ from typing import Callable
 from maildesk.core import privacy
 from maildesk.core.addresses import mailbox_key
 from maildesk.logs import event as log_event
-from maildesk.store import files as stored_files, privacy as rows
+from maildesk.store import files as stored_files, privacy as rows, retention as retention_rows
 from maildesk.store.db import Store
 from maildesk.testing import faults
 
@@ -157,6 +157,14 @@ def anonymise_complaint(store: Store, complaint_id: int, *, now: datetime, by: s
         counts = rows.anonymise_complaint(store, complaint_id, now, by)
         faults.step("privacy_inside_complaint")
     return counts
+
+
+def anonymise_seller(store: Store, seller_id: str, *, now: datetime, by: str) -> dict:
+    """A seller's registry row (name, address, phone) and everything they wrote or we sent them,
+    in one transaction; status, strikes and counts stay. Idempotent: {} when already done."""
+    with store.transaction():
+        address = retention_rows.anonymise_seller_row(store, seller_id, now, by)
+        return rows.erase_elsewhere(store, address, now, by) if address else {}
 
 
 def erase_person(store: Store, cfg, address: str, *, reason: str, by: str, now: datetime, key: bytes,

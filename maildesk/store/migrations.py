@@ -109,7 +109,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE complaints ADD COLUMN cc_addrs TEXT;
     ALTER TABLE messages ADD COLUMN cc_addrs TEXT;
     """,
-    "ALTER TABLE attachments ADD COLUMN not_kept TEXT"]  # 13 (issue 16): bytes not kept: 'over_limit' | 'on_server'
+    "ALTER TABLE attachments ADD COLUMN not_kept TEXT",  # 13 (issue 16): bytes not kept: 'over_limit' | 'on_server'
+    # 14 (issue 17, retention): when a complaint or a seller was anonymised (the erase or the clock); the sweep
+    #    finds what waits by settling time through a partial index that leaves the anonymised ones out
+    #    (store/retention.py spells the same WHERE). Complaints erased before this number are marked.
+    """
+    ALTER TABLE complaints ADD COLUMN anonymised_at TEXT;
+    ALTER TABLE sellers ADD COLUMN anonymised_at TEXT;
+    UPDATE complaints SET anonymised_at = COALESCE((SELECT min(e.at) FROM events e WHERE e.complaint_id = complaints.id
+        AND e.kind = 'anonymised'), first_contact) WHERE customer_addr LIKE '%@erased.invalid';
+    CREATE INDEX complaints_retention ON complaints(COALESCE(closed_at, resolved_at, first_contact))
+        WHERE anonymised_at IS NULL AND status IN ('closed', 'merged', 'imported');
+    """]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from maildesk.core import privacy
 from maildesk.core.addresses import mailbox_key
-from maildesk.store.db import Store
+from maildesk.store.db import Store, iso
 from maildesk.store.outbox import OutboxRows
 
 WAITING = ("queued", "failed")
@@ -140,8 +140,8 @@ def anonymise_complaint(store: Store, complaint_id: int, now: datetime, by: str)
     counts["notices"] = conn.execute("UPDATE notices SET context = '{}' WHERE complaint_id = ?",
                                      (complaint_id,)).rowcount
     conn.execute("UPDATE complaints SET customer_addr = ?, customer_key = ?, customer_name = '', subject = ?, "
-                 "order_number = NULL, rating_text = NULL, cc_addrs = NULL WHERE id = ?",
-                 (address, mailbox_key(address), privacy.ERASED, complaint_id))
+                 "order_number = NULL, rating_text = NULL, cc_addrs = NULL, anonymised_at = COALESCE(anonymised_at, ?) "
+                 "WHERE id = ?", (address, mailbox_key(address), privacy.ERASED, iso(now), complaint_id))
     if not store.one("SELECT 1 FROM events WHERE complaint_id = ? AND kind = 'anonymised'", complaint_id):
         store.add_event(complaint_id, now, by, "anonymised", **{k: v for k, v in counts.items() if v})
     return counts
@@ -223,9 +223,10 @@ def record_erasure(store: Store, digest: str, now: datetime, by: str, reason: st
 
 
 # --- the bytes -------------------------------------------------------------------------------
-def secure(store: Store) -> None:
-    """From now on this connection overwrites what it deletes (free pages, freed cells)."""
-    store.conn.execute("PRAGMA secure_delete = ON")
+def secure(store: Store, on: bool = True) -> None:
+    """From now on this connection overwrites what it deletes (free pages, freed cells); `on=False`
+    after a retention batch, so the daemon's own deletes stay cheap."""
+    store.conn.execute(f"PRAGMA secure_delete = {'ON' if on else 'OFF'}")
 
 
 def scrub_file(store: Store) -> dict:

@@ -35,3 +35,12 @@ def test_next_batch_falls_due_at_the_oldest_waiting_plus_the_period():
     oldest = datetime(2027, 3, 4, 10, 0, tzinfo=timezone.utc)
     assert retention.next_due(oldest, DAYS) == oldest + timedelta(days=DAYS)
     assert retention.next_due(None, DAYS) is None
+
+
+def test_the_file_is_scrubbed_once_a_day_after_the_hour_and_only_when_something_went():
+    night = datetime(2029, 12, 1, 3, 30)
+    assert retention.scrub_due(night, "03:30", "2029-11-30", 5)
+    assert not retention.scrub_due(night - timedelta(minutes=1), "03:30", "2029-11-30", 5)
+    assert not retention.scrub_due(night, "03:30", "2029-12-01", 5)  # done today already
+    assert not retention.scrub_due(night, "03:30", None, 0)  # nothing anonymised since
+    assert retention.scrub_due(night + timedelta(hours=20), "03:30", None, 1)  # a missed night catches up
