@@ -30,7 +30,7 @@ from maildesk.core import policy
 from maildesk.inbound.parse import ParseError, parse
 from maildesk.lock import InstanceLock
 from maildesk.logs import event as log_event
-from maildesk.service import first_start, spam
+from maildesk.service import first_start, retention, spam
 from maildesk.service.ops import RECOVER_KEY, recover
 from maildesk.service.intake import Outcome
 from maildesk.store import inbox as inbox_state
@@ -171,6 +171,11 @@ class Daemon:
             self.store.set_state(key, f"{validity}:{top}")
         return len(fetched)
 
+    def process_retention(self) -> dict | None:
+        """Once a day, mail older than `[retention] anonymise_after_days` leaves maildesk's own
+        folders (service/retention.sweep_mailbox): here, where the IMAP connection is held."""
+        return retention.sweep_mailbox(self.store, self.cfg, self.inbox, self.clock.now())
+
     def _receive(self, fetched):
         now = self.clock.now()
         try:
@@ -251,6 +256,7 @@ class Daemon:
                 if self.process_junk():
                     self.process_inbox()  # what was rescued from spam, now
                 self.process_sent_folder()
+                self.process_retention()
             finally:
                 self.inbox.close()
             self.tick()
@@ -288,6 +294,7 @@ class Daemon:
                     if self.process_junk():
                         self.process_inbox()
                     self.process_sent_folder()
+                    self.process_retention()
                     if first_tick:  # after the inbox: a digest that fell due counts the mail that waited
                         first_tick = False
                         self.tick()  # deadlines that passed while we were stopped, at once

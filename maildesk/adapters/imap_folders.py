@@ -3,7 +3,7 @@ opened read-only (or for one move), then the inbox's own folder is selected agai
 from __future__ import annotations
 
 import imaplib
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from maildesk.adapters.imap_types import (BATCH, NETWORK_ERRORS, ConnectionLost, Fetched, FolderMissing,
                                           Unfetchable, folder_problem, text)
@@ -142,6 +142,33 @@ class OtherFolders:
                 else:
                     fetched.append(item)
             return fetched
+        finally:
+            self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
+    def delete_older(self, folder: str, cutoff: datetime, limit: int, chunk: int = 250) -> tuple[int, bool]:
+        """Delete and expunge at most `limit` messages of `folder` that arrived (INTERNALDATE) at or
+        before `cutoff`, `chunk` UIDs a command; (how many went, whether more may wait). SEARCH BEFORE
+        counts in days in each message's own zone, so it is asked with two days to spare (cheap on
+        the server, a few days of UIDs) and each candidate's INTERNALDATE is then compared exactly."""
+        self._call(self.client.select_folder, folder)
+        try:
+            candidates = sorted(self._call(self.client.search, ["BEFORE", (cutoff + timedelta(days=2)).date()]))
+            doomed: list[int] = []
+            for start in range(0, len(candidates), BATCH * 10):
+                dates = self._call(self.client.fetch, candidates[start:start + BATCH * 10], ["INTERNALDATE"])
+                doomed += [u for u in candidates[start:start + BATCH * 10]
+                           if u in dates and self._meta(dates[u])[1] <= cutoff]
+                if len(doomed) >= limit:
+                    break
+            doomed = doomed[:limit]
+            for start in range(0, len(doomed), chunk):
+                part = doomed[start:start + chunk]
+                self._call(self.client.delete_messages, part)
+                if self.client.has_capability("UIDPLUS"):
+                    self._call(self.client.uid_expunge, part)
+                else:  # also expunges what another client flagged \Deleted: as `delete_matching` does
+                    self._call(self.client.expunge)
+            return len(doomed), len(doomed) >= limit
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
 

@@ -40,3 +40,11 @@ def scrub_due(local_now: datetime, scrub_at: str, last_scrub_day: str | None, pe
     rewrites the whole file; service/retention.py says what it costs)."""
     hh, _, mm = scrub_at.partition(":")
     return pending > 0 and local_now.time() >= time(int(hh), int(mm)) and last_scrub_day != local_now.date().isoformat()
+
+
+def mailbox_due(local_now: datetime, at: str, last_day: str | None) -> bool:
+    """maildesk's own IMAP folders are swept once a local day, at the first pass after `at`
+    ("HH:MM", the night's `scrub_at`); a pass that left mail behind (`last_day` not set) is
+    followed by another at the next pass."""
+    hh, _, mm = at.partition(":")
+    return local_now.time() >= time(int(hh), int(mm)) and last_day != local_now.date().isoformat()

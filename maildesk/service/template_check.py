@@ -150,7 +150,7 @@ def _digest_context(cfg, lang: str) -> dict:
     store = Store(":memory:")
     try:
         doc = digest.build(store, cfg, NOW)
-        doc["retention"] = {"enabled": True, "complaints": 12, "sellers": 1, "after_days": 1095.0,
+        doc["retention"] = {"enabled": True, "complaints": 12, "sellers": 1, "mail_removed": 340, "after_days": 1095.0,
                             "next_due": NOW + timedelta(hours=5), "due_now": False}  # an empty database has none
     finally:
         store.close()
