@@ -161,19 +161,19 @@ def test_ask_and_resolve_relay_the_staff_files_a_note_keeps_them(desk):
     desk.deliver(mail(body="Je veux renvoyer l'article."))
     desk.once()
     [note] = desk.sent(to=CS)
-    desk.sink.clear()
+
+    def answered(text: str, name: str, data: bytes):
+        desk.sink.clear()
+        desk.deliver(with_files(staff_reply(note, text), (name, "application/pdf", data)))
+        desk.once()
+        [sent] = desk.sent(to="camille@example.fr")
+        return sent
+
     form = b"%PDF-1.4 formulaire " + b"f" * 2000
-    desk.deliver(with_files(staff_reply(note, "#ask Remplissez ce formulaire, s'il vous plaît."),
-                            ("formulaire.pdf", "application/pdf", form)))
-    desk.once()
-    [asked] = desk.sent(to="camille@example.fr")
+    asked = answered("#ask Remplissez ce formulaire, s'il vous plaît.", "formulaire.pdf", form)
     assert files_of(asked) == {"formulaire.pdf": form} and "formulaire" in body(asked)
-    desk.sink.clear()
     receipt = b"%PDF-1.4 avoir " + b"a" * 2000
-    desk.deliver(with_files(staff_reply(note, "#resolve Remboursement effectué, voici l'avoir."),
-                            ("avoir.pdf", "application/pdf", receipt)))
-    desk.once()
-    [resolved] = desk.sent(to="camille@example.fr")
+    resolved = answered("#resolve Remboursement effectué, voici l'avoir.", "avoir.pdf", receipt)
     assert files_of(resolved) == {"avoir.pdf": receipt} and "Remboursement" in body(resolved)
     assert desk.rows("SELECT status FROM complaints")[0]["status"] == "resolved"
 
