@@ -31,6 +31,7 @@ import sqlite_utils
 
 from maildesk.core.addresses import mailbox_key
 from maildesk.store import migrations
+from maildesk.store.sql import recent_ids
 
 # What callers catch instead of importing sqlite3: the store itself is unwell (locked, disk
 # full, I/O), not the row or the message at hand; any database error at all.
@@ -310,9 +311,8 @@ class Store:
 
     def complaints_we_wrote_in(self, message_ids) -> list[sqlite3.Row]:
         """Complaints of the mail WE sent under these Message-IDs (a bounce or an answer to our mail)."""
-        ids = list(dict.fromkeys(message_ids))[-50:]
+        ids, marks = recent_ids(message_ids)
         if not ids:
             return []
-        marks = ", ".join("?" for _ in ids)
         return self.all(f"SELECT DISTINCT c.* FROM outbox o JOIN complaints c ON c.id = o.complaint_id "
                         f"WHERE o.message_id IN ({marks})", *ids)

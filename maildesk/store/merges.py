@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maildesk.store.db import Store
+from maildesk.store.sql import recent_ids
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,8 @@ def survivor(store: Store, row):
 def origins_of_message_ids(store: Store, message_ids) -> list:
     """The complaints these Message-IDs first belonged to (before any merge), so that the
     sender is checked against the complaint they wrote to, then followed to its survivor."""
-    ids = list(dict.fromkeys(message_ids))[-50:]
+    ids, marks = recent_ids(message_ids)
     if not ids:
         return []
-    marks = ", ".join("?" for _ in ids)
     return store.all(f"SELECT DISTINCT c.* FROM messages m JOIN complaints c "
                      f"ON c.id = COALESCE(m.merged_from, m.complaint_id) WHERE m.message_id IN ({marks})", *ids)

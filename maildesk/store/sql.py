@@ -11,3 +11,10 @@ def sql_list(values) -> str:
 
 
 OPEN_IN = sql_list(OPEN_STATUSES)  # "status IN " + OPEN_IN
+
+
+def recent_ids(message_ids, keep: int = 50) -> tuple[list[str], str]:
+    """The last `keep` distinct Message-IDs of a reply's headers (a References chain can be long)
+    and their `?` marks for `IN (...)`."""
+    ids = list(dict.fromkeys(message_ids))[-keep:]
+    return ids, ", ".join("?" for _ in ids)
