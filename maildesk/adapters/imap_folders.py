@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import imaplib
 from datetime import date, datetime, timedelta
+from email.utils import getaddresses
 
 from maildesk.adapters.imap_types import (BATCH, NETWORK_ERRORS, ConnectionLost, Fetched, FolderMissing,
                                           Unfetchable, folder_problem, text)
+from maildesk.core.addresses import mailbox_key
 from maildesk.logs import event as log_event
 
 
@@ -162,12 +164,7 @@ class OtherFolders:
                     break
             doomed = doomed[:limit]
             for start in range(0, len(doomed), chunk):
-                part = doomed[start:start + chunk]
-                self._call(self.client.delete_messages, part)
-                if self.client.has_capability("UIDPLUS"):
-                    self._call(self.client.uid_expunge, part)
-                else:  # also expunges what another client flagged \Deleted: as `delete_matching` does
-                    self._call(self.client.expunge)
+                self._expunge(doomed[start:start + chunk])
             return len(doomed), len(doomed) >= limit
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
@@ -176,8 +173,6 @@ class OtherFolders:
         """Delete and expunge the messages of `folder` from, to or copied to `address` (its
         headers' addresses compared exactly, not as the server's substring search does), or
         whose subject holds one of `subjects` (a complaint's reference); how many went."""
-        from email.utils import getaddresses
-        from maildesk.core.addresses import mailbox_key
         key = mailbox_key(address)
         self._call(self.client.select_folder, folder)
         try:
@@ -197,11 +192,16 @@ class OtherFolders:
                     if any(a and mailbox_key(a) == key for _, a in people) or any(s in text_ for s in subjects):
                         doomed.append(uid)
             if doomed:
-                self._call(self.client.delete_messages, doomed)
-                if self.client.has_capability("UIDPLUS"):
-                    self._call(self.client.uid_expunge, doomed)
-                else:
-                    self._call(self.client.expunge)
+                self._expunge(doomed)
             return len(doomed)
         finally:
             self._call(self.client.select_folder, self.cfg.folder, readonly=self.cfg.read_only)
+
+    def _expunge(self, uids: list[int]) -> None:
+        """Delete these messages of the selected folder for good. Without UIDPLUS, EXPUNGE also
+        removes what another client had flagged \\Deleted there."""
+        self._call(self.client.delete_messages, uids)
+        if self.client.has_capability("UIDPLUS"):
+            self._call(self.client.uid_expunge, uids)
+        else:
+            self._call(self.client.expunge)
