@@ -3,7 +3,6 @@ parse that fills `Attachment.problem` (inbound/mime.py), a 10,000-part message i
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 
@@ -88,13 +87,10 @@ def test_parse_fills_the_problem_and_keeps_damaged_base64_as_it_came():
     assert m.attachments[0].payload == b"%PDF-1.4 facture"
 
 
-def test_a_10000_part_message_is_read_up_to_max_parts_and_the_rest_counted_in_bounded_time():
+def test_a_10000_part_message_is_read_up_to_max_parts_and_the_rest_counted():
     photo = base64.b64encode(b"\xff\xd8\xff\xe0" + b"x" * 60).decode()
     raw = _mixed([("image/jpeg", photo)] * 9_999)
-    started = time.perf_counter()
-    m = parse(raw)
-    took = time.perf_counter() - started
+    m = parse(raw)  # its time is a figure (0.49 s idle, the closing note), never an assertion
     assert len(m.attachments) == MAX_PARTS - 2  # the root and the text are parts too
     assert m.notes == ("9,001 more parts not read (a message is read up to 1,000 parts)",)
     assert "TooManyParts" in m.defects and m.text == "Voici."
-    assert took < 10  # ~0.5 s on the reference machine; a walk over every part's bytes would still pass, a hang not
