@@ -15,7 +15,7 @@ from maildesk.service.digest import DigestJob
 from maildesk.service.retention import RetentionJob
 from maildesk.adapters.imap import Inbox
 from maildesk.adapters.outbox import Outbox
-from maildesk.store.db import Store
+from maildesk.store.opening import open_store
 from maildesk.outbound.templates import Templates
 from maildesk.service.workflow import Workflow
 
@@ -32,7 +32,7 @@ class App:
         self.smtp_client = smtp_client  # [smtp] -> an unconnected aiosmtplib client
         self.part_fetch = part_fetch  # None, or the inbox's FETCH of a large message's parts
         self.dry_run = dry_run or cfg.mailbox.read_only
-        self.store = Store(cfg.database_path, readonly=readonly)
+        self.store = open_store(cfg, env, readonly=readonly)
         self.templates = Templates(cfg.templates_dir, cfg.policy.language, cfg.tz)
         self.workflow = Workflow(cfg, self.store, self.templates)
         self.clock_jobs: list[Callable[[datetime], None]] = []

@@ -3,6 +3,7 @@
 more recipients than Gmail takes), each reported as one sentence naming the key."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maildesk.config.sections import DEFAULT_CATEGORIES, TEAM_NAMES, Config, ConfigError
@@ -90,6 +91,7 @@ def validate(cfg: Config) -> None:
             if "@" not in addr:
                 raise ConfigError(f"teams.{team} holds {addr!r}, which is not an e-mail address")
     _check_recipients(cfg)
+    _check_storage(cfg)
     for domain in cfg.teams.domains:
         _check_staff_domain(domain, cfg.support_domain)
     s = cfg.sellers
@@ -121,6 +123,23 @@ def validate(cfg: Config) -> None:
 
 
 MAX_RECIPIENTS = 100  # Gmail takes at most 100 recipients in one mail
+
+
+def _check_storage(cfg: Config) -> None:
+    s = cfg.storage
+    if s.url is None:
+        if s.password_env or s.password_file:
+            raise ConfigError("storage.password_env and storage.password_file are for PostgreSQL: set storage.url too")
+        return
+    parts = urlsplit(s.url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError("storage.url must look like postgresql://USER@HOST:PORT/DATABASE, got "
+                          f"{s.url.split('@')[-1]!r}")
+    if parts.password is not None:
+        raise ConfigError("storage.url holds a password: remove it and put it in storage.password_env "
+                          "or storage.password_file")
+    if not 3 <= s.takeover_seconds <= 600:
+        raise ConfigError(f"storage.takeover_seconds must be between 3 and 600, got {s.takeover_seconds}")
 
 
 def _check_recipients(cfg: Config) -> None:

@@ -61,7 +61,7 @@ def _section(name: str, cls: type, raw: dict, unknown: list[str]):
 
 def read_secret(section: str, obj, env: typing.Mapping[str, str]) -> str | None:
     """password, password_env or password_file: exactly one way, never logged."""
-    given = [k for k in ("password", "password_env", "password_file") if getattr(obj, k)]
+    given = [k for k in ("password", "password_env", "password_file") if getattr(obj, k, None)]
     if len(given) > 1:
         raise ConfigError(f"{section}: set only one of password, password_env, password_file")
     if obj.password_env:
@@ -74,7 +74,7 @@ def read_secret(section: str, obj, env: typing.Mapping[str, str]) -> str | None:
             return Path(obj.password_file).expanduser().read_text().strip()
         except OSError as e:
             raise ConfigError(f"{section}.password_file cannot be read: {e.strerror}") from None
-    return obj.password
+    return getattr(obj, "password", None)
 
 
 def _staff(raw: dict, teams: TeamsConfig) -> tuple[dict[str, str], dict[str, str]]:

@@ -64,6 +64,10 @@ class StorageConfig:
     database: str = "maildesk.db"
     attachment_max_mb: float = 10.0
     dry_run_dir: str | None = None  # default: "dry-run" beside the database (writable by the daemon)
+    url: str | None = None  # postgresql://USER@HOST:PORT/DB selects PostgreSQL instead of `database`
+    password_env: str | None = None  # PostgreSQL's password: from this environment variable ...
+    password_file: str | None = None  # ... or from this file; never in the url
+    takeover_seconds: float = 15  # PostgreSQL: a standby daemon takes over this long after the active one died
 
 
 # Gmail refuses these file types, also inside an archive (support.google.com/mail/answer/6590)

@@ -27,30 +27,32 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import psycopg
 import sqlite_utils
 
 from maildesk.core.addresses import mailbox_key
 from maildesk.store import migrations
 from maildesk.store.sql import recent_ids
 
-# What callers catch instead of importing sqlite3: the store itself is unwell (locked, disk
-# full, I/O), not the row or the message at hand; any database error at all.
-StoreUnwell = sqlite3.OperationalError
-StoreError = sqlite3.Error
+# What callers catch instead of importing sqlite3 or psycopg: the store itself is unwell (locked,
+# disk full, I/O, PostgreSQL gone), not the row or the message at hand; any database error at all.
+StoreUnwell = (sqlite3.OperationalError, psycopg.OperationalError)
+StoreError = (sqlite3.Error, psycopg.Error)
+_ROW_FAULTS = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.IntegrityError, psycopg.DataError)
 
 
 def store_trouble(e: BaseException) -> bool:
-    """A database or disk problem (locked, full, corrupt, I/O error): no fault of the message,
-    which must stay in the inbox rather than go to quarantine."""
-    if isinstance(e, (sqlite3.IntegrityError, sqlite3.DataError)):
+    """A database or disk problem (locked, full, corrupt, I/O error, connection lost): no fault of
+    the message, which must stay in the inbox rather than go to quarantine."""
+    if isinstance(e, _ROW_FAULTS):
         return False  # this message's own data broke a constraint or a size limit
-    return isinstance(e, (sqlite3.Error, OSError))
+    return isinstance(e, (*StoreError, OSError))
 
 
 def file_trouble(e: BaseException) -> bool:
-    """Locked, disk full, not a database at all: the file's trouble, told in one line. (An
+    """Locked, disk full, not a database at all, PostgreSQL gone: told in one line. (An
     IntegrityError or a misused query is a bug and keeps its traceback.)"""
-    return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
+    return isinstance(e, StoreUnwell) or type(e) is sqlite3.DatabaseError
 
 # Tables keyed by `id INTEGER PRIMARY KEY` that Store.insert/update write with plain SQL when
 # every value is a plain SQLite value; anything else goes through sqlite-utils as before.
@@ -120,7 +122,7 @@ def _sha256(content: bytes | None) -> str | None:
 
 
 class Store:
-    """One SQLite database; `transaction()` is the only way to write.
+    """One SQLite database (store/postgres.py: the same on PostgreSQL); `transaction()` is the only way to write.
 
     `readonly=True` (the read commands) opens it without any write, not even the
     WAL switch, so a monitoring user with read rights can use it. A new, empty
@@ -128,8 +130,11 @@ class Store:
     at it (`maildesk migrate` is the only thing that changes a schema:
     `migrate=True`)."""
 
+    kind = "sqlite"
+
     def __init__(self, path: Path | str, *, readonly: bool = False, migrate: bool = False):
         self.path = Path(path)
+        self.where = str(self.path)  # what messages name: the file, or the PostgreSQL URL without a password
         self.readonly = readonly
         if readonly:
             if not self.path.exists():
@@ -261,6 +266,9 @@ class Store:
                 raise sqlite_utils.db.NotFoundError(f"{table} {row_id}")
             return
         self.db[table].update(row_id, values)
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name))
 
     # --- state ---------------------------------------------------------------
     def get_state(self, key: str) -> str | None:

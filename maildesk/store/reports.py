@@ -146,18 +146,14 @@ def event_count(store: Store, kind: str, since: datetime, until: datetime) -> in
 
 # --- sellers --------------------------------------------------------------------------------------
 
-def _has_table(store: Store, name: str) -> bool:
-    return bool(store.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name))
-
-
 def flagged_sellers(store: Store, limit: int) -> list[dict] | None:
     """Sellers flagged and awaiting an admin decision (id, shop_name, status_reason, status_at as a
     time, strikes since last cleared), longest waiting first; None when the database has no sellers
     table (strikes None without the strikes table)."""
-    if not _has_table(store, "sellers"):
+    if not store.has_table("sellers"):
         return None
     strikes = ("(SELECT count(*) FROM seller_strikes k WHERE k.seller_id = s.id "
-               "AND k.at > COALESCE(s.strikes_cleared_at, ''))" if _has_table(store, "seller_strikes") else "NULL")
+               "AND k.at > COALESCE(s.strikes_cleared_at, ''))" if store.has_table("seller_strikes") else "NULL")
     rows = store.all(f"SELECT s.id, s.shop_name, s.status_reason, s.status_at, {strikes} AS strikes "
                      "FROM sellers s WHERE s.status = 'flagged' ORDER BY s.status_at, s.id LIMIT ?", limit)
     return [{**dict(r), "status_at": from_iso(r["status_at"])} for r in rows]

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from maildesk.core import privacy
 from maildesk.store.db import Store, iso
-from maildesk.store.reports import _has_table
 
 SETTLED = "COALESCE(c.closed_at, c.resolved_at, c.first_contact)"
 WAITING = "c.anonymised_at IS NULL AND c.status IN ('closed', 'merged', 'imported')"
@@ -48,7 +47,7 @@ def anonymised_between(store: Store, since: datetime, until: datetime, by: str) 
     return {"complaints": store.scalar("SELECT count(*) FROM events WHERE kind = 'anonymised' AND at > ? AND at <= ? "
                                        "AND actor = ?", iso(since), iso(until), by),
             "sellers": store.scalar("SELECT count(*) FROM sellers WHERE anonymised_at > ? AND anonymised_at <= ?",
-                                    iso(since), iso(until)) if _has_table(store, "sellers") else 0}
+                                    iso(since), iso(until)) if store.has_table("sellers") else 0}
 
 
 def seller_candidates(store: Store) -> list[sqlite3.Row]:

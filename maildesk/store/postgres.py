@@ -1,0 +1,287 @@
+"""The store on PostgreSQL ([storage] url): the same Store, its queries spelled for PostgreSQL by
+`store/dialect.py`, on a connection from a small psycopg pool.
+
+Writes are serialised as SQLite serialises them: each write transaction first takes one
+transaction-level advisory lock, so the read-modify-write steps written for SQLite's single writer
+(a CLI command beside the daemon) stay correct under READ COMMITTED. The daemon that is active
+(store/leader.py) also checks its fencing epoch inside that lock: once a standby has taken over, no
+transaction of the old active one can commit.
+
+A connection PostgreSQL dropped (a restart, a network cut) is replaced from the pool at the next
+transaction; the one in flight fails as `StoreUnwell`, and what it wrote is rolled back with it.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import pq
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from maildesk.store import migrations, schema_pg
+from maildesk.store.db import SchemaError, Store
+from maildesk.store.dialect import to_postgres
+
+WRITER_LOCK = 0x6D61_696C_6465_736B  # "maildesk": every write transaction holds it (pg_advisory_xact_lock)
+_NUMERIC = 1700  # sum() and avg() come back as numeric: handed over as int or float, as SQLite does
+
+
+class StoreUnreachable(Exception):
+    """PostgreSQL does not answer (down, refused, wrong password): one line for the admin."""
+
+
+class Fenced(Exception):
+    """This daemon is no longer the active one: another took over, nothing more is committed here."""
+
+
+class Row:
+    """What sqlite3.Row offers the store's callers: by index, by name, keys(), dict(row), unpacking."""
+    __slots__ = ("_values", "_index")
+
+    def __init__(self, values: tuple, index: dict[str, int]):
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key):
+        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Row({ {k: self[k] for k in self._index}!r})"
+
+
+def _row_factory(cursor):
+    names = [c.name for c in cursor.description or ()]
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        index.setdefault(name, i)  # a name twice (SELECT c.*, o.*): the first, as sqlite3.Row
+    numeric = [i for i, c in enumerate(cursor.description or ()) if c.type_code == _NUMERIC]
+
+    def make(values):
+        if numeric:
+            values = list(values)
+            for i in numeric:
+                if isinstance(values[i], Decimal):
+                    values[i] = int(values[i]) if values[i] == values[i].to_integral_value() else float(values[i])
+        return Row(tuple(values), index)
+    return make
+
+
+def _param(value):
+    return int(value) if isinstance(value, bool) else value
+
+
+def _params(params):
+    if isinstance(params, dict):
+        return {k: _param(v) for k, v in params.items()}
+    return tuple(_param(v) for v in params)
+
+
+def shown(url: str) -> str:
+    """The URL as logs and messages may show it: never a password, even one written into it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class Connection:
+    """The sqlite3.Connection surface the store modules use, over a pooled psycopg connection."""
+
+    def __init__(self, pool: ConnectionPool):
+        self.pool = pool
+        self.raw: psycopg.Connection = pool.getconn()
+
+    def execute(self, sql: str, params=()) -> psycopg.Cursor:
+        cur = self.raw.cursor()
+        cur.execute(to_postgres(sql), _params(params))
+        return cur
+
+    def executemany(self, sql: str, seq) -> psycopg.Cursor:
+        cur = self.raw.cursor()
+        cur.executemany(to_postgres(sql), [_params(p) for p in seq])
+        return cur
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+    @property
+    def broken(self) -> bool:
+        return self.raw.broken or self.raw.closed
+
+    def renew(self) -> None:
+        """A fresh connection in place of one PostgreSQL dropped."""
+        self.pool.putconn(self.raw)
+        self.raw = self.pool.getconn()
+
+    def close(self) -> None:
+        self.pool.putconn(self.raw)
+        self.pool.close()
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.execute("SET application_name = 'maildesk'")
+
+
+def open_pool(url: str, password: str | None, *, readonly: bool = False, size: int = 2,
+              wait: float = 10.0) -> ConnectionPool:
+    """A small pool, open and tried; StoreUnreachable in one line when no connection can be had."""
+    options = "-c default_transaction_read_only=on" if readonly else None
+    kwargs = {"autocommit": True, "row_factory": _row_factory, "password": password, "options": options,
+              "connect_timeout": max(1, int(wait)), "application_name": f"maildesk {socket.gethostname()}"}
+    pool = ConnectionPool(url, kwargs={k: v for k, v in kwargs.items() if v is not None}, min_size=1,
+                          max_size=size, open=False, configure=_configure, name="maildesk")
+    try:
+        pool.open(wait=True, timeout=wait)
+    except PoolTimeout:
+        pool.close()
+        raise StoreUnreachable(f"PostgreSQL at {shown(url)} does not answer: {_why(url, password, wait)}") from None
+    return pool
+
+
+def _why(url: str, password: str | None, wait: float) -> str:
+    """The server's own words for the refusal (down, wrong password, no such database)."""
+    try:
+        psycopg.connect(url, password=password, connect_timeout=max(1, int(wait))).close()
+    except psycopg.Error as e:
+        return " ".join(str(e).split())[:300]
+    return f"no connection within {wait:g} s"
+
+
+class PgStore(Store):
+    """The Store on PostgreSQL: same methods, same transactions, same schema version."""
+    kind = "postgresql"
+
+    def __init__(self, url: str, password: str | None = None, *, readonly: bool = False, migrate: bool = False,
+                 wait: float = 10.0):
+        self.url = url
+        self.path = None
+        self.where = shown(url)
+        self.readonly = readonly
+        self.fence_epoch: int | None = None  # set by store/leader.py while this process is active
+        self.conn = Connection(open_pool(url, password, readonly=readonly, wait=wait))
+        self.db = None
+        self._depth = 0
+        self.version = self._version()
+        if migrate or (self.version == 0 and not readonly and self._empty()):
+            self.migrate()
+        elif problem := migrations.schema_problem(self.version, self.where):
+            self.close()
+            raise SchemaError(problem)
+
+    def _version(self) -> int:
+        if self.scalar("SELECT to_regclass('meta') IS NOT NULL") is False:
+            return 0
+        return int(self.scalar("SELECT value FROM meta WHERE key = 'schema_version'") or 0)
+
+    def _empty(self) -> bool:
+        return not self.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> list[int]:
+        """Bring the schema to SCHEMA_VERSION; the numbers applied. Two processes starting on an empty
+        database at once: the second waits for the first's lock, then finds the schema done."""
+        applied = []
+        with self.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%d)" % (WRITER_LOCK + 1))
+            version = self._version()
+            if version > migrations.SCHEMA_VERSION:
+                raise SchemaError(migrations.schema_problem(version, self.where))
+            for number in sorted(n for n in schema_pg.STEPS if n > version):
+                for statement in schema_pg.STEPS[number]:
+                    self.conn.raw.execute(statement)
+                self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) "
+                                  "DO UPDATE SET value = excluded.value", (str(number),))
+                applied.append(number)
+        self.version = migrations.SCHEMA_VERSION
+        return applied
+
+    @contextmanager
+    def transaction(self, durable: bool = True) -> Iterator[None]:
+        """BEGIN + the writer lock (+ the fencing check) ... COMMIT; nested: savepoints, as on SQLite."""
+        if self._depth == 0:
+            if self.conn.broken:
+                self.conn.renew()
+            self.conn.execute("BEGIN")
+            name = None
+            try:
+                if self.fence_epoch is not None:
+                    epoch = self.conn.execute("SELECT pg_advisory_xact_lock(?), (SELECT value FROM meta "
+                                              "WHERE key = 'leader_epoch')", (WRITER_LOCK,)).fetchone()[1]
+                    if int(epoch) != self.fence_epoch:
+                        raise Fenced(f"another daemon is active (epoch {epoch}, this one held {self.fence_epoch})")
+                elif not self.readonly:
+                    self.conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+                if not durable:
+                    self.conn.execute("SET LOCAL synchronous_commit = off")
+            except BaseException:
+                self._rollback_quietly()
+                raise
+        else:
+            name = f"sp{self._depth}"
+            self.conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if name:
+                if not self.conn.broken:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+            else:
+                self._rollback_quietly()
+            raise
+        self._depth -= 1
+        if name:
+            self.conn.execute(f"RELEASE {name}")
+        else:
+            self.conn.execute("COMMIT")
+
+    def _rollback_quietly(self) -> None:
+        """ROLLBACK, unless the connection is gone (then the server rolled it back itself)."""
+        if not self.conn.broken:
+            try:
+                self.conn.execute("ROLLBACK")
+            except psycopg.OperationalError:
+                pass
+
+    def insert(self, table: str, values: dict) -> int | str | None:
+        values = {k: json.dumps(v) if isinstance(v, (dict, list, tuple)) else v for k, v in values.items()}
+        returning = "" if table in _NO_ID else " RETURNING id"
+        row = self.conn.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES "
+                                f"({', '.join('?' * len(values))}){returning}", tuple(values.values()))
+        return row.fetchone()[0] if returning else None
+
+    def update(self, table: str, row_id, values: dict) -> None:
+        if not values:
+            return
+        values = {k: json.dumps(v) if isinstance(v, (dict, list, tuple)) else v for k, v in values.items()}
+        sets = ", ".join(f"{k} = ?" for k in values)
+        cur = self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values.values(), row_id))
+        if cur.rowcount == 0:
+            raise LookupError(f"{table} {row_id} not found")
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.scalar("SELECT to_regclass(?) IS NOT NULL", name))
+
+
+_NO_ID = frozenset({"processed", "state", "sent_elsewhere", "files", "meta"})
