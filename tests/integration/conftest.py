@@ -1,8 +1,13 @@
 """The `desk` fixture: a real Dovecot inbox, a real SMTP sink, a config file
-pointing maildesk at both, and ways to drive maildesk as admins do."""
+pointing maildesk at both, and ways to drive maildesk as admins do.
+
+MAILDESK_TEST_STORE=postgresql runs the same tests with the desk's store on a real PostgreSQL
+database (a fresh one per test, fixture `pg_url`); tests marked `sqlite_only` (the database file
+itself: its rights, backups, corruption) are left out of that run."""
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
@@ -12,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from maildesk.testing.dovecot import Dovecot
+from maildesk.testing.postgres import PgDatabase
 from maildesk.testing.smtp_sink import SmtpSink
 from tests.support import SUPPORT, config_dict, maildesk, write_config
 
@@ -22,6 +28,7 @@ class Desk:
     sink: SmtpSink
     dir: Path
     overrides: dict = field(default_factory=dict)
+    pg: PgDatabase | None = None  # the desk's store is this PostgreSQL database, not maildesk.db
 
     @property
     def config(self) -> Path:
@@ -70,6 +77,9 @@ class Desk:
             app.close()
 
     def db(self) -> sqlite3.Connection:
+        """The desk's database as a test reads it; on PostgreSQL the same SQL, spelled for it."""
+        if self.pg:
+            return PgReader(self.pg)
         conn = sqlite3.connect(self.dir / "maildesk.db")
         conn.row_factory = sqlite3.Row
         return conn
@@ -86,14 +96,61 @@ class Desk:
         return self.dovecot.count(name)
 
 
+class PgReader:
+    """What the tests do with a sqlite3 connection (execute, fetch, `with`), on PostgreSQL."""
+
+    def __init__(self, db: PgDatabase):
+        import psycopg
+        from maildesk.store.postgres import _row_factory
+        self.conn = psycopg.connect(db.url, password=db.password, autocommit=True, row_factory=_row_factory)
+
+    def execute(self, sql: str, params=()):
+        from maildesk.store.dialect import to_postgres
+        from maildesk.store.postgres import _params
+        cur = self.conn.cursor()
+        cur.execute(to_postgres(sql), _params(params))
+        return cur
+
+    def commit(self) -> None:
+        pass  # autocommit
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.conn.close()
+
+
+STORE = os.environ.get("MAILDESK_TEST_STORE", "sqlite")
+PG_PASSWORD_ENV = "MAILDESK_TEST_PG_PASSWORD"
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL, the tests of the SQLite file itself are not collected (not skipped: they are
+    not this run's subject, and the SQLite run has them)."""
+    if STORE != "postgresql":
+        return
+    kept = [item for item in items if not item.get_closest_marker("sqlite_only")]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def body(msg) -> str:
     part = msg.get_body(preferencelist=("plain",))
     return part.get_content().replace("\r\n", "\n") if part else ""
 
 
 @pytest.fixture
-def desk(dovecot, smtp_sink) -> Desk:
+def desk(dovecot, smtp_sink, request) -> Desk:
     d = Desk(dovecot, smtp_sink, Path(tempfile.mkdtemp(prefix="maildesk-desk-")))
+    if STORE == "postgresql":
+        d.pg = request.getfixturevalue("pg_url")
+        os.environ[PG_PASSWORD_ENV] = d.pg.password  # one password per worker's cluster; subprocesses inherit it
+        d.overrides["storage"] = {"url": d.pg.url, "password_env": PG_PASSWORD_ENV}
     d.write_config()
     return d
 
