@@ -226,7 +226,8 @@ def record_erasure(store: Store, digest: str, now: datetime, by: str, reason: st
 def secure(store: Store, on: bool = True) -> None:
     """From now on this connection overwrites what it deletes (free pages, freed cells); `on=False`
     after a retention batch, so the daemon's own deletes stay cheap."""
-    store.conn.execute(f"PRAGMA secure_delete = {'ON' if on else 'OFF'}")
+    if store.kind == "sqlite":  # PostgreSQL has no such switch: scrub_file's VACUUM is what it has
+        store.conn.execute(f"PRAGMA secure_delete = {'ON' if on else 'OFF'}")
 
 
 def scrub_file(store: Store) -> dict:
@@ -238,8 +239,25 @@ def scrub_file(store: Store) -> dict:
     when b-tree pages are rebalanced). REINDEX cleared the index, not the table; VACUUM clears both
     (bench/bench.py --only privacy: NOTES-privacy.md). `busy` means a reader (the daemon mid-pass)
     kept the WAL: run the erase again to finish."""
+    if store.kind == "postgresql":
+        return _vacuum(store)
     with store.transaction():
         store.conn.execute("INSERT INTO search_index(search_index) VALUES ('optimize')")
     store.conn.execute("VACUUM")
     busy, log, done = store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return {"busy": bool(busy), "wal_frames": log, "checkpointed": done}
+
+
+# the tables an erasure or a retention batch rewrites
+_ERASED_IN = ("complaints", "messages", "attachments", "files", "events", "outbox", "notices", "quarantine",
+              "search_index", "seller_events", "sellers")
+
+
+def _vacuum(store: Store) -> dict:
+    """PostgreSQL: the erased values left every live row at once; the old row versions stay in the
+    table files until VACUUM frees their space for new rows to overwrite (VACUUM FULL, which rewrites
+    the files, locks each table out for the daemon: an admin's choice for a quiet hour, see
+    docs/privacy.md). Outside any transaction, as VACUUM must be."""
+    for table in _ERASED_IN:
+        store.conn.execute(f"VACUUM {table}")
+    return {"busy": False, "vacuumed": len(_ERASED_IN)}
