@@ -90,16 +90,17 @@ def _last(what: str, kinds: tuple[str, ...], extra: str = "") -> str:
 
 _LEVEL_JSON = "json_extract(NULLIF(e.detail, ''), '$.level')"
 # NULL: no state change up to :until; 0: the last one before :since; 1: one inside the window
-_CHANGED_IN_WINDOW = ("(SELECT max(e.at) > :since FROM events e WHERE e.complaint_id = c.id "
-                      f"AND {CHANGES} AND e.at <= :until)")
+_CHANGED_IN_WINDOW = ("(SELECT CASE WHEN max(e.at) > :since THEN 1 WHEN max(e.at) IS NOT NULL THEN 0 END "
+                      f"FROM events e WHERE e.complaint_id = c.id AND {CHANGES} AND e.at <= :until)")
 # open or not, and the level, after every state change up to :until (as `replay` folds them)
-_OPEN_AFTER = "COALESCE(" + _last("e.kind = 'reopened'", (*CLOSING, "reopened")) + ", 1)"
+_OPEN_AFTER = ("COALESCE(" + _last("CASE WHEN e.kind = 'reopened' THEN 1 ELSE 0 END", (*CLOSING, "reopened"))
+               + ", 1)")  # 1 or 0, not a boolean: PostgreSQL keeps the two apart
 _LEVEL_AFTER = ("COALESCE(" + _last(f"CAST({_LEVEL_JSON} AS INTEGER)", LEVEL_KINDS, f" AND {_LEVEL_JSON} IS NOT NULL")
                 + ", 1)")
 # The level at which a complaint is open from its first contact to beyond :until; NULL when it is
 # `changing`'s (a state change inside the window, or settled per its row) or never open in the window.
 STEADY_LEVEL = (f"CASE {_CHANGED_IN_WINDOW} "
-                f"WHEN 0 THEN CASE WHEN {_OPEN_AFTER} THEN {_LEVEL_AFTER} END "  # all before the window
+                f"WHEN 0 THEN CASE WHEN {_OPEN_AFTER} = 1 THEN {_LEVEL_AFTER} END "  # all before the window
                 "WHEN 1 THEN NULL "
                 # no audit trail: the row itself
                 f"ELSE CASE WHEN c.status IN {OPEN_IN} OR {_ROW_END} IS NULL THEN c.level END END")
