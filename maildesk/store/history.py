@@ -116,7 +116,7 @@ def steady_groups(store: Store, since: datetime, until: datetime, old: datetime)
     `old` in one group per level."""
     rows = store.conn.execute(
         f"SELECT CASE WHEN first_contact > :old THEN first_contact END AS first_contact, level, count(*) AS n "
-        f"FROM ({_STEADY}) GROUP BY 1, 2", {**_window(since, until), "old": iso(old)})
+        f"FROM ({_STEADY}) AS steady GROUP BY 1, 2", {**_window(since, until), "old": iso(old)})
     return [SteadyGroup(from_iso(r["first_contact"]), r["level"], r["n"]) for r in rows]
 
 
@@ -125,7 +125,7 @@ def steady_soonest(store: Store, since: datetime, until: datetime, below: int | 
     """The first `limit` steady complaints open below level `below` (None: any) first contacted
     after `after` and no later than `before`, in first-contact order."""
     rows = store.conn.execute(
-        f"SELECT ref, subject, first_contact, level FROM ({_STEADY}) "
+        f"SELECT ref, subject, first_contact, level FROM ({_STEADY}) AS steady "
         f"WHERE level {'IS NOT NULL' if below is None else '< :below'} "
         "AND first_contact > :after AND first_contact <= :before ORDER BY first_contact, ref LIMIT :limit",
         {**_window(since, until), "below": below, "after": iso(after), "before": iso(before), "limit": limit})

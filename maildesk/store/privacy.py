@@ -180,7 +180,7 @@ def erase_elsewhere(store: Store, address: str, now: datetime, by: str) -> dict:
     gone = f"erased@{privacy.ERASED_DOMAIN}"
     conn = store.conn
     theirs = "SELECT id FROM messages WHERE direction = 'in' AND from_addr IS NOT NULL AND mailbox_key(from_addr) = ?"
-    conn.execute(f"DELETE FROM search_index WHERE rowid IN (SELECT id * 4 + 1 FROM ({theirs}))", (key,))
+    conn.execute(f"DELETE FROM search_index WHERE rowid IN (SELECT id * 4 + 1 FROM ({theirs}) AS theirs)", (key,))
     counts = {}
     counts["attachments"], counts["files"] = _erase_attachments(store, theirs, (key,))
     counts["messages"] = conn.execute(

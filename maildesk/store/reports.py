@@ -83,10 +83,10 @@ def _median(store: Store, pairs: str, *params) -> dict:
     """Median of b - a in seconds over the rows of `pairs` (a SELECT of two stored times, a and b),
     worked out in SQL: the number of rows, then the one or two in the middle. Stored times are whole
     seconds (store.iso), so the differences are exact."""
-    n = store.scalar(f"SELECT count(*) FROM ({pairs})", *params)
+    n = store.scalar(f"SELECT count(*) FROM ({pairs}) AS pairs", *params)
     if not n:
         return {"seconds": None, "n": 0}
-    middle = store.all(f"SELECT CAST(round((julianday(b) - julianday(a)) * 86400) AS INTEGER) AS s FROM ({pairs}) "
+    middle = store.all(f"SELECT CAST(round((julianday(b) - julianday(a)) * 86400) AS INTEGER) AS s FROM ({pairs}) AS pairs "
                        "ORDER BY s LIMIT ? OFFSET ?", *params, 2 - n % 2, (n - 1) // 2)
     return {"seconds": sum(float(r["s"]) for r in middle) / len(middle), "n": n}  # as statistics.median
 
@@ -105,7 +105,7 @@ def median_to_first_answer(store: Store, since: datetime, until: datetime) -> di
                           "JOIN complaints c ON c.id = e.complaint_id "
                           f"WHERE e.kind IN {kinds} AND e.at > ? AND e.at <= ? AND NOT EXISTS ("
                           "SELECT 1 FROM events p WHERE p.complaint_id = e.complaint_id AND p.at <= ? "
-                          f"AND p.kind IN {kinds}) GROUP BY e.complaint_id", iso(since), iso(until), iso(since))
+                          f"AND p.kind IN {kinds}) GROUP BY e.complaint_id, c.first_contact", iso(since), iso(until), iso(since))
 
 
 def median_to_resolution(store: Store, since: datetime, until: datetime) -> dict:

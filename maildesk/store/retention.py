@@ -27,7 +27,7 @@ def due_complaints(store: Store, cutoff: datetime, limit: int) -> list[sqlite3.R
     it), not yet anonymised, oldest first: (id, ref, status, last)."""
     return store.all(f"SELECT id, ref, status, last FROM (SELECT c.id, c.ref, c.status, {LAST} AS last, "
                      f"{SETTLED} AS settled FROM complaints c INDEXED BY complaints_retention WHERE {WAITING} AND {SETTLED} <= ? "
-                     f"ORDER BY {SETTLED}) WHERE last <= ? LIMIT ?", iso(cutoff), iso(cutoff), limit)
+                     f"ORDER BY {SETTLED}) AS due WHERE last <= ? LIMIT ?", iso(cutoff), iso(cutoff), limit)
 
 
 def waiting(store: Store, complaint_id: int) -> sqlite3.Row | None:

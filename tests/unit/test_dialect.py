@@ -22,6 +22,7 @@ from maildesk.store.dialect import to_postgres
      "SELECT 1 FROM outbox WHERE instr(lower(encode(raw, 'escape')), %s) > 0"),
     ("SELECT 1 FROM complaints c WHERE +c.first_contact <= :until",
      "SELECT 1 FROM complaints c WHERE c.first_contact <= %(until)s"),
+    ("SELECT id FROM complaints c INDEXED BY complaints_retention WHERE x", "SELECT id FROM complaints c WHERE x"),
     ("BEGIN IMMEDIATE", "BEGIN"),
 ])
 def test_sqlite_spellings_become_postgresql_ones(sqlite, postgres):
