@@ -13,7 +13,8 @@ from maildesk.cli.display import shown
 from maildesk.config import ConfigError, placeholders, read_secret, warnings
 from maildesk.outbound.templates import shipped
 from maildesk.store import reports
-from maildesk.store.db import Store
+from maildesk.store.db import SchemaError
+from maildesk.store.opening import open_store
 
 SHIPPED_CONFIG = shipped("maildesk.toml")  # the commented starter config `init` writes
 
@@ -67,6 +68,15 @@ def _secret_failure(name: str, error: str) -> probe.Result:
 
 
 def _database(cfg) -> probe.Result:
+    if cfg.storage.url:
+        try:
+            store = open_store(cfg, readonly=True, wait=5)
+        except SchemaError as e:
+            return probe.Result("database", False, str(e), "run `maildesk migrate`")
+        except Exception as e:  # unreachable, refused, password not set: its own words
+            return probe.Result("database", False, str(e)[:300], "check [storage] url, its password and the server")
+        store.close()
+        return probe.Result("database", True, f"{store.where} (PostgreSQL, schema {store.version})")
     path = cfg.database_path
     if path.exists():
         return probe.Result("database", True, f"{path}")
@@ -193,8 +203,11 @@ def _staff_trust(cfg, path: str | None) -> list[probe.Result]:
             raw = Path(path).read_bytes()
         except OSError as e:
             return [probe.Result("staff trust", False, f"{path}: {e.strerror}", "give a saved .eml file")]
-    elif cfg.staff and cfg.database_path.exists():
-        store = Store(cfg.database_path)
+    elif cfg.staff and (cfg.storage.url or cfg.database_path.exists()):
+        try:
+            store = open_store(cfg, readonly=True)
+        except Exception as e:  # the database's own line (check `database`) says what is wrong
+            return [probe.Result("staff trust", True, level + f"no staff mail read: {str(e)[:200]}")]
         try:
             raw = reports.last_mail_from(store, cfg.staff)
         finally:

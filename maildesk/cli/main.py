@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from maildesk import __version__, logs
@@ -21,6 +22,7 @@ from maildesk.clock import utcnow
 from maildesk.cli.display import dumps, shown
 from maildesk.service.seller_import import ImportFileError
 from maildesk.store.db import DatabaseReadOnly, SchemaError, StoreUnwell, file_owner, file_trouble
+from maildesk.store.postgres import StoreUnreachable
 
 PATH_ARGS = {"config", "file", "dir"}  # may hold any bytes the file system allows
 
@@ -191,7 +193,7 @@ def _known(e: Exception) -> tuple[int, str] | None:
     from maildesk.adapters.imap_types import MailboxError
     if isinstance(e, ConfigError):
         return 2, f"config error: {e}"
-    if isinstance(e, (SchemaError, DatabaseReadOnly)):  # what to run, or whose the database is
+    if isinstance(e, (SchemaError, DatabaseReadOnly, StoreUnreachable)):  # what to run, whose, where
         return 2, str(e)
     if isinstance(e, (Refused, ImportFileError, MailboxError)):
         return 1, str(e)
@@ -245,8 +247,7 @@ def _command(args, argv: list[str]) -> int:
         from maildesk.adapters import oauth2
         return oauth2.authorize(cfg, os.environ, sys.stdin, sys.stdout, sys.stderr,
                                 args.redirect_uri or oauth2.REDIRECT_URI)
-    from maildesk.app import App
-    app = App(cfg, dry_run=getattr(args, "dry_run", False), readonly=readonly)
+    app = _app(cfg, args, readonly)
     try:
         if args.command in ("run", "once"):  # a missing or broken template stops here, not on every mail
             from maildesk.service.template_check import problems
@@ -258,6 +259,22 @@ def _command(args, argv: list[str]) -> int:
         return COMMANDS[args.command](app, args)  # a secret read when first needed: ConfigError, exit 2
     finally:
         app.close()
+
+
+def _app(cfg, args, readonly: bool):
+    """The App; `run` waits for an unreachable PostgreSQL with back-off (every other command says so
+    in one line and exits 2): a daemon started before its database server must not die of it."""
+    from maildesk.app import App
+    delay = 1.0
+    while True:
+        try:
+            return App(cfg, dry_run=getattr(args, "dry_run", False), readonly=readonly)
+        except StoreUnreachable as e:
+            if args.command != "run":
+                raise
+            logs.event("database_unreachable", severity=40, error=str(e)[:300], retry_in=f"{delay:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 60)
 
 
 def cmd_run(app, args) -> int:
@@ -287,7 +304,7 @@ def cmd_once(app, args) -> int:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
     except StoreUnwell as e:  # locked, full: nothing was half-done, mail waits in the inbox
-        print(f"maildesk: database problem ({app.cfg.database_path}): {e}; run again when it is fixed",
+        print(f"maildesk: database problem ({app.store.where}): {e}; run again when it is fixed",
               file=sys.stderr)
         return 1
 

@@ -24,6 +24,8 @@ from maildesk.lock import AlreadyRunning, alone
 from maildesk.logs import event as log_event
 from maildesk.store import backups, maintenance
 from maildesk.store.db import SchemaError, Store, StoreError, from_iso, iso
+from maildesk.store.opening import open_store
+from maildesk.store.postgres import StoreUnreachable, shown
 from maildesk.store.migrations import SCHEMA_VERSION, schema_problem
 
 RECOVER_KEY = "recover_since"  # state: set by restore, cleared once the processed folder was read again
@@ -43,7 +45,39 @@ def take_backup(db_path: Path, dest: Path) -> backups.BackupInfo:
     return backups.take_backup(db_path, dest, utcnow())
 
 
+def _on_postgres(cfg, command: str) -> int | None:
+    """backup, restore and migrate work on the SQLite file; on PostgreSQL its own tools do the first
+    two, and migrate runs in one transaction under the store's lock. None: the store is SQLite."""
+    if not cfg.storage.url:
+        return None
+    if command in ("backup", "restore"):
+        print(f"maildesk: the store is PostgreSQL ({shown(cfg.storage.url)}): use pg_dump -Fc to back it up "
+              f"and pg_restore to restore it (or the database provider's backups)", file=sys.stderr)
+        return 1
+    try:
+        store = open_store(cfg, readonly=True)
+        found = store.version
+        store.close()
+    except SchemaError:  # older or newer: said again below by the migration itself
+        found = None
+    except (*StoreError, StoreUnreachable) as e:
+        print(f"maildesk: migrate failed: {e}", file=sys.stderr)
+        return 1
+    if found == SCHEMA_VERSION:
+        print(f"database {shown(cfg.storage.url)} is at schema {found}, as this maildesk needs; nothing to do")
+        return 0
+    try:
+        open_store(cfg, migrate=True).close()
+    except (*StoreError, SchemaError, StoreUnreachable) as e:
+        print(f"maildesk: migrate failed: {e}", file=sys.stderr)
+        return 2 if isinstance(e, SchemaError) else 1
+    print(f"database {shown(cfg.storage.url)} migrated to schema {SCHEMA_VERSION}")
+    return 0
+
+
 def backup_command(cfg, args) -> int:
+    if (done := _on_postgres(cfg, "backup")) is not None:
+        return done
     dest = Path(args.file)
     if dest.exists():
         print(f"maildesk: {dest} exists; choose a new file name", file=sys.stderr)
@@ -53,7 +87,7 @@ def backup_command(cfg, args) -> int:
         return 1
     try:
         info = take_backup(cfg.database_path, dest)
-    except (StoreError, OSError, SchemaError) as e:
+    except (*StoreError, OSError, SchemaError) as e:
         print(f"maildesk: backup failed: {e}", file=sys.stderr)
         return 1
     print(f"backup written to {dest}: schema {info.schema}, taken {timefmt.local(info.taken_at, cfg.tz)}, "
@@ -62,6 +96,8 @@ def backup_command(cfg, args) -> int:
 
 
 def restore_command(cfg, args) -> int:
+    if (done := _on_postgres(cfg, "restore")) is not None:
+        return done
     source, db = Path(args.file), cfg.database_path
     try:
         facts = backups.read_backup(source)
@@ -83,7 +119,7 @@ def restore_command(cfg, args) -> int:
     except AlreadyRunning as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
-    except (StoreError, OSError, SchemaError) as e:
+    except (*StoreError, OSError, SchemaError) as e:
         print(f"maildesk: restore failed: {e}", file=sys.stderr)
         return 1
     print(f"restored {source} (schema {found}, taken {timefmt.local(since, cfg.tz)}) to {db}"
@@ -95,6 +131,8 @@ def restore_command(cfg, args) -> int:
 
 def migrate_command(cfg, args) -> int:
     """The only command that changes the schema; takes a backup first, holds the daemon's lock."""
+    if (done := _on_postgres(cfg, "migrate")) is not None:
+        return done
     db = cfg.database_path
     try:
         with alone(db, "migrating"):
@@ -113,7 +151,7 @@ def migrate_command(cfg, args) -> int:
     except AlreadyRunning as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
-    except (StoreError, OSError, SchemaError) as e:
+    except (*StoreError, OSError, SchemaError) as e:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 1
     print(f"database {db} migrated from schema {found} to {SCHEMA_VERSION}"

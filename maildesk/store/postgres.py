@@ -106,8 +106,11 @@ class Connection:
     def __init__(self, pool: ConnectionPool):
         self.pool = pool
         self.raw: psycopg.Connection = pool.getconn()
+        self.in_store_transaction = False  # set by PgStore.transaction: never renewed mid-transaction
 
     def execute(self, sql: str, params=()) -> psycopg.Cursor:
+        if not self.in_store_transaction and self.broken:
+            self.renew()  # a read between transactions, after PostgreSQL dropped us
         cur = self.raw.cursor()
         cur.execute(to_postgres(sql), _params(params))
         return cur
@@ -141,27 +144,27 @@ def _configure(conn: psycopg.Connection) -> None:
 
 def open_pool(url: str, password: str | None, *, readonly: bool = False, size: int = 2,
               wait: float = 10.0) -> ConnectionPool:
-    """A small pool, open and tried; StoreUnreachable in one line when no connection can be had."""
+    """A small pool, open and tried; StoreUnreachable in one line when no connection can be had.
+    One direct connection first, so that a refusal (down, wrong password) is told at once, in the
+    server's own words, rather than after the pool's wait."""
     options = "-c default_transaction_read_only=on" if readonly else None
     kwargs = {"autocommit": True, "row_factory": _row_factory, "password": password, "options": options,
               "connect_timeout": max(1, int(wait)), "application_name": f"maildesk {socket.gethostname()}"}
-    pool = ConnectionPool(url, kwargs={k: v for k, v in kwargs.items() if v is not None}, min_size=1,
-                          max_size=size, open=False, configure=_configure, name="maildesk")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        psycopg.connect(url, **kwargs).close()
+    except psycopg.Error as e:
+        raise StoreUnreachable(f"cannot connect to PostgreSQL at {shown(url)}: {' '.join(str(e).split())[:300]}") \
+            from None
+    pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=size, open=False, configure=_configure,
+                          name="maildesk")
     try:
         pool.open(wait=True, timeout=wait)
     except PoolTimeout:
         pool.close()
-        raise StoreUnreachable(f"PostgreSQL at {shown(url)} does not answer: {_why(url, password, wait)}") from None
+        raise StoreUnreachable(f"cannot connect to PostgreSQL at {shown(url)}: no connection within {wait:g} s") \
+            from None
     return pool
-
-
-def _why(url: str, password: str | None, wait: float) -> str:
-    """The server's own words for the refusal (down, wrong password, no such database)."""
-    try:
-        psycopg.connect(url, password=password, connect_timeout=max(1, int(wait))).close()
-    except psycopg.Error as e:
-        return " ".join(str(e).split())[:300]
-    return f"no connection within {wait:g} s"
 
 
 class PgStore(Store):
@@ -218,9 +221,8 @@ class PgStore(Store):
     def transaction(self, durable: bool = True) -> Iterator[None]:
         """BEGIN + the writer lock (+ the fencing check) ... COMMIT; nested: savepoints, as on SQLite."""
         if self._depth == 0:
-            if self.conn.broken:
-                self.conn.renew()
-            self.conn.execute("BEGIN")
+            self.conn.execute("BEGIN")  # on a fresh connection if PostgreSQL dropped the last one
+            self.conn.in_store_transaction = True
             name = None
             try:
                 if self.fence_epoch is not None:
@@ -233,6 +235,7 @@ class PgStore(Store):
                 if not durable:
                     self.conn.execute("SET LOCAL synchronous_commit = off")
             except BaseException:
+                self.conn.in_store_transaction = False
                 self._rollback_quietly()
                 raise
         else:
@@ -243,6 +246,7 @@ class PgStore(Store):
             yield
         except BaseException:
             self._depth -= 1
+            self.conn.in_store_transaction = self._depth > 0
             if name:
                 if not self.conn.broken:
                     self.conn.execute(f"ROLLBACK TO {name}")
@@ -254,6 +258,7 @@ class PgStore(Store):
         if name:
             self.conn.execute(f"RELEASE {name}")
         else:
+            self.conn.in_store_transaction = False
             self.conn.execute("COMMIT")
 
     def _rollback_quietly(self) -> None:

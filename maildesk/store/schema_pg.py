@@ -7,7 +7,7 @@ checks that both end at `SCHEMA_VERSION` with the same columns).
 
 Text is compared byte by byte as in SQLite (`COLLATE "C"` on every text column): times are ISO
 strings whose order must be time order, whatever locale the database was created with. The
-search index is a table with a `tsvector` column over the accent-folded text (`unaccent`), kept by
+search index is a table with a `tsvector` column of accent-folded words (`unaccent`), kept by
 the same triggers as SQLite's FTS5 table, under the same row ids (source id * 4 + kind).
 """
 from __future__ import annotations
@@ -22,8 +22,10 @@ _GMAIL = ", ".join(f"'{d}'" for d in sorted(GMAIL_DOMAINS))
 FUNCTIONS = f"""
 CREATE COLLATION IF NOT EXISTS nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE EXTENSION IF NOT EXISTS unaccent;
-CREATE OR REPLACE FUNCTION md_unaccent(text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
-    AS $$ SELECT unaccent('unaccent'::regdictionary, $1) $$;
+-- the search's words: split as 'simple' splits them, accents folded ("recu" finds "reçu"), no stemming
+-- (SQLite's unicode61 remove_diacritics 2); ts_headline on it marks the word as written
+CREATE TEXT SEARCH CONFIGURATION md_search (COPY = simple);
+ALTER TEXT SEARCH CONFIGURATION md_search ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple;
 CREATE OR REPLACE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE STRICT
     AS $$ SELECT strpos($1, $2) $$;
 CREATE OR REPLACE FUNCTION json_extract(text, text) RETURNS text LANGUAGE sql IMMUTABLE STRICT
@@ -166,7 +168,7 @@ CREATE TABLE daemons (
     epoch BIGINT);
 CREATE TABLE search_index (
     id BIGINT PRIMARY KEY, complaint_id BIGINT, source TEXT NOT NULL, body TEXT NOT NULL DEFAULT '',
-    words tsvector GENERATED ALWAYS AS (to_tsvector('simple', md_unaccent(body))) STORED);
+    words tsvector GENERATED ALWAYS AS (to_tsvector('md_search', body)) STORED);
 CREATE INDEX search_index_words ON search_index USING gin(words);
 CREATE INDEX search_index_complaint ON search_index(complaint_id);
 """

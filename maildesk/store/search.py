@@ -3,6 +3,10 @@
 Ranked with bm25 (lower is better); a complaint counts once, at its best hit, whose
 snippet is shown. A query SQLite refuses as FTS5 syntax is asked again as plain words
 (core/search.py), so a search never fails on its syntax.
+
+On PostgreSQL the same index is a tsvector column of accent-folded words (store/schema_pg.py),
+read with websearch_to_tsquery (words, "phrases", OR, -word; it refuses no text) and ranked with
+ts_rank, negated so that there too lower is better.
 """
 from __future__ import annotations
 
@@ -30,6 +34,16 @@ _ALL = """
     FROM hits GROUP BY complaint_id ORDER BY score, complaint_id LIMIT ?
 """
 _SINCE = ("JOIN complaints c ON c.id = s.complaint_id", "AND c.first_contact >= ?")
+_PG_BEST = """
+    SELECT complaint_id, hit, source, score FROM (
+        SELECT DISTINCT ON (s.complaint_id) s.complaint_id, s.id AS hit, s.source, -ts_rank(s.words, q) AS score
+        FROM search_index s {join} CROSS JOIN websearch_to_tsquery('md_search', ?) q
+        WHERE s.words @@ q {since} ORDER BY s.complaint_id, score, s.id) best
+    ORDER BY score, complaint_id LIMIT ?
+"""
+_PG_SNIPPET = ("SELECT ts_headline('md_search', body, websearch_to_tsquery('md_search', ?), "
+               "'StartSel=[, StopSel=], MaxWords=12, MinWords=4, FragmentDelimiter=…, MaxFragments=1') "
+               "FROM search_index WHERE id = ?")
 TOP_HITS_PER_RESULT = 8
 
 
@@ -61,8 +75,11 @@ def search(store: Store, text: str, *, since: datetime | None = None, limit: int
     for row in rows:
         c = store.one("SELECT ref, status, level, first_contact, customer_addr, customer_name, subject "
                       "FROM complaints WHERE id = ?", row["complaint_id"])
-        snip = store.scalar("SELECT snippet(search_index, 2, ?, ?, '…', 12) FROM search_index "
-                            "WHERE search_index MATCH ? AND rowid = ?", *MARK, text, row["hit"])
+        if store.kind == "postgresql":
+            snip = store.scalar(_PG_SNIPPET, text, row["hit"])
+        else:
+            snip = store.scalar("SELECT snippet(search_index, 2, ?, ?, '…', 12) FROM search_index "
+                                "WHERE search_index MATCH ? AND rowid = ?", *MARK, text, row["hit"])
         found.append(Hit(c["ref"], row["score"], row["source"], snip or "", c["status"], c["level"],
                          c["first_contact"], c["customer_addr"], c["customer_name"], c["subject"]))
     return found
@@ -71,6 +88,8 @@ def search(store: Store, text: str, *, since: datetime | None = None, limit: int
 def _hits(store: Store, query: str, since: datetime | None, limit: int) -> list[sqlite3.Row]:
     join, where = _SINCE if since else ("", "")
     args = (query, iso(since)) if since else (query,)
+    if store.kind == "postgresql":
+        return store.all(_PG_BEST.format(join=join, since=where), *args, limit)
     cap = limit * TOP_HITS_PER_RESULT
     top = store.all(_TOP.format(join=join, since=where), *args, cap)
     best: dict[int, sqlite3.Row] = {}

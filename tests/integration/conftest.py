@@ -86,7 +86,8 @@ class Desk:
 
     def rows(self, sql: str, *params) -> list[sqlite3.Row]:
         with self.db() as conn:
-            return conn.execute(sql, params).fetchall()
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description is not None else []  # an UPDATE: no rows
 
     def sent(self, to: str | None = None):
         msgs = [message_from_bytes(c.data, policy=email_policy.default) for c in self.sink.messages]

@@ -70,6 +70,7 @@ def test_since_and_limit_and_a_bad_date(desk, two):
     assert bad.returncode == 2 and "--since wants a date" in bad.stderr
 
 
+@pytest.mark.sqlite_only  # an SQLite file at schema 10, migrated
 def test_migration_indexes_existing_complaints(desk):
     """A database from before the index (schema 10) holding a complaint: `maildesk migrate` indexes it."""
     path = desk.dir / "maildesk.db"
