@@ -12,7 +12,7 @@ from pathlib import Path
 from maildesk import __version__, logs
 from maildesk.cli import (
     admin, attachment as attachment_cli, check, merge as merge_cli, privacy as privacy_cli, report,
-    sellers as seller_cli, store_copy,
+    sellers as seller_cli,
 )
 from maildesk.cli.common import number
 from maildesk.service import ops
@@ -104,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     attachment_cli.add_parser(sub)  # attachment REF [N --out DIR]
     privacy_cli.add_parser(sub)  # privacy export|erase|erased
     ops.add_parsers(sub)  # migrate, backup, restore
-    store_copy.add_parser(sub)  # store copy --to postgresql://...
     _config_after_command(p)
     return p
 
@@ -239,8 +238,6 @@ def _command(args, argv: list[str]) -> int:
     logs.configure(cfg)
     if args.command in ops.COMMANDS:  # they open the database their own way
         return ops.COMMANDS[args.command](cfg, args)
-    if args.command in store_copy.COMMANDS:  # as do these: the SQLite file and a PostgreSQL database
-        return store_copy.COMMANDS[args.command](cfg, args)
     if args.command in admin.WITHOUT_APP:  # status, check: report missing secrets instead of stopping on them
         return admin.WITHOUT_APP[args.command](cfg, args)
     if args.command == "auth":  # before App: the refresh token it needs does not exist yet

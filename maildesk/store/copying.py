@@ -16,11 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-import psycopg
 from psycopg import rows as pg_rows, sql
 
 from maildesk.store.db import Store
-from maildesk.store.postgres import PgStore, StoreUnreachable, shown
+from maildesk.store.postgres import PgStore
 
 # Foreign keys first: sellers and files before what names them, complaints before their messages...
 TABLES: list[tuple[str, str]] = [  # (table, its primary key)
@@ -97,15 +96,6 @@ def columns(source: Store, target: PgStore, table: str) -> list[str]:
         raise CopyRefused(f"table {table} differs between the two schemas: SQLite has {sorted(set(names) - theirs)}"
                           f", PostgreSQL {sorted(theirs - set(names))}")
     return names
-
-
-def reachable(url: str, password: str | None) -> None:
-    """StoreUnreachable at once, in the server's words, when PostgreSQL refuses (down, wrong password):
-    the pool would retry for its whole wait first."""
-    try:
-        psycopg.connect(url, password=password, connect_timeout=10).close()
-    except psycopg.OperationalError as e:
-        raise StoreUnreachable(f"PostgreSQL at {shown(url)} does not answer: {' '.join(str(e).split())[:300]}") from None
 
 
 def copy_table(source: Store, target: PgStore, table: str, key: str, advance: Callable[[int], None]) -> int:
