@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from maildesk.config import ConfigError
-from maildesk.lock import alone
+from maildesk.lock import AlreadyRunning, alone
 from maildesk.store import copying
 from maildesk.store.db import Store, StoreUnwell
 from maildesk.store.postgres import PgStore, shown
@@ -44,12 +44,16 @@ def store_command(cfg, args) -> int:
     if not path.exists():
         print(f"maildesk: no database at {path}: nothing to copy", file=sys.stderr)
         return 1
-    with alone(path, "copying its database"):  # AlreadyRunning: main prints its one line
-        source = Store(path, readonly=True)
-        try:
-            return _copy(source, args.to, password)
-        finally:
-            source.close()
+    try:
+        with alone(path, "copying its database"):
+            source = Store(path, readonly=True)
+            try:
+                return _copy(source, args.to, password)
+            finally:
+                source.close()
+    except AlreadyRunning as e:
+        print(f"maildesk: {e}", file=sys.stderr)
+        return 1
 
 
 def _password(args) -> str | None:

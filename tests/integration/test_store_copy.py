@@ -48,6 +48,7 @@ def run(config, *args) -> tuple[int, str, str]:
             code = main(["--config", str(config), *args])
         except SystemExit as e:  # a usage error: argparse exits
             code = e.code
+    assert "a bug in maildesk" not in err.getvalue()  # every refusal here is a known one, told as such
     return code, out.getvalue(), err.getvalue()
 
 
@@ -218,7 +219,7 @@ def test_refusals_each_in_one_line(pg_url, postgres, tmp_path):
         code, _, err = copy(config, pg_url)
     finally:
         lock.release()
-    assert code == 1 and "already running" in err and len(err.splitlines()) == 1
+    assert code == 1 and "already running" in err and "stop it before" in err and len(err.splitlines()) == 1
     assert not _has_schema(pg_url)  # refused before touching PostgreSQL
     # PostgreSQL not listening there
     code, _, err = run(config, "store", "copy", "--to", f"postgresql://maildesk@127.0.0.1:1/{pg_url.name}",
