@@ -15,6 +15,8 @@ Starts a throwaway Dovecot and an aiosmtpd sink on loopback (maildesk.testing: d
              photo: above max_message_mb it is read part by part; and with max_message_mb = 30,
              fetched and parsed whole), and after 1,000 vs 10,000 messages (growth)
   search     `maildesk search` over 100,000 complaints: index build, migration, queries
+  copy       `maildesk store copy` of 10,000 complaints (with their mail, acknowledgements and events)
+             from SQLite into a throwaway PostgreSQL (maildesk.testing.postgres): rows/s, verified
   floor      the bare steps on the same machine: stdlib parse, one SQLite commit per
              message, one SMTP send per message over a reused connection, IMAP FETCH
 
@@ -648,6 +650,8 @@ def bench_search(total: int = 100_000) -> dict:
 
 ROWS = [
     # (label, key, unit, floor key for a ratio)
+    ("store copy 10k complaints to PostgreSQL", "copy_10000_s", "s", None),
+    ("store copy 10k: rows/s (copy + verify)", "copy_10000_rows_per_s", "rows/s", None),
     ("backlog: new complaints", "backlog_new_per_s", "msg/s", "floor_new_per_s"),
     ("backlog: customer replies", "backlog_reply_per_s", "msg/s", "floor_reply_per_s"),
     ("latency APPEND->ack (IDLE), median", "latency_median_s", "s", None),
@@ -805,6 +809,34 @@ def bench_retention(total: int = 10_000) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def bench_copy(total: int = 10_000) -> dict:
+    """`maildesk store copy` as an admin runs it (the CLI in a subprocess), into a throwaway
+    PostgreSQL; the database is the one tests/integration/test_store_copy.py builds."""
+    from maildesk.testing.postgres import Postgres
+    from tests.integration.test_store_copy import build
+    from tests.support import config_dict, write_config
+    workdir = Path(tempfile.mkdtemp(prefix="maildesk-bench-copy-"))
+    workdir.chmod(0o755)  # as root, PostgreSQL runs as the postgres user
+    server = Postgres(workdir / "pg")
+    try:
+        server.start()
+        db = server.database()
+        config = write_config(workdir / "maildesk.toml", config_dict())
+        build(workdir / "maildesk.db", total)
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "maildesk", "--config", str(config), "store", "copy", "--to",
+                               db.url, "--password-env", "BENCH_PG_PASSWORD"], capture_output=True, text=True,
+                              cwd=ROOT, env={**os.environ, "BENCH_PG_PASSWORD": db.password})
+        seconds = time.perf_counter() - t0
+        assert done.returncode == 0, done.stderr
+        rows = int(done.stdout.splitlines()[-1].split()[0])
+        return {f"copy_{total}_s": round(seconds, 2), f"copy_{total}_rows": rows,
+                f"copy_{total}_rows_per_s": round(rows / seconds)}
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def table(results: dict) -> str:
     lines = [f"{'figure':<40} {'value':>10} {'unit':<7} {'goal':<8} {'vs floor':>8}",
              "-" * 79]
@@ -825,6 +857,9 @@ def table(results: dict) -> str:
 PARTS = {"floor": bench_floor, "backlog": bench_backlog, "latency": bench_latency,
          "sweep": bench_sweep, "memory": bench_memory, "search": bench_search, "privacy": bench_privacy,
          "retention": bench_retention}
+
+
+PARTS["copy"] = bench_copy
 
 
 def main(argv=None) -> int:
