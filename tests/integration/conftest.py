@@ -130,11 +130,11 @@ PG_PASSWORD_ENV = "MAILDESK_TEST_PG_PASSWORD"
 
 
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL, the tests of the SQLite file itself are not collected (not skipped: they are
-    not this run's subject, and the SQLite run has them)."""
+    """On PostgreSQL, the tests of the SQLite file itself, and those that run on PostgreSQL in every
+    run anyway, are deselected (not skipped: the SQLite run has them)."""
     if STORE != "postgresql":
         return
-    kept = [item for item in items if not item.get_closest_marker("sqlite_only")]
+    kept = [item for item in items if not (item.get_closest_marker("sqlite_only") or item.get_closest_marker("pg_always"))]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept

@@ -15,6 +15,8 @@ from maildesk.store.migrations import SCHEMA_VERSION
 from tests.integration.conftest import PG_PASSWORD_ENV, PgReader
 from tests.support import ROOT, mail
 
+pytestmark = pytest.mark.pg_always  # on PostgreSQL in every run
+
 
 @pytest.fixture
 def pg_desk(desk, pg_url):

@@ -13,6 +13,8 @@ from maildesk.store.db import Store
 from maildesk.store.migrations import SCHEMA_VERSION
 from maildesk.store.postgres import PgStore
 
+pytestmark = pytest.mark.pg_always  # on PostgreSQL in every run
+
 
 @pytest.fixture
 def pg(pg_url):

@@ -7,6 +7,8 @@ import pytest
 
 from maildesk.testing.postgres import PgDatabase, Postgres, process_gone
 
+pytestmark = pytest.mark.pg_always  # on PostgreSQL in every run
+
 
 def connect(db: PgDatabase, password: str | None = None) -> psycopg.Connection:
     return psycopg.connect(db.url, password=db.password if password is None else password, connect_timeout=5)

@@ -29,7 +29,7 @@ from tests.integration.test_sellers import (
 )
 from tests.support import ROOT, config_dict, mail, write_config
 
-pytestmark = pytest.mark.sqlite_only  # the source is the SQLite file; the target a PostgreSQL of its own
+pytestmark = pytest.mark.pg_always  # the source is the SQLite file; the target a PostgreSQL of its own
 
 
 def pg_config(folder, db, **overrides):
