@@ -21,8 +21,7 @@ from maildesk.config import ConfigError, load
 from maildesk.clock import utcnow
 from maildesk.cli.display import dumps, shown
 from maildesk.service.seller_import import ImportFileError
-from maildesk.store.db import DatabaseReadOnly, SchemaError, StoreUnwell, file_owner, file_trouble
-from maildesk.store.postgres import StoreUnreachable
+from maildesk.store.db import DatabaseReadOnly, SchemaError, StoreUnreachable, StoreUnwell, file_owner, file_trouble
 
 PATH_ARGS = {"config", "file", "dir"}  # may hold any bytes the file system allows
 

@@ -15,9 +15,7 @@ from tqdm import tqdm
 
 from maildesk.config import ConfigError
 from maildesk.lock import AlreadyRunning, alone
-from maildesk.store import copying
-from maildesk.store.db import Store, StoreUnwell
-from maildesk.store.postgres import PgStore, shown
+from maildesk.store.db import Store, StoreUnwell, shown
 
 
 def add_parser(sub) -> None:
@@ -71,6 +69,9 @@ def _password(args) -> str | None:
 
 
 def _copy(source: Store, url: str, password: str | None) -> int:
+    import psycopg  # only here: a maildesk on SQLite never loads the PostgreSQL driver
+    from maildesk.store import copying
+    from maildesk.store.postgres import PgStore
     target = PgStore(url, password)  # StoreUnreachable, SchemaError: main prints their one line (exit 2)
     try:
         copied = [0]
@@ -86,7 +87,7 @@ def _copy(source: Store, url: str, password: str | None) -> int:
         except copying.CopyRefused as e:
             print(f"maildesk: {e}", file=sys.stderr)
             return 1
-        except (KeyboardInterrupt, *StoreUnwell) as e:
+        except (KeyboardInterrupt, StoreUnwell, psycopg.OperationalError) as e:
             why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"PostgreSQL failed ({' '.join(str(e).split())})"
             print(f"maildesk: {why} after {copied[0]} rows; run the same command again to carry on", file=sys.stderr)
             return 130 if isinstance(e, KeyboardInterrupt) else 1

@@ -23,9 +23,8 @@ from maildesk.clock import utcnow
 from maildesk.lock import AlreadyRunning, alone
 from maildesk.logs import event as log_event
 from maildesk.store import backups, maintenance
-from maildesk.store.db import SchemaError, Store, StoreError, from_iso, iso
+from maildesk.store.db import SchemaError, Store, StoreError, StoreUnreachable, from_iso, iso, shown
 from maildesk.store.opening import open_store
-from maildesk.store.postgres import StoreUnreachable, shown
 from maildesk.store.migrations import SCHEMA_VERSION, schema_problem
 
 RECOVER_KEY = "recover_since"  # state: set by restore, cleared once the processed folder was read again
@@ -60,7 +59,7 @@ def _on_postgres(cfg, command: str) -> int | None:
         store.close()
     except SchemaError:  # older or newer: said again below by the migration itself
         found = None
-    except (*StoreError, StoreUnreachable) as e:
+    except (StoreError, StoreUnreachable) as e:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 1
     if found == SCHEMA_VERSION:
@@ -68,7 +67,7 @@ def _on_postgres(cfg, command: str) -> int | None:
         return 0
     try:
         open_store(cfg, migrate=True).close()
-    except (*StoreError, SchemaError, StoreUnreachable) as e:
+    except (StoreError, SchemaError, StoreUnreachable) as e:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 2 if isinstance(e, SchemaError) else 1
     print(f"database {shown(cfg.storage.url)} migrated to schema {SCHEMA_VERSION}")
@@ -87,7 +86,7 @@ def backup_command(cfg, args) -> int:
         return 1
     try:
         info = take_backup(cfg.database_path, dest)
-    except (*StoreError, OSError, SchemaError) as e:
+    except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: backup failed: {e}", file=sys.stderr)
         return 1
     print(f"backup written to {dest}: schema {info.schema}, taken {timefmt.local(info.taken_at, cfg.tz)}, "
@@ -119,7 +118,7 @@ def restore_command(cfg, args) -> int:
     except AlreadyRunning as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
-    except (*StoreError, OSError, SchemaError) as e:
+    except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: restore failed: {e}", file=sys.stderr)
         return 1
     print(f"restored {source} (schema {found}, taken {timefmt.local(since, cfg.tz)}) to {db}"
@@ -151,7 +150,7 @@ def migrate_command(cfg, args) -> int:
     except AlreadyRunning as e:
         print(f"maildesk: {e}", file=sys.stderr)
         return 1
-    except (*StoreError, OSError, SchemaError) as e:
+    except (StoreError, OSError, SchemaError) as e:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 1
     print(f"database {db} migrated from schema {found} to {SCHEMA_VERSION}"

@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import sqlite_utils
 
 from maildesk.core.addresses import mailbox_key
@@ -36,23 +36,36 @@ from maildesk.store.sql import recent_ids
 
 # What callers catch instead of importing sqlite3 or psycopg: the store itself is unwell (locked,
 # disk full, I/O, PostgreSQL gone), not the row or the message at hand; any database error at all.
-StoreUnwell = (sqlite3.OperationalError, psycopg.OperationalError)
-StoreError = (sqlite3.Error, psycopg.Error)
-_ROW_FAULTS = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.IntegrityError, psycopg.DataError)
+# store/postgres.py raises psycopg's errors as subclasses of these, so callers name one set.
+StoreUnwell = sqlite3.OperationalError
+StoreError = sqlite3.Error
+
+
+class StoreUnreachable(Exception):
+    """PostgreSQL does not answer at start (down, refused, wrong password): one line for the admin."""
+
+
+def shown(url: str) -> str:
+    """A PostgreSQL URL as logs and messages may show it: never a password, even one written into it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def store_trouble(e: BaseException) -> bool:
     """A database or disk problem (locked, full, corrupt, I/O error, connection lost): no fault of
     the message, which must stay in the inbox rather than go to quarantine."""
-    if isinstance(e, _ROW_FAULTS):
+    if isinstance(e, (sqlite3.IntegrityError, sqlite3.DataError)):
         return False  # this message's own data broke a constraint or a size limit
-    return isinstance(e, (*StoreError, OSError))
+    return isinstance(e, (sqlite3.Error, OSError))
 
 
 def file_trouble(e: BaseException) -> bool:
     """Locked, disk full, not a database at all, PostgreSQL gone: told in one line. (An
     IntegrityError or a misused query is a bug and keeps its traceback.)"""
-    return isinstance(e, StoreUnwell) or type(e) is sqlite3.DatabaseError
+    return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
 
 # Tables keyed by `id INTEGER PRIMARY KEY` that Store.insert/update write with plain SQL when
 # every value is a plain SQLite value; anything else goes through sqlite-utils as before.

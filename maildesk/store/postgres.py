@@ -14,25 +14,46 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from maildesk.store import migrations, schema_pg
-from maildesk.store.db import SchemaError, Store
+from maildesk.store.db import SchemaError, Store, StoreUnreachable, StoreUnwell, shown
 from maildesk.store.dialect import to_postgres
 
 WRITER_LOCK = 0x6D61_696C_6465_736B  # "maildesk": every write transaction holds it (pg_advisory_xact_lock)
 _NUMERIC = 1700  # sum() and avg() come back as numeric: handed over as int or float, as SQLite does
 
 
-class StoreUnreachable(Exception):
-    """PostgreSQL does not answer (down, refused, wrong password): one line for the admin."""
+class PgUnwell(StoreUnwell):
+    """psycopg's OperationalError (connection lost, server restarting, pool empty) under the store's name."""
+
+
+class PgIntegrityError(sqlite3.IntegrityError):
+    """A row broke a constraint (UNIQUE, NOT NULL, a foreign key): that row's fault, as on SQLite."""
+
+
+class PgDataError(sqlite3.DataError):
+    """A value PostgreSQL refuses for its column (too long, NUL in text): that row's fault."""
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """psycopg's errors as the store's own (module docstring of store/db.py): a caller names one set."""
+    try:
+        yield
+    except psycopg.IntegrityError as e:
+        raise PgIntegrityError(" ".join(str(e).split())) from e
+    except psycopg.DataError as e:
+        raise PgDataError(" ".join(str(e).split())) from e
+    except psycopg.OperationalError as e:
+        raise PgUnwell(" ".join(str(e).split()) or type(e).__name__) from e
 
 
 class Fenced(Exception):
@@ -90,16 +111,6 @@ def _params(params):
     return tuple(_param(v) for v in params)
 
 
-def shown(url: str) -> str:
-    """The URL as logs and messages may show it: never a password, even one written into it."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 class Connection:
     """The sqlite3.Connection surface the store modules use, over a pooled psycopg connection."""
 
@@ -112,12 +123,14 @@ class Connection:
         if not self.in_store_transaction and self.broken:
             self.renew()  # a read between transactions, after PostgreSQL dropped us
         cur = self.raw.cursor()
-        cur.execute(to_postgres(sql), _params(params))
+        with _store_errors():
+            cur.execute(to_postgres(sql), _params(params))
         return cur
 
     def executemany(self, sql: str, seq) -> psycopg.Cursor:
         cur = self.raw.cursor()
-        cur.executemany(to_postgres(sql), [_params(p) for p in seq])
+        with _store_errors():
+            cur.executemany(to_postgres(sql), [_params(p) for p in seq])
         return cur
 
     @property
@@ -131,7 +144,8 @@ class Connection:
     def renew(self) -> None:
         """A fresh connection in place of one PostgreSQL dropped."""
         self.pool.putconn(self.raw)
-        self.raw = self.pool.getconn()
+        with _store_errors():
+            self.raw = self.pool.getconn(timeout=5)
 
     def close(self) -> None:
         self.pool.putconn(self.raw)
@@ -266,7 +280,7 @@ class PgStore(Store):
         if not self.conn.broken:
             try:
                 self.conn.execute("ROLLBACK")
-            except psycopg.OperationalError:
+            except StoreUnwell:
                 pass
 
     def insert(self, table: str, values: dict) -> int | str | None:
