@@ -5,8 +5,8 @@ What is rewritten (outside string literals): `?` and `:name` parameters to psyco
 `%(name)s`; `INSERT OR IGNORE` to `ON CONFLICT DO NOTHING`; `LIKE` to `ILIKE` (SQLite's LIKE
 ignores ASCII case); the scalar `min(a, b)` / `max(a, b)` to `LEAST` / `GREATEST`; `rowid` to the
 `id` the PostgreSQL tables declare; a blob read as text to its escaped text; the unary `+` that
-keeps SQLite's planner off an index (`WHERE +c.first_contact <= ...`) and its `INDEXED BY` dropped
-(PostgreSQL's planner chooses for itself). Functions SQLite has
+keeps SQLite's planner off an index (`WHERE +c.first_contact <= ...`), its `INDEXED BY`, and its
+`CROSS JOIN ... ON` (a join in the order written) made a plain JOIN: PostgreSQL's planner chooses. Functions SQLite has
 and PostgreSQL lacks (`instr`, `json_extract`, `julianday`, `mailbox_key`, ...) are created in the
 PostgreSQL schema instead (`store/schema_pg.py`), so the query keeps its one spelling.
 """
@@ -23,6 +23,7 @@ _ROWID = re.compile(r"\browid\b", re.I)
 _BEGIN = re.compile(r"^\s*BEGIN\s+IMMEDIATE\s*$", re.I)
 _BLOB_TEXT = re.compile(r"\bCAST\(\s*(\w+)\s+AS\s+TEXT\s*\)", re.I)
 _MIN_MAX = re.compile(r"\b(min|max)\s*\(", re.I)
+_CROSS_JOIN_ON = re.compile(r"\bCROSS\s+JOIN\b(?=[^()]*?\bON\b)", re.I)  # SQLite: join in this order
 _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.I)
 _UNARY_PLUS = re.compile(r"\b(WHERE|AND|OR|ON)(\s+)\+(?=[A-Za-z_])", re.I)  # SQLite's "not by this index"
 
@@ -49,6 +50,7 @@ def to_postgres(sql: str) -> str:
     code = _scalar_min_max(code)
     code = _UNARY_PLUS.sub(r"\1\2", code)
     code = _INDEXED_BY.sub("", code)
+    code = _CROSS_JOIN_ON.sub("JOIN", code)
     if ignore:
         code = code.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
     return re.sub("\x00(\\d+)\x00", lambda m: strings[int(m.group(1))].replace("%", "%%"), code)

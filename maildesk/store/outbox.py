@@ -125,7 +125,7 @@ class OutboxRows:
     def requeue(self, now: datetime, row_id: int | None = None) -> int:
         """Failed or waiting rows (one, or all) due now again; never 'sent' (a duplicate),
         'dry-run' (trial mail must never go out later) nor 'cancelled'."""
-        where, params = ("id = ?", [row_id]) if row_id else ("1", [])
+        where, params = ("id = ?", [row_id]) if row_id else ("1 = 1", [])
         cur = self.store.conn.execute(
             f"UPDATE outbox SET status = 'queued', next_attempt_at = ?, unexpected = 0 WHERE {where} "
             "AND status IN ('failed', 'queued')", [iso(now), *params])

@@ -102,7 +102,12 @@ def _row_factory(cursor):
 
 
 def _param(value):
-    return int(value) if isinstance(value, bool) else value
+    """SQLite's 0/1 for a bool; a NUL in text (PostgreSQL's text cannot hold one) as U+FFFD."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
 
 
 def _params(params):

@@ -23,6 +23,8 @@ from maildesk.store.dialect import to_postgres
     ("SELECT 1 FROM complaints c WHERE +c.first_contact <= :until",
      "SELECT 1 FROM complaints c WHERE c.first_contact <= %(until)s"),
     ("SELECT id FROM complaints c INDEXED BY complaints_retention WHERE x", "SELECT id FROM complaints c WHERE x"),
+    ("SELECT c.id FROM changed CROSS JOIN complaints c ON c.id = changed.id CROSS JOIN q",
+     "SELECT c.id FROM changed JOIN complaints c ON c.id = changed.id CROSS JOIN q"),
     ("BEGIN IMMEDIATE", "BEGIN"),
 ])
 def test_sqlite_spellings_become_postgresql_ones(sqlite, postgres):
