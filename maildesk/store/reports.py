@@ -163,9 +163,9 @@ def flagged_sellers(store: Store, limit: int) -> list[dict] | None:
 
 def outbox_counts(store: Store) -> dict[str, int]:
     """Mail queued (of which retrying: tried before) and failed for good."""
-    row = store.one("SELECT coalesce(sum(status = 'queued'), 0) AS queued, "
-                    "coalesce(sum(status = 'queued' AND attempts > 0), 0) AS retrying, "
-                    "coalesce(sum(status = 'failed'), 0) AS failed FROM outbox")
+    row = store.one("SELECT count(*) FILTER (WHERE status = 'queued') AS queued, "
+                    "count(*) FILTER (WHERE status = 'queued' AND attempts > 0) AS retrying, "
+                    "count(*) FILTER (WHERE status = 'failed') AS failed FROM outbox")
     return {"queued": row["queued"], "retrying": row["retrying"], "failed": row["failed"]}
 
 
