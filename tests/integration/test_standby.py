@@ -121,6 +121,8 @@ def test_two_daemons_on_one_database_one_is_active_the_other_stands_by(pgdesk, d
     text = pgdesk.cli("status", "--no-connect").stdout
     assert f"pid {active.pid} since" in text and f"standby     " in text and f"pid {standby.pid}, last seen" in text
     assert f"active_pid={active.pid}" in standby.text()
+    refused = pgdesk.cli("once")
+    assert refused.returncode == 1 and f"pid {active.pid}, since" in refused.stderr
     pgdesk.deliver(mail(sender="one@example.fr"))
     pgdesk.sink.wait_for(2, timeout=60)
     assert "received" in active.events() and "received" not in standby.events()
