@@ -23,12 +23,12 @@ from datetime import datetime
 
 import schedule
 
+from maildesk import standby
 from maildesk.adapters.imap import Inbox
 from maildesk.adapters.imap_types import ConnectionLost, FolderMissing, LoginRefused, MailboxError, Unfetchable
 from maildesk.adapters.systemd import sd_notify
 from maildesk.core import policy
 from maildesk.inbound.parse import ParseError, parse
-from maildesk.lock import InstanceLock
 from maildesk.logs import event as log_event
 from maildesk.service import first_start, retention, spam
 from maildesk.service.ops import RECOVER_KEY, recover
@@ -49,7 +49,9 @@ class Daemon:
         self.cfg = app.cfg
         self.store = app.store
         self.clock = app.clock
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # SIGTERM: the process ends
+        self.halt = threading.Event()  # stop acting: SIGTERM, or the lease lost (standby.py)
+        self.lease = None  # on PostgreSQL, while this process is the active daemon (store/leader.py)
         self.inbox: Inbox | None = None
         self.last_uid = 0
 
@@ -235,18 +237,18 @@ class Daemon:
                 job(now)
             except StoreUnwell:
                 raise
-            except Exception:  # one broken job must not stop the inbox or the other jobs
+            except Exception as e:  # one broken job must not stop the inbox or the other jobs
+                if self.fenced(e):
+                    raise
                 log_event("clock_job_failed", severity=40, job=getattr(job, "__qualname__", repr(job)), exc_info=True)
 
     def flush(self) -> None:
-        self.app.outbox.flush(self.clock.now(), stopping=self.stop_event.is_set)
+        self.app.outbox.flush(self.clock.now(), stopping=self.halted)
 
     # --- entry points --------------------------------------------------------------
     def once(self) -> int:
         """Everything waiting, everything due, then exit: for cron and tests."""
-        lock = InstanceLock(self.cfg.database_path)
-        lock.acquire()
-        try:
+        with standby.alone(self):
             self.app.outbox.release_dead_leases()
             self.inbox = self.app.make_inbox()
             try:
@@ -262,15 +264,16 @@ class Daemon:
             self.tick()
             self.flush()
             return 0
-        finally:
-            lock.release()
 
     def run(self) -> int:
-        lock = InstanceLock(self.cfg.database_path)
-        lock.acquire()
-        self.app.outbox.release_dead_leases()
+        """Until SIGTERM. On PostgreSQL as one of several (standby.py); on SQLite alone (InstanceLock)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
+        return standby.run(self)
+
+    def serve(self) -> None:
+        """The loop, until halted (SIGTERM, or the lease lost)."""
+        self.app.outbox.release_dead_leases()
         scheduler = schedule.Scheduler()
         scheduler.every(self.cfg.policy.sweep_seconds).seconds.do(self.tick)
         log_event("started", pid=os.getpid(), folder=self.cfg.mailbox.folder,
@@ -280,9 +283,8 @@ class Daemon:
         first_pass = True  # trouble recorded by an earlier run ends with this run's first whole pass
         self.inbox = self.app.make_inbox()
         first_tick = True
-        sd_notify("READY=1")
         try:
-            while not self.stop_event.is_set():
+            while not self.halted():
                 sd_notify("WATCHDOG=1")  # each turn of the loop; IDLE waits at most a minute
                 try:
                     if self.inbox.client is None:
@@ -304,9 +306,9 @@ class Daemon:
                         self._recovered(failures)
                         first_pass = False
                     delay, failures = 1.0, 0
-                    if self.stop_event.is_set():
+                    if self.halted():
                         break
-                    self.inbox.wait(max(0.5, min(scheduler.idle_seconds or 60, 60)), self.stop_event.is_set)
+                    self.inbox.wait(max(0.5, min(scheduler.idle_seconds or 60, 60)), self.halted)
                     continue
                 except FolderMissing as e:  # retrying cannot make the folder appear: stop, say which
                     log_event("imap_folder_missing", severity=50, error=str(e)[:500])
@@ -324,7 +326,9 @@ class Daemon:
                             self.tick()
                         scheduler.run_pending()
                         self.flush()
-                    except Exception:  # the clock and the outbox fail on their own; the wait still comes
+                    except Exception as trouble:  # the clock and the outbox fail on their own; the wait still comes
+                        if self.fenced(trouble):
+                            break
                         log_event("loop_error", severity=40, retry_in=f"{delay:.0f}s", exc_info=True)
                 except StoreUnwell as e:
                     if "readonly" in str(e):  # rights, not a busy moment: retrying never helps
@@ -334,20 +338,18 @@ class Daemon:
                     log_event("database_busy", severity=40, error=str(e)[:200], retry_in=f"{delay:.0f}s")
                     error = f"database: {e}"
                 except Exception as e:  # last resort: a bug must not stop the helpdesk; say it loudly, go on
+                    if self.fenced(e):
+                        break
                     log_event("loop_error", severity=40, retry_in=f"{delay:.0f}s", exc_info=True)
                     self.inbox.close()
                     error = f"{type(e).__name__}: {e}"
                 failures += 1
                 if failures == LOOP_ALERT_AFTER:
                     self._failing(failures, error)
-                self.stop_event.wait(delay)
+                self.halt.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
         finally:
-            sd_notify("STOPPING=1")
             self.inbox.close()
-            lock.release()
-            log_event("stopped", pid=os.getpid())
-        return 0
 
     def _failing(self, failures: int, error: str) -> None:
         """Passes keep failing: the log (always), `status` (from the database, when it works),
@@ -377,6 +379,15 @@ class Daemon:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.halt.set()
+
+    def halted(self) -> bool:
+        """Stop acting now: stopping, or no longer sure to be the active daemon."""
+        return self.halt.is_set() or (self.lease is not None and not self.lease.active())
+
+    def fenced(self, e: BaseException) -> bool:
+        """A transaction refused because another daemon took over (store/leader.py)."""
+        return self.lease is not None and self.lease.fenced(e)
 
     def recover(self) -> None:
         """After `maildesk restore`: read the processed folder again (ops.recover), once."""

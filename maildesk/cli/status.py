@@ -18,6 +18,7 @@ from maildesk.store.inbox import UNFETCHABLE_TRIES
 from maildesk.service import digest
 from maildesk.store import reports
 from maildesk.store.db import DatabaseReadOnly, SchemaError, Store, from_iso
+from maildesk.store.opening import open_store
 
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
 DEFAULT_MAX_AGE = 600  # seconds: the daemon polls at least every minute, IDLE or not
@@ -49,16 +50,19 @@ def status(cfg, args, env=os.environ) -> int:
     running) or misconfigured (no database, wrong schema). Needs no secrets: a server
     check whose secret is not in this environment is skipped, not failed."""
     now = utcnow()
+    down: tuple[type[Exception], ...] = (SchemaError, DatabaseReadOnly)
+    if cfg.storage.url:
+        from maildesk.store.postgres import StoreUnreachable
+        down += (StoreUnreachable,)
     try:
-        store = Store(cfg.database_path, readonly=True)
-    except (SchemaError, DatabaseReadOnly) as e:
+        store = open_store(cfg, env, readonly=True, wait=QUICK)
+    except down as e:
         return _report_down(args, str(e))
     try:
-        pid = InstanceLock(cfg.database_path).held_elsewhere()
         last_poll = from_iso(store.get_state("last_poll"))
         levels = reports.open_by_level(store)
         doc = {
-            "daemon": {"running": pid is not None, "pid": pid},
+            "daemon": daemon_state(store, cfg),
             "last_poll": last_poll,
             "last_poll_seconds_ago": round((now - last_poll).total_seconds()) if last_poll else None,
             "outbox": {**reports.outbox_counts(store), **Outbox(cfg, store).sending_status(now)},
@@ -88,7 +92,7 @@ def status(cfg, args, env=os.environ) -> int:
     if doc["outbox"]["paused"]:
         problems.append(f"sending paused by Gmail's daily limit since "
                         f"{local(from_iso(doc['outbox']['paused']['since']), cfg.tz)}")
-    if pid is None:
+    if not doc["daemon"]["running"]:
         state = DOWN
         problems.insert(0, "the daemon is not running")
     else:
@@ -103,6 +107,18 @@ def status(cfg, args, env=os.environ) -> int:
     else:
         print(format_status(doc, cfg))
     return state
+
+
+def daemon_state(store: Store, cfg) -> dict:
+    """Who runs: on SQLite the lock's holder; on PostgreSQL the active daemon and its standbys."""
+    if store.kind != "postgresql":
+        pid = InstanceLock(cfg.database_path).held_elsewhere()
+        return {"running": pid is not None, "pid": pid}
+    from maildesk.store.leader import daemons
+    found = daemons(store, cfg.storage.takeover_seconds)
+    active = found["active"] or {}
+    return {"running": bool(active), "pid": active.get("pid"), "host": active.get("host"),
+            "since": active.get("since"), "standbys": found["standbys"]}
 
 
 def _skipped(name: str, error: str) -> probe.Result:
@@ -138,6 +154,11 @@ def format_status(doc: dict, cfg) -> str:
     h = doc["health"]
     lines = [f"health      {h['state']}" + (f": {'; '.join(h['problems'])}" if h["problems"] else ""),
              f"daemon      {'running (pid ' + str(d['pid']) + ')' if d['running'] else 'not running'}"]
+    if "standbys" in d:  # PostgreSQL: one active daemon, any number standing by
+        if d["running"]:
+            lines[-1] = f"daemon      active: {d['host']} pid {d['pid']} since {local(from_iso(d['since']), tz)}"
+        lines += [f"standby     {s['host']} pid {s['pid']}, last seen {local(from_iso(s['seen']), tz)}"
+                  for s in d["standbys"]] or ["standby     none"]
     for key, label in (("mailbox", "mailbox"), ("smtp", "smtp")):
         if key in doc:
             r = doc[key]

@@ -54,6 +54,7 @@ def test_read_commands_need_no_secrets(desk):
                                          "which is not set in the environment")
 
 
+@pytest.mark.sqlite_only  # the SQLite daemon's lock file; on PostgreSQL: test_standby.py
 def test_status_exit_codes_healthy_degraded_down(desk):
     desk.deliver(mail())
     desk.once()
