@@ -229,8 +229,11 @@ class Outbox:
             return [row for row in rows if self.rows.claim(row.id, os.getpid(), now + LEASE, now)]
 
     def release_dead_leases(self) -> int:
-        """At start-up: leases of processes that died mid-send (kill -9) are given back."""
-        dead = [pid for pid in self.rows.lease_owners() if not _alive(pid)]
+        """At start-up: leases of processes that died mid-send (kill -9) are given back. On PostgreSQL
+        this runs as a daemon becomes the active one: every other owner is dead or fenced (its pid may
+        be another machine's, alive there), so all their leases come back now, not in 10 minutes."""
+        others = [pid for pid in self.rows.lease_owners() if pid != os.getpid()]
+        dead = others if self.store.kind == "postgresql" else [pid for pid in others if not _alive(pid)]
         if not dead:
             return 0
         with self.store.transaction():
