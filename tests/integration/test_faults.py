@@ -339,6 +339,7 @@ def hold_exclusive(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@pytest.mark.sqlite_only  # an SQLite file locked by another writer
 def test_locked_database_fails_the_run_cleanly_and_quarantines_nothing(desk, ledger):
     ledger.complaints(3)
     desk.once()  # creates the database; the first three go through
@@ -358,6 +359,7 @@ def test_locked_database_fails_the_run_cleanly_and_quarantines_nothing(desk, led
     ledger.settled(ledger.account("db-locked-once"))
 
 
+@pytest.mark.sqlite_only  # an SQLite file locked by another writer
 def test_the_daemon_waits_out_a_locked_database(desk, ledger, watch):
     """`run` in this process: the database is locked while mail arrives; the daemon logs
     database_busy, backs off, and handles the mail once the lock is gone."""
@@ -446,6 +448,7 @@ def small_disk():
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+@pytest.mark.sqlite_only  # the SQLite file on a full disk
 def test_disk_full_while_saving_an_attachment(desk, ledger, small_disk):
     """The database on a 2 MB disk; a complaint with a 3 MB photo fills it. The run fails with
     one line, nothing is quarantined or half-stored, and once there is room everything goes through."""
