@@ -54,9 +54,16 @@ def shown(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+class Fenced(Exception):
+    """This daemon is no longer the active one (store/leader.py): another took over, so nothing more
+    is committed here."""
+
+
 def store_trouble(e: BaseException) -> bool:
-    """A database or disk problem (locked, full, corrupt, I/O error, connection lost): no fault of
-    the message, which must stay in the inbox rather than go to quarantine."""
+    """A database or disk problem (locked, full, corrupt, I/O error, connection lost, fenced): no
+    fault of the message, which must stay in the inbox rather than go to quarantine."""
+    if isinstance(e, Fenced):
+        return True
     if isinstance(e, (sqlite3.IntegrityError, sqlite3.DataError)):
         return False  # this message's own data broke a constraint or a size limit
     return isinstance(e, (sqlite3.Error, OSError))

@@ -23,7 +23,8 @@ import psycopg
 from psycopg import errors
 
 from maildesk.logs import event as log_event
-from maildesk.store.postgres import WRITER_LOCK, Fenced, PgStore
+from maildesk.store.db import Fenced
+from maildesk.store.postgres import WRITER_LOCK, PgStore
 
 LEASE_LOCK = WRITER_LOCK + 2  # +1 is the migration lock
 STANDBY_SEEN = 3  # takeover periods: a standby silent for longer is not listed by `status`

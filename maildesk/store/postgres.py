@@ -24,7 +24,7 @@ from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from maildesk.store import migrations, schema_pg
-from maildesk.store.db import SchemaError, Store, StoreUnreachable, StoreUnwell, shown
+from maildesk.store.db import Fenced, SchemaError, Store, StoreUnreachable, StoreUnwell, shown
 from maildesk.store.dialect import to_postgres
 
 WRITER_LOCK = 0x6D61_696C_6465_736B  # "maildesk": every write transaction holds it (pg_advisory_xact_lock)
@@ -54,10 +54,6 @@ def _store_errors() -> Iterator[None]:
         raise PgDataError(" ".join(str(e).split())) from e
     except psycopg.OperationalError as e:
         raise PgUnwell(" ".join(str(e).split()) or type(e).__name__) from e
-
-
-class Fenced(Exception):
-    """This daemon is no longer the active one: another took over, nothing more is committed here."""
 
 
 class Row:

@@ -18,7 +18,8 @@ import psycopg
 import pytest
 
 from maildesk.store.leader import Lease
-from maildesk.store.postgres import Fenced, PgStore
+from maildesk.store.db import Fenced
+from maildesk.store.postgres import PgStore
 from tests.integration.conftest import PG_PASSWORD_ENV
 from tests.support import ROOT, mail
 
@@ -119,7 +120,7 @@ def test_two_daemons_on_one_database_one_is_active_the_other_stands_by(pgdesk, d
     assert st["daemon"]["running"] and st["daemon"]["pid"] == active.pid
     assert [s["pid"] for s in st["daemon"]["standbys"]] == [standby.pid]
     text = pgdesk.cli("status", "--no-connect").stdout
-    assert f"pid {active.pid} since" in text and f"standby     " in text and f"pid {standby.pid}, last seen" in text
+    assert f"pid {active.pid} since" in text and "standby     " in text and f"pid {standby.pid}, last seen" in text
     assert f"active_pid={active.pid}" in standby.text()
     refused = pgdesk.cli("once")
     assert refused.returncode == 1 and f"pid {active.pid}, since" in refused.stderr
