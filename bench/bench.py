@@ -60,7 +60,8 @@ from maildesk.testing.smtp_sink import SmtpSink  # noqa: E402
 SUPPORT = "support@imolocale.test"
 PYTHON = sys.executable
 SIZES = {"sweep": (100_000, 1_000_000), "search": 100_000, "privacy": 10_000}
-# the PostgreSQL build (COPY, with the search trigger per row) of 1,000,000 complaints takes minutes
+# the sweep over 1,000,000 complaints on PostgreSQL takes minutes (its build, with the search trigger
+# per row, and 10,000 due complaints swept): left out unless this is raised
 PG_SWEEP_MAX = 100_000
 NA = "n/a"
 
@@ -365,10 +366,12 @@ def build_complaints(target, total: int, due_share: float, now: datetime) -> Non
 
 def bench_sweep(sizes=None, due_share: float = 0.01) -> dict:
     out = {}
-    sizes = sizes or [n for n in SIZES["sweep"] if pg_setup.STORE == "sqlite" or n <= PG_SWEEP_MAX]
-    for total in SIZES["sweep"][len(sizes):]:
-        out.setdefault("skipped", {})[f"sweep_{total}"] = (f"sweep over {total:,} not run on PostgreSQL: its bulk "
-                                                           f"build takes minutes (about 13 s per 100,000)")
+    if sizes is None:
+        sizes = [n for n in SIZES["sweep"] if pg_setup.STORE == "sqlite" or n <= PG_SWEEP_MAX]
+        for total in (n for n in SIZES["sweep"] if n not in sizes):
+            out.setdefault("skipped", {})[f"sweep_{total}"] = (
+                f"sweep over {total:,} not run on PostgreSQL (PG_SWEEP_MAX): minutes (1,000,000 measured once on "
+                f"2 cores: bulk build 101 s, the 10,000 due swept in 159 s)")
     stack = Stack()
     try:
         now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -987,10 +990,11 @@ def main(argv=None) -> int:
             for store in stores:
                 pg_setup.STORE = store
                 t0 = time.perf_counter()
-                if part in ("floor", "backlog"):
-                    results[store].update(PARTS[part](args.n))
-                else:
-                    results[store].update(PARTS[part]())
+                out = PARTS[part](args.n) if part in ("floor", "backlog") else PARTS[part]()
+                for notes in ("n/a", "skipped"):  # each part's reasons kept, not replaced by the next part's
+                    if merged := {**results[store].get(notes, {}), **out.get(notes, {})}:
+                        out[notes] = merged
+                results[store].update(out)
                 print(f"[{part} on {store} done in {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
     finally:
         pg_setup.stop()
