@@ -5,8 +5,9 @@ snippet is shown. A query SQLite refuses as FTS5 syntax is asked again as plain 
 (core/search.py), so a search never fails on its syntax.
 
 On PostgreSQL the same index is a tsvector column of accent-folded words (store/schema_pg.py),
-read with websearch_to_tsquery (words, "phrases", OR, -word; it refuses no text) and ranked with
-ts_rank, negated so that there too lower is better.
+read with to_tsquery from the same syntax (core/search.tsquery: words, "phrases", OR, NOT, prefix*;
+every word quoted, so no text is refused) and ranked with ts_rank, negated so that there too lower
+is better.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from maildesk.core.search import plain_words
+from maildesk.core.search import plain_words, tsquery
 from maildesk.store.db import Store, iso
 
 MARK = ("[", "]")  # around each matched word in a snippet
@@ -37,11 +38,11 @@ _SINCE = ("JOIN complaints c ON c.id = s.complaint_id", "AND c.first_contact >= 
 _PG_BEST = """
     SELECT complaint_id, hit, source, score FROM (
         SELECT DISTINCT ON (s.complaint_id) s.complaint_id, s.id AS hit, s.source, -ts_rank(s.words, q) AS score
-        FROM search_index s {join} CROSS JOIN websearch_to_tsquery('md_search', ?) q
+        FROM search_index s {join} CROSS JOIN to_tsquery('md_search', ?) q
         WHERE s.words @@ q {since} ORDER BY s.complaint_id, score, s.id) best
     ORDER BY score, complaint_id LIMIT ?
 """
-_PG_SNIPPET = ("SELECT ts_headline('md_search', body, websearch_to_tsquery('md_search', ?), "
+_PG_SNIPPET = ("SELECT ts_headline('md_search', body, to_tsquery('md_search', ?), "
                "'StartSel=[, StopSel=], MaxWords=12, MinWords=4, FragmentDelimiter=…, MaxFragments=1') "
                "FROM search_index WHERE id = ?")
 TOP_HITS_PER_RESULT = 8
@@ -66,6 +67,10 @@ def search(store: Store, text: str, *, since: datetime | None = None, limit: int
     plain = plain_words(text)
     if not plain:
         return []
+    if store.kind == "postgresql":
+        text = tsquery(text)
+        if not text:
+            return []
     try:
         rows = _hits(store, text, since, limit)
     except sqlite3.OperationalError:  # FTS5 syntax SQLite refuses: the same words, plainly

@@ -62,6 +62,16 @@ def test_fts_syntax_is_read_as_plain_words(desk, two, text):
     assert refs == ([two[0]] if any(w in text for w in ("recu", "reçu", "colis", "n'est")) else [])
 
 
+def test_prefixes_phrases_and_exclusions(desk, two):
+    camille, paul = two
+    assert [h["ref"] for h in search(desk, "arriv*")] == [camille]
+    assert [h["ref"] for h in search(desk, "tea*")] == [paul]
+    assert [h["ref"] for h in search(desk, '"red teapot"')] == [paul]
+    assert search(desk, '"teapot red"') == []
+    assert [h["ref"] for h in search(desk, "lampe NOT teapot")] == [camille]
+    assert search(desk, "lampe NOT arrivee") == []
+
+
 def test_since_and_limit_and_a_bad_date(desk, two):
     assert len(search(desk, "colis OR teapot")) == 2
     assert len(search(desk, "colis OR teapot", "--limit", "1")) == 1
