@@ -346,7 +346,7 @@ class Daemon:
                 failures += 1
                 if failures == LOOP_ALERT_AFTER:
                     self._failing(failures, error)
-                self.halt.wait(delay)
+                self.stop_event.wait(delay)  # a lease lost meanwhile: halted() ends the loop after the pause
                 delay = min(delay * 2, MAX_BACKOFF)
         finally:
             self.inbox.close()
@@ -383,7 +383,8 @@ class Daemon:
 
     def halted(self) -> bool:
         """Stop acting now: stopping, or no longer sure to be the active daemon."""
-        return self.halt.is_set() or (self.lease is not None and not self.lease.active())
+        return (self.stop_event.is_set() or self.halt.is_set()
+                or (self.lease is not None and not self.lease.active()))
 
     def fenced(self, e: BaseException) -> bool:
         """A transaction refused because another daemon took over (store/leader.py)."""
