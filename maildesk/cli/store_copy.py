@@ -37,7 +37,6 @@ def store_command(cfg, args) -> int:
     if parts.password is not None:
         raise ConfigError("--to holds a password: give it with --password-env, --password-file or PGPASSWORD")
     password = _password(args)
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # a dropped connection: our own line says it
     path = cfg.database_path
     if not path.exists():
         print(f"maildesk: no database at {path}: nothing to copy", file=sys.stderr)

@@ -13,6 +13,7 @@ transaction; the one in flight fails as `StoreUnwell`, and what it wrote is roll
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import sqlite3
 from contextlib import contextmanager
@@ -26,6 +27,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from maildesk.store import migrations, schema_pg
 from maildesk.store.db import Fenced, SchemaError, Store, StoreUnreachable, StoreUnwell, shown
 from maildesk.store.dialect import to_postgres
+
+# the pool's own warnings (a dropped connection discarded) would print beside maildesk's log lines,
+# which say it already (database_busy, database_unreachable)
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 WRITER_LOCK = 0x6D61_696C_6465_736B  # "maildesk": every write transaction holds it (pg_advisory_xact_lock)
 _NUMERIC = 1700  # sum() and avg() come back as numeric: handed over as int or float, as SQLite does
