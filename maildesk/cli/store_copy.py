@@ -4,7 +4,6 @@ comes from --password-env, --password-file or libpq's own PGPASSWORD / ~/.pgpass
 and is never printed."""
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
