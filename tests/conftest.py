@@ -9,11 +9,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import freezegun
 import pytest
 
 from maildesk.testing.dovecot import Dovecot, find_dovecot
 from maildesk.testing.postgres import PgDatabase, Postgres, find_postgres
 from maildesk.testing.smtp_sink import SmtpSink
+
+# A frozen clock is maildesk's, not the PostgreSQL driver's: psycopg's pool times its housekeeping
+# (and its close, which otherwise waits out a 5 s join on every App.close) on the real clock.
+freezegun.configure(extend_ignore_list=["psycopg", "psycopg_pool"])
 
 
 @pytest.fixture(scope="session")

@@ -203,7 +203,7 @@ def erase_elsewhere(store: Store, address: str, now: datetime, by: str) -> dict:
         only_them = [a for a in json.loads(r["rcpt"] or "[]") if mailbox_key(a) != key] == []
         raw = privacy.ERASED_BYTES if only_them else privacy.redact_bytes(r["raw"], address, gone)
         rcpt = json.dumps([gone]) if only_them else privacy.redact_text(r["rcpt"], address, gone)
-        conn.execute("UPDATE outbox SET raw = ?, rcpt = ?, subject = CASE WHEN ? THEN ? ELSE subject END, "
+        conn.execute("UPDATE outbox SET raw = ?, rcpt = ?, subject = CASE WHEN ? = 1 THEN ? ELSE subject END, "
                      "rcpt_key = CASE WHEN rcpt_key = ? THEN NULL ELSE rcpt_key END, last_error = NULL WHERE id = ?",
                      (raw, rcpt, only_them, privacy.ERASED, key, r["id"]))
         counts["outbox"] += 1

@@ -12,6 +12,7 @@ from maildesk.service import digest
 from maildesk.store.db import from_iso
 from tests.integration.test_clock import once_at
 from tests.integration.test_intake import ref_of
+from tests.integration.test_privacy import database_bytes
 from tests.integration.test_sellers import T0, H, cli_at
 from tests.support import mail
 
@@ -148,6 +149,6 @@ def test_a_terminated_quiet_seller_is_anonymised_strikes_kept_and_the_night_vacu
     assert desk.rows("SELECT value FROM state WHERE key = 'retention_scrubbed'") == []
     with freeze_time(night.replace(hour=3), real_asyncio=True):  # 04:00 Paris
         desk.run_once()
-    db = (desk.dir / "maildesk.db").read_bytes()
+    db = database_bytes(desk)["db"]  # SQLite: the file; PostgreSQL: its live rows
     assert desk.rows("SELECT value FROM state WHERE key = 'retention_scrubbed'")
     assert b"boutique-lumiere" not in db and b"0601020304" not in db
