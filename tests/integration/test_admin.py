@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from maildesk.lock import InstanceLock
 from maildesk.testing.localstack import free_port
 from tests.integration.conftest import Desk, body
@@ -27,6 +29,7 @@ def parsed(result):
 
 # --- status and check ---------------------------------------------------------
 
+@pytest.mark.sqlite_only  # a running daemon played by the SQLite file's lock (PostgreSQL: test_standby.py)
 def test_status_reports_daemon_servers_backlog_and_deadlines(desk):
     desk.deliver(mail(subject="Colis jamais reçu"))
     desk.once()

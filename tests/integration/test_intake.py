@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import body
 from tests.support import mail
 
@@ -200,6 +202,7 @@ def test_permanent_smtp_failure_is_recorded_on_the_complaint(desk):
     assert len(events) == 2
 
 
+@pytest.mark.sqlite_only  # the SQLite file's instance lock (PostgreSQL: test_standby.py)
 def test_second_instance_is_refused(desk):
     import fcntl, os
     app = desk.app()

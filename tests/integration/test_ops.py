@@ -81,6 +81,7 @@ def test_status_exit_codes_healthy_degraded_down(desk):
     assert missing.returncode == 2 and "health      down: no database at" in missing.stdout
 
 
+@pytest.mark.sqlite_only  # an SQLite file at schema 13 and its backup
 def test_only_migrate_changes_the_schema_and_it_backs_up_first(desk):
     db = desk.dir / "maildesk.db"
     with sqlite3.connect(db) as conn:  # as the previous maildesk left it
@@ -127,6 +128,7 @@ def test_version_and_unknown_settings_warn(desk):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the database to another user")
+@pytest.mark.sqlite_only  # the SQLite file's owner
 def test_writing_commands_refuse_a_caller_who_does_not_own_the_database(desk):
     desk.deliver(mail())
     desk.once()
@@ -152,6 +154,7 @@ def test_read_only_store_cannot_write(tmp_path):
     store.close()
 
 
+@pytest.mark.sqlite_only  # the SQLite file's rights
 def test_a_database_gone_read_only_stops_the_daemon_with_one_clear_error(desk):
     """Not `database_busy` for ever while systemd sees a healthy process (issue 14 finding 2).
     (As root, file rights cannot make it read-only: the connection is opened read-only instead.)"""
@@ -244,6 +247,7 @@ def _ack_ref(desk, customer: str) -> tuple[str, str]:
     return ack["Subject"].split("]")[0].strip("["), ack["Message-ID"]
 
 
+@pytest.mark.sqlite_only  # backup and restore are SQLite's (PostgreSQL: pg_dump)
 def test_backup_under_load_then_restore_recovers_mail_handled_since(desk):
     desk.sink.files_sent = desk.dovecot  # as Gmail does: everything sent for us is filed in Sent
     daemon = subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(desk.config), "run"],
