@@ -13,7 +13,7 @@ from maildesk.cli.display import shown
 from maildesk.config import ConfigError, placeholders, read_secret, warnings
 from maildesk.outbound.templates import shipped
 from maildesk.store import reports
-from maildesk.store.db import SchemaError
+from maildesk.store.db import NoSchemaYet, SchemaError, safe_url
 from maildesk.store.opening import open_store
 
 SHIPPED_CONFIG = shipped("maildesk.toml")  # the commented starter config `init` writes
@@ -71,6 +71,9 @@ def _database(cfg) -> probe.Result:
     if cfg.storage.url:
         try:
             store = open_store(cfg, readonly=True, wait=5)
+        except NoSchemaYet:
+            return probe.Result("database", True, f"{safe_url(cfg.storage.url)} (PostgreSQL, empty: the schema is "
+                                                  f"created on the first run)")
         except SchemaError as e:
             return probe.Result("database", False, str(e), "run `maildesk migrate`")
         except Exception as e:  # unreachable, refused, password not set: its own words

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from maildesk.config import ConfigError
 from maildesk.lock import AlreadyRunning, alone
-from maildesk.store.db import Store, StoreUnwell, shown
+from maildesk.store.db import Store, StoreUnwell, safe_url
 
 
 def add_parser(sub) -> None:
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 def store_command(cfg, args) -> int:
     parts = urlsplit(args.to)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
-        raise ConfigError(f"--to must look like postgresql://USER@HOST:PORT/DATABASE, got {shown(args.to)!r}")
+        raise ConfigError(f"--to must look like postgresql://USER@HOST:PORT/DATABASE, got {safe_url(args.to)!r}")
     if parts.password is not None:
         raise ConfigError("--to holds a password: give it with --password-env, --password-file or PGPASSWORD")
     password = _password(args)

@@ -23,7 +23,7 @@ from maildesk.clock import utcnow
 from maildesk.lock import AlreadyRunning, alone
 from maildesk.logs import event as log_event
 from maildesk.store import backups, maintenance
-from maildesk.store.db import SchemaError, Store, StoreError, StoreUnreachable, from_iso, iso, shown
+from maildesk.store.db import SchemaError, Store, StoreError, StoreUnreachable, from_iso, iso, safe_url
 from maildesk.store.opening import open_store
 from maildesk.store.migrations import SCHEMA_VERSION, schema_problem
 
@@ -50,7 +50,7 @@ def _on_postgres(cfg, command: str) -> int | None:
     if not cfg.storage.url:
         return None
     if command in ("backup", "restore"):
-        print(f"maildesk: the store is PostgreSQL ({shown(cfg.storage.url)}): use pg_dump -Fc to back it up "
+        print(f"maildesk: the store is PostgreSQL ({safe_url(cfg.storage.url)}): use pg_dump -Fc to back it up "
               f"and pg_restore to restore it (or the database provider's backups)", file=sys.stderr)
         return 1
     try:
@@ -63,14 +63,14 @@ def _on_postgres(cfg, command: str) -> int | None:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 1
     if found == SCHEMA_VERSION:
-        print(f"database {shown(cfg.storage.url)} is at schema {found}, as this maildesk needs; nothing to do")
+        print(f"database {safe_url(cfg.storage.url)} is at schema {found}, as this maildesk needs; nothing to do")
         return 0
     try:
         open_store(cfg, migrate=True).close()
     except (StoreError, SchemaError, StoreUnreachable) as e:
         print(f"maildesk: migrate failed: {e}", file=sys.stderr)
         return 2 if isinstance(e, SchemaError) else 1
-    print(f"database {shown(cfg.storage.url)} migrated to schema {SCHEMA_VERSION}")
+    print(f"database {safe_url(cfg.storage.url)} migrated to schema {SCHEMA_VERSION}")
     return 0
 
 

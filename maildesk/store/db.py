@@ -45,7 +45,7 @@ class StoreUnreachable(Exception):
     """PostgreSQL does not answer at start (down, refused, wrong password): one line for the admin."""
 
 
-def shown(url: str) -> str:
+def safe_url(url: str) -> str:
     """A PostgreSQL URL as logs and messages may show it: never a password, even one written into it."""
     parts = urlsplit(url)
     if parts.password is None:
@@ -96,6 +96,11 @@ def from_iso(text: str | None) -> datetime | None:
 
 class SchemaError(Exception):
     """The database's schema is not the one this code was written for: one line saying what to run."""
+
+
+class NoSchemaYet(SchemaError):
+    """Nothing there yet (no SQLite file, an empty PostgreSQL database): the daemon's first start
+    creates it; only a reading command meets this."""
 
 
 class DatabaseReadOnly(Exception):
@@ -158,7 +163,7 @@ class Store:
         self.readonly = readonly
         if readonly:
             if not self.path.exists():
-                raise SchemaError(f"no database at {self.path} yet: the daemon creates it on its first start "
+                raise NoSchemaYet(f"no database at {self.path} yet: the daemon creates it on its first start "
                                   f"(or run `maildesk migrate`)")
             conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
                                    isolation_level=None, check_same_thread=False)

@@ -25,7 +25,7 @@ from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from maildesk.store import migrations, schema_pg
-from maildesk.store.db import Fenced, SchemaError, Store, StoreUnreachable, StoreUnwell, shown
+from maildesk.store.db import Fenced, NoSchemaYet, SchemaError, Store, StoreUnreachable, StoreUnwell, safe_url
 from maildesk.store.dialect import to_postgres
 
 # the pool's own warnings (a dropped connection discarded) would print beside maildesk's log lines,
@@ -174,7 +174,7 @@ def open_pool(url: str, password: str | None, *, readonly: bool = False, size: i
     try:
         psycopg.connect(url, **kwargs).close()
     except psycopg.Error as e:
-        raise StoreUnreachable(f"cannot connect to PostgreSQL at {shown(url)}: {' '.join(str(e).split())[:300]}") \
+        raise StoreUnreachable(f"cannot connect to PostgreSQL at {safe_url(url)}: {' '.join(str(e).split())[:300]}") \
             from None
     pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=size, open=False, configure=_configure,
                           name="maildesk")
@@ -182,7 +182,7 @@ def open_pool(url: str, password: str | None, *, readonly: bool = False, size: i
         pool.open(wait=True, timeout=wait)
     except PoolTimeout:
         pool.close()
-        raise StoreUnreachable(f"cannot connect to PostgreSQL at {shown(url)}: no connection within {wait:g} s") \
+        raise StoreUnreachable(f"cannot connect to PostgreSQL at {safe_url(url)}: no connection within {wait:g} s") \
             from None
     return pool
 
@@ -195,13 +195,17 @@ class PgStore(Store):
                  wait: float = 10.0):
         self.url = url
         self.path = None
-        self.where = shown(url)
+        self.where = safe_url(url)
         self.readonly = readonly
         self.fence_epoch: int | None = None  # set by store/leader.py while this process is active
         self.conn = Connection(open_pool(url, password, readonly=readonly, wait=wait))
         self.db = None
         self._depth = 0
         self.version = self._version()
+        if self.version == 0 and readonly and self._empty():
+            self.close()
+            raise NoSchemaYet(f"no maildesk schema in {self.where} yet: the daemon creates it on its first "
+                              f"start (or run `maildesk migrate`)")
         if migrate or (self.version == 0 and not readonly and self._empty()):
             self.migrate()
         elif problem := migrations.schema_problem(self.version, self.where):
