@@ -2,7 +2,9 @@
 
 With MAILDESK_KILL_AT=N set, the N-th call to `step()` (counting every
 named point in order) ends the process with SIGKILL, exactly as a power cut
-or the OOM killer would. Without it, `step()` costs one comparison.
+or the OOM killer would. MAILDESK_KILL_SIGNAL names another signal for that
+moment (SIGINT: an admin's Ctrl-C; SIGSTOP: the process held there while the
+test breaks something, then SIGCONT). Without them, `step()` costs one comparison.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import signal
 
 _KILL_AT = int(os.environ.get("MAILDESK_KILL_AT", "0") or 0)
+_SIGNAL = getattr(signal, os.environ.get("MAILDESK_KILL_SIGNAL", "SIGKILL"))
 _count = 0
 
 
@@ -23,4 +26,4 @@ def step(name: str) -> None:
         if trace:
             with open(trace, "a") as f:
                 f.write(f"{_count} {name}\n")
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _SIGNAL)

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 from datetime import timedelta
 
 import psycopg
@@ -57,10 +58,21 @@ def copy(config, db, *extra) -> tuple[int, str, str]:
     return run(config, "store", "copy", "--to", db.url, "--password-env", PG_PASSWORD_ENV, *extra)
 
 
-def copy_process(config, db) -> subprocess.Popen:
+def copy_process(config, db, at: int, signal_name: str) -> subprocess.Popen:
+    """`store copy` sent `signal_name` by itself after its `at`-th committed batch (testing/faults.py)."""
     return subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(config), "store", "copy", "--to",
                              db.url, "--password-env", PG_PASSWORD_ENV], cwd=str(ROOT), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "MAILDESK_KILL_AT": str(at), "MAILDESK_KILL_SIGNAL": signal_name})
+
+
+def wait_stopped(proc: subprocess.Popen, deadline_s: float = 120.0) -> None:
+    """Poll (bounded) until the process has stopped itself (state T in /proc)."""
+    deadline = time.monotonic() + deadline_s
+    while Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] != "T":
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"the copy did not reach its stop within {deadline_s} s"
+        time.sleep(0.01)
 
 
 def shown_json(config, ref) -> dict:
@@ -72,15 +84,6 @@ def shown_json(config, ref) -> dict:
 def count(db, table) -> int:
     with psycopg.connect(db.url, password=db.password) as conn:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-def when_rows(db, table, proc, deadline_s=60.0) -> None:
-    """Poll until the copy subprocess has committed rows into `table` (bounded)."""
-    deadline = time.monotonic() + deadline_s
-    while not _has_schema(db) or count(db, table) == 0:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"no {table} copied within {deadline_s} s"
-        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -179,21 +182,19 @@ def test_ten_thousand_complaints_ctrl_c_kill_9_server_killed_then_done_and_the_s
     config = write_config(tmp_path / "maildesk.toml", config_dict())
     refs = build(tmp_path / "maildesk.db", 10_000)
     os.environ[PG_PASSWORD_ENV] = pg_url.password
-    first = copy_process(config, pg_url)  # Ctrl-C once rows are in
-    when_rows(pg_url, "complaints", first)
-    first.send_signal(signal.SIGINT)
-    out, err = first.communicate(timeout=60)
+    # each run interrupted after its 3rd committed batch (MAILDESK_KILL_AT counts them; 5,000 rows a batch)
+    first = copy_process(config, pg_url, at=3, signal_name="SIGINT")  # an admin's Ctrl-C
+    out, err = first.communicate(timeout=120)
     assert first.returncode == 130 and "run the same command again" in err, err
-    assert count(pg_url, "sellers") == 3 and count(pg_url, "events") < 20_000  # it stopped half-way
-    second = copy_process(config, pg_url)  # kill -9 once it reached the messages
-    when_rows(pg_url, "messages", second)
-    second.kill()
-    second.wait(timeout=60)
-    assert count(pg_url, "events") < 20_000
-    third = copy_process(config, pg_url)  # PostgreSQL itself killed once the events are coming
-    when_rows(pg_url, "events", third)
+    assert count(pg_url, "sellers") == 3 and count(pg_url, "complaints") == 5_000  # it stopped half-way
+    second = copy_process(config, pg_url, at=3, signal_name="SIGKILL")  # a power cut
+    second.wait(timeout=120)
+    assert second.returncode == -signal.SIGKILL and count(pg_url, "events") < 20_000
+    third = copy_process(config, pg_url, at=3, signal_name="SIGSTOP")  # held while PostgreSQL dies
+    wait_stopped(third)
     pg_url.server.kill()
-    out, err = third.communicate(timeout=60)
+    third.send_signal(signal.SIGCONT)
+    out, err = third.communicate(timeout=120)
     assert third.returncode == 1 and "run the same command again" in err and len(err.splitlines()) == 1, err
     pg_url.server.start()
     t0 = time.perf_counter()
