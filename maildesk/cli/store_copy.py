@@ -15,6 +15,7 @@ from tqdm import tqdm
 from maildesk.config import ConfigError
 from maildesk.lock import AlreadyRunning, alone
 from maildesk.store.db import Store, StoreUnwell, safe_url
+from maildesk.testing import faults
 
 
 def add_parser(sub) -> None:
@@ -78,9 +79,10 @@ def _copy(source: Store, url: str, password: str | None) -> int:
             t0 = time.perf_counter()
             with tqdm(total=sum(copying.row_counts(source).values()), initial=sum(copying.row_counts(target).values()),
                       unit=" rows", desc="copying", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()) as bar:
-                def advance(n: int) -> None:
+                def advance(n: int) -> None:  # after each committed batch
                     copied[0] += n
                     bar.update(n)
+                    faults.step("copy_batch")  # where the tests interrupt a copy
                 checks = copying.copy_all(source, target, advance)
         except copying.CopyRefused as e:
             print(f"maildesk: {e}", file=sys.stderr)

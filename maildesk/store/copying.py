@@ -19,7 +19,6 @@ from typing import Callable
 from psycopg import rows as pg_rows, sql
 
 from maildesk.store.db import Store
-from maildesk.testing import faults
 from maildesk.store.postgres import PgStore
 
 # Foreign keys first: sellers and files before what names them, complaints before their messages...
@@ -128,7 +127,6 @@ def copy_table(source: Store, target: PgStore, table: str, key: str, advance: Ca
                 pipe.write_row(row)
         copied += len(batch)
         advance(len(batch))
-        faults.step("copy_batch")  # the tests interrupt a copy here, after a batch is committed
     return copied
 
 

@@ -218,46 +218,61 @@ class Store:
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; nested calls become savepoints so one
-        bad message can roll back alone inside a batch. IMMEDIATE (not
-        sqlite-utils' plain BEGIN) so a CLI write beside the daemon waits
-        for the lock instead of failing on upgrade.
+        """BEGIN ... COMMIT; nested calls become savepoints so one bad message can roll back alone
+        inside a batch. The outermost BEGIN, ROLLBACK and what ends it are the engine's own (`_begin`,
+        `_undo`, `_end`: SQLite's here, PostgreSQL's in store/postgres.py).
 
-        `durable=False` (outermost only) commits without waiting for the disk
-        (synchronous=NORMAL): the commit survives the process being killed, not
-        a power cut until the next durable commit writes it out with the rest."""
-        if self._depth == 0:
-            if not durable:
-                self.conn.execute("PRAGMA synchronous=NORMAL")
-                try:
-                    with self.transaction():
-                        yield
-                finally:
-                    self.conn.execute("PRAGMA synchronous=FULL")
-                return
-            self.conn.execute("BEGIN IMMEDIATE")
-            name = None
+        `durable=False` (outermost only) commits without waiting for the disk: the commit survives
+        the process being killed, not a power cut until the next durable commit writes it out."""
+        outer = self._depth == 0
+        name = None if outer else f"sp{self._depth}"
+        if outer:
+            try:
+                self._begin(durable)
+            except BaseException:
+                self._end(durable)
+                raise
         else:
-            name = f"sp{self._depth}"
             self.conn.execute(f"SAVEPOINT {name}")
         self._depth += 1
         try:
             yield
         except BaseException:
             self._depth -= 1
-            if not self.conn.in_transaction:
-                raise  # SQLite rolled back by itself (disk full, I/O error): keep the real error
-            if name:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
-            else:
-                self.conn.execute("ROLLBACK")
+            try:
+                self._undo(name)
+            finally:
+                if outer:
+                    self._end(durable)
             raise
         self._depth -= 1
-        if name:
+        if not outer:
             self.conn.execute(f"RELEASE {name}")
-        else:
+            return
+        try:
             self.conn.execute("COMMIT")
+        finally:
+            self._end(durable)
+
+    def _begin(self, durable: bool) -> None:
+        """IMMEDIATE (not sqlite-utils' plain BEGIN) so a CLI write beside the daemon waits for the
+        lock instead of failing on upgrade; not durable: synchronous=NORMAL until `_end`."""
+        if not durable:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _undo(self, savepoint: str | None) -> None:
+        if not self.conn.in_transaction:
+            return  # SQLite rolled back by itself (disk full, I/O error): the real error is raised
+        if savepoint:
+            self.conn.execute(f"ROLLBACK TO {savepoint}")
+            self.conn.execute(f"RELEASE {savepoint}")
+        else:
+            self.conn.execute("ROLLBACK")
+
+    def _end(self, durable: bool) -> None:
+        if not durable:
+            self.conn.execute("PRAGMA synchronous=FULL")
 
     # --- generic helpers -------------------------------------------------
     def one(self, sql: str, *params) -> sqlite3.Row | None:

@@ -241,49 +241,33 @@ class PgStore(Store):
         self.version = migrations.SCHEMA_VERSION
         return applied
 
-    @contextmanager
-    def transaction(self, durable: bool = True) -> Iterator[None]:
-        """BEGIN + the writer lock (+ the fencing check) ... COMMIT; nested: savepoints, as on SQLite."""
-        if self._depth == 0:
-            self.conn.execute("BEGIN")  # on a fresh connection if PostgreSQL dropped the last one
-            self.conn.in_store_transaction = True
-            name = None
-            try:
-                if self.fence_epoch is not None:
-                    epoch = self.conn.execute("SELECT pg_advisory_xact_lock(?), (SELECT value FROM meta "
-                                              "WHERE key = 'leader_epoch')", (WRITER_LOCK,)).fetchone()[1]
-                    if int(epoch) != self.fence_epoch:
-                        raise Fenced(f"another daemon is active (epoch {epoch}, this one held {self.fence_epoch})")
-                elif not self.readonly:
-                    self.conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
-                if not durable:
-                    self.conn.execute("SET LOCAL synchronous_commit = off")
-            except BaseException:
-                self.conn.in_store_transaction = False
-                self._rollback_quietly()
-                raise
-        else:
-            name = f"sp{self._depth}"
-            self.conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
+    def _begin(self, durable: bool) -> None:
+        """BEGIN + the writer lock (+ the fencing check); the savepoints and COMMIT are Store's."""
+        self.conn.execute("BEGIN")  # on a fresh connection if PostgreSQL dropped the last one
+        self.conn.in_store_transaction = True
         try:
-            yield
+            if self.fence_epoch is not None:
+                epoch = self.conn.execute("SELECT pg_advisory_xact_lock(?), (SELECT value FROM meta "
+                                          "WHERE key = 'leader_epoch')", (WRITER_LOCK,)).fetchone()[1]
+                if int(epoch) != self.fence_epoch:
+                    raise Fenced(f"another daemon is active (epoch {epoch}, this one held {self.fence_epoch})")
+            elif not self.readonly:
+                self.conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+            if not durable:
+                self.conn.execute("SET LOCAL synchronous_commit = off")
         except BaseException:
-            self._depth -= 1
-            self.conn.in_store_transaction = self._depth > 0
-            if name:
-                if not self.conn.broken:
-                    self.conn.execute(f"ROLLBACK TO {name}")
-                    self.conn.execute(f"RELEASE {name}")
-            else:
-                self._rollback_quietly()
+            self._rollback_quietly()
             raise
-        self._depth -= 1
-        if name:
-            self.conn.execute(f"RELEASE {name}")
-        else:
-            self.conn.in_store_transaction = False
-            self.conn.execute("COMMIT")
+
+    def _undo(self, savepoint: str | None) -> None:
+        if savepoint is None:
+            self._rollback_quietly()
+        elif not self.conn.broken:
+            self.conn.execute(f"ROLLBACK TO {savepoint}")
+            self.conn.execute(f"RELEASE {savepoint}")
+
+    def _end(self, durable: bool) -> None:
+        self.conn.in_store_transaction = False  # synchronous_commit was SET LOCAL: gone with the transaction
 
     def _rollback_quietly(self) -> None:
         """ROLLBACK, unless the connection is gone (then the server rolled it back itself)."""

@@ -234,6 +234,9 @@ def hostile_database(desk) -> str:
 
 def test_printers_escape_control_and_bidi_characters_and_json_keeps_them(desk):
     ref = hostile_database(desk)
+    # PostgreSQL's text cannot hold a NUL: the store keeps U+FFFD in its place (store/postgres.py)
+    stored, escaped = (HOSTILE, ESCAPED) if desk.pg is None else \
+        (HOSTILE.replace("\x00", "\ufffd"), ESCAPED.replace("\\x00", "\ufffd"))
     for args in (["list"], ["show", ref], ["outbox"], ["quarantine", "list"], ["seller", "list"],
                  ["seller", "show", "s1"], ["status", "--no-connect"]):
         result = desk.cli(*args)
@@ -242,9 +245,9 @@ def test_printers_escape_control_and_bidi_characters_and_json_keeps_them(desk):
         shown = result.stdout
         assert not any(ch in shown for ch in RAW), (args, shown)
         assert "\\x1b[2J" in shown, (args, shown)
-    assert f"Colis {ESCAPED} fin" in desk.cli("show", ref).stdout
-    assert f"Camille{ESCAPED} <camille{ESCAPED}@example.fr>" in desk.cli("show", ref).stdout
-    assert f"Shop{ESCAPED}" in desk.cli("seller", "list").stdout
+    assert f"Colis {escaped} fin" in desk.cli("show", ref).stdout
+    assert f"Camille{escaped} <camille{escaped}@example.fr>" in desk.cli("show", ref).stdout
+    assert f"Shop{escaped}" in desk.cli("seller", "list").stdout
 
     for args, pick in ((["list", "--json"], lambda d: d[0]["subject"]),
                        (["show", ref, "--json"], lambda d: d["complaint"]["customer_name"]),
@@ -254,7 +257,8 @@ def test_printers_escape_control_and_bidi_characters_and_json_keeps_them(desk):
                        (["seller", "show", "s1", "--json"], lambda d: d["seller"]["address"])):
         result = desk.cli(*args)
         assert not any(ch in result.stdout for ch in RAW), (args, result.stdout)
-        assert HOSTILE in pick(json.loads(result.stdout)), args
+        picked = pick(json.loads(result.stdout))  # a JSON column (the outbox's rcpt) keeps its NUL as \u0000
+        assert HOSTILE in picked or stored in picked, args
 
 
 def test_output_to_a_terminal_that_cannot_show_accents_is_escaped_not_an_error(here):
