@@ -12,9 +12,9 @@ sqlite3 directly: a plain INSERT of an `events` row costs 4-5 us, sqlite-utils'
 each in one transaction, WAL, on the 2-core build machine, November 2026).
 sqlite-utils serves the rest: values plain SQL cannot take (see `insert`).
 
-The Store's public methods and the named queries of the modules beside it are
-what a second database (PostgreSQL, issue 19) would implement; nothing SQLite-
-specific leaves this package but the error classes below.
+PostgreSQL is the same Store (store/postgres.py, chosen by store/opening.py): it runs the
+same named queries, rewritten by store/dialect.py, and raises its driver's errors as
+subclasses of the error names below, which are all that leaves this package.
 """
 from __future__ import annotations
 
