@@ -63,7 +63,14 @@ def copy_process(config, db, at: int, signal_name: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(config), "store", "copy", "--to",
                              db.url, "--password-env", PG_PASSWORD_ENV], cwd=str(ROOT), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "MAILDESK_KILL_AT": str(at), "MAILDESK_KILL_SIGNAL": signal_name})
+                            env={**os.environ, "MAILDESK_KILL_AT": str(at), "MAILDESK_KILL_SIGNAL": signal_name},
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A run started in the background (`cmd &`, as CI may start the suite) ignores SIGINT, and so
+    would the copy: give it the terminal's default, so Python turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_stopped(proc: subprocess.Popen, deadline_s: float = 120.0) -> None:
