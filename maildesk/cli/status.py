@@ -17,7 +17,7 @@ from maildesk.lock import InstanceLock
 from maildesk.store.inbox import UNFETCHABLE_TRIES
 from maildesk.service import digest
 from maildesk.store import reports
-from maildesk.store.db import DatabaseReadOnly, SchemaError, Store, from_iso
+from maildesk.store.db import DatabaseReadOnly, SchemaError, Store, StoreUnreachable, from_iso
 from maildesk.store.opening import open_store
 
 QUICK = 5  # seconds: `status` must answer fast even when a server does not
@@ -50,13 +50,9 @@ def status(cfg, args, env=os.environ) -> int:
     running) or misconfigured (no database, wrong schema). Needs no secrets: a server
     check whose secret is not in this environment is skipped, not failed."""
     now = utcnow()
-    down: tuple[type[Exception], ...] = (SchemaError, DatabaseReadOnly)
-    if cfg.storage.url:
-        from maildesk.store.postgres import StoreUnreachable
-        down += (StoreUnreachable,)
     try:
         store = open_store(cfg, env, readonly=True, wait=QUICK)
-    except down as e:
+    except (SchemaError, DatabaseReadOnly, StoreUnreachable) as e:
         return _report_down(args, str(e))
     try:
         last_poll = from_iso(store.get_state("last_poll"))
