@@ -15,7 +15,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient, imap_utf7
 
-from maildesk.testing.localstack import HOST, free_port
+from maildesk.testing.localstack import HOST, free_port, log_tail
 
 DEFAULT_USERS = {"support@imolocale.test": "secret"}
 
@@ -180,12 +180,7 @@ service anvil {{
 
     def log_tail(self, lines: int = 30) -> str:
         """Last lines of Dovecot's log and stderr (config errors go to stderr before log_path applies)."""
-        out = []
-        for name in ("dovecot.stderr", "dovecot.log"):
-            f = self.root / name
-            if f.exists():
-                out += f.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(out)
+        return log_tail(self.root, ("dovecot.stderr", "dovecot.log"), lines)
 
     def start(self) -> None:
         """Start Dovecot and return once it greets IMAP clients (~25 ms)."""

@@ -17,3 +17,14 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def log_tail(root, names, lines: int = 30) -> str:
+    """The last lines of each of a throwaway server's log files that exist, in order (for a
+    failing test's message)."""
+    out: list[str] = []
+    for name in names:
+        f = root / name
+        if f.exists():
+            out += f.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(out)

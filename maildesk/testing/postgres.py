@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 
 from maildesk.store import pg_admin
-from maildesk.testing.localstack import HOST, free_port
+from maildesk.testing.localstack import HOST, free_port, log_tail
 
 SUPERUSER = "postgres"
 ROLE = "maildesk"
@@ -118,12 +118,7 @@ class Postgres:
         return self._proc is not None and self._proc.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
-        out = []
-        for name in ("initdb.log", "postgres.log"):
-            f = self.root / name
-            if f.exists():
-                out += f.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(out)
+        return log_tail(self.root, ("initdb.log", "postgres.log"), lines)
 
     def _initdb(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
