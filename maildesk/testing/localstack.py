@@ -7,14 +7,42 @@ aiosmtpd. Nothing here is meant for production: no TLS, plaintext passwords, eve
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 HOST = "127.0.0.1"
+_pick = random.Random()  # its own generator: tests that seed `random` must not make workers agree
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def free_port() -> int:
-    """A port the kernel considers free right now (small race with other processes, fine on loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A loopback port free right now, chosen outside the kernel's ephemeral range.
+
+    A port taken with bind(0) comes from the range the kernel also gives to outgoing connections,
+    so between our choosing it and the server binding it, any client's connect (maildesk's to
+    Dovecot, say) could take it as its local port: CI saw exactly that, EADDRINUSE. Below the
+    range only listeners bind, and a random pick makes two test workers choosing the same port
+    in the same instant unlikely; the bind check skips ports already listening.
+    """
+    low, high = _ephemeral_range()
+    span = (10000, low) if low - 10000 >= 2000 else (high + 1, 65536)
+    for _ in range(200):
+        port = _pick.randrange(*span)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a crowded machine: any free port
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
