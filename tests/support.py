@@ -111,10 +111,22 @@ def mail(sender: str = "camille@example.fr", subject: str = "Colis jamais reçu"
 
 
 def maildesk(config: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The real CLI, as an admin runs it."""
+    """The real CLI, as an admin runs it: its own process, forked from tests/zygote.py (imports
+    already done), or started with `python -m maildesk` when MAILDESK_TEST_EXEC=1 or when the call
+    changes what Python reads at start-up."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "maildesk", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT))
+    argv = ["--config", str(config), *args]
+    global _zygote
+    if _zygote is None and os.environ.get("MAILDESK_TEST_EXEC") != "1":
+        from tests.zygote import Zygote
+        _zygote = Zygote()
+    if os.environ.get("MAILDESK_TEST_EXEC") == "1" or not _zygote.can_run(full_env):
+        return subprocess.run([sys.executable, "-m", "maildesk", *argv],
+                              capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT))
+    return _zygote.run(argv, full_env, str(ROOT), timeout)
+
+
+_zygote = None
 
 
 def growth(fn, small, large) -> float:

@@ -11,19 +11,20 @@ from __future__ import annotations
 import os
 import signal
 
-_KILL_AT = int(os.environ.get("MAILDESK_KILL_AT", "0") or 0)
-_SIGNAL = getattr(signal, os.environ.get("MAILDESK_KILL_SIGNAL", "SIGKILL"))
+_kill_at: int | None = None  # read from the environment at the first step, not at import
 _count = 0
 
 
 def step(name: str) -> None:
-    global _count
-    if not _KILL_AT:
+    global _count, _kill_at
+    if _kill_at is None:
+        _kill_at = int(os.environ.get("MAILDESK_KILL_AT", "0") or 0)
+    if not _kill_at:
         return
     _count += 1
-    if _count == _KILL_AT:
+    if _count == _kill_at:
         trace = os.environ.get("MAILDESK_KILL_TRACE")
         if trace:
             with open(trace, "a") as f:
                 f.write(f"{_count} {name}\n")
-        os.kill(os.getpid(), _SIGNAL)
+        os.kill(os.getpid(), getattr(signal, os.environ.get("MAILDESK_KILL_SIGNAL", "SIGKILL")))
