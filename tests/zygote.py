@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def preload() -> None:
     """Everything a CLI call may import (psycopg only when the run is on PostgreSQL)."""
-    import maildesk.cli.main  # noqa: F401  the parser and every command's module
-    import maildesk.cli.store_copy, maildesk.app, maildesk.daemon, maildesk.standby  # noqa: F401,E401
-    import maildesk.service.importer, maildesk.service.template_check  # noqa: F401,E401
-    import maildesk.adapters.oauth2  # noqa: F401
+    import importlib
+    names = ["maildesk.cli.main", "maildesk.cli.store_copy", "maildesk.app", "maildesk.daemon", "maildesk.standby",
+             "maildesk.service.importer", "maildesk.service.template_check", "maildesk.adapters.oauth2"]
     if os.environ.get("MAILDESK_TEST_STORE") == "postgresql":
-        import maildesk.store.postgres  # noqa: F401  (pyflakes: imported for its side effect, the import)
+        names.append("maildesk.store.postgres")
+    for name in names:
+        importlib.import_module(name)
 
 
 def _highest_fd() -> int:
