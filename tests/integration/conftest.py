@@ -130,11 +130,15 @@ PG_PASSWORD_ENV = "MAILDESK_TEST_PG_PASSWORD"
 
 
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL, the tests of the SQLite file itself, and those that run on PostgreSQL in every
-    run anyway, are deselected (not skipped: the SQLite run has them)."""
+    """The PostgreSQL pass keeps the tests whose store follows MAILDESK_TEST_STORE (those using the
+    `storage` fixture, the `desk` among them). It deselects, not skips, the rest (the SQLite pass
+    runs them): tests that never open a store or open SQLite of their own (one run would repeat the
+    other), tests of the SQLite file itself (`sqlite_only`), and those on PostgreSQL in every run
+    anyway (`pg_always`)."""
     if STORE != "postgresql":
         return
-    kept = [item for item in items if not (item.get_closest_marker("sqlite_only") or item.get_closest_marker("pg_always"))]
+    kept = [item for item in items if "storage" in getattr(item, "fixturenames", ())
+            and not (item.get_closest_marker("sqlite_only") or item.get_closest_marker("pg_always"))]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
@@ -146,12 +150,25 @@ def body(msg) -> str:
 
 
 @pytest.fixture
-def desk(dovecot, smtp_sink, request) -> Desk:
-    d = Desk(dovecot, smtp_sink, Path(tempfile.mkdtemp(prefix="maildesk-desk-")))
-    if STORE == "postgresql":
-        d.pg = request.getfixturevalue("pg_url")
-        os.environ[PG_PASSWORD_ENV] = d.pg.password  # one password per worker's cluster; subprocesses inherit it
-        d.overrides["storage"] = {"url": d.pg.url, "password_env": PG_PASSWORD_ENV}
+def storage(request) -> dict:
+    """The `[storage]` keys of a test's config: {} (maildesk.db beside the config) or, with
+    MAILDESK_TEST_STORE=postgresql, a fresh PostgreSQL database (its PgDatabase under "pg")."""
+    if STORE != "postgresql":
+        return {}
+    db = request.getfixturevalue("pg_url")
+    os.environ[PG_PASSWORD_ENV] = db.password  # one password per worker's cluster; subprocesses inherit it
+    return {"url": db.url, "password_env": PG_PASSWORD_ENV, "pg": db}
+
+
+def config_storage(storage: dict) -> dict:
+    return {k: v for k, v in storage.items() if k != "pg"}
+
+
+@pytest.fixture
+def desk(dovecot, smtp_sink, storage) -> Desk:
+    d = Desk(dovecot, smtp_sink, Path(tempfile.mkdtemp(prefix="maildesk-desk-")), pg=storage.get("pg"))
+    if storage:
+        d.overrides["storage"] = config_storage(storage)
     d.write_config()
     return d
 

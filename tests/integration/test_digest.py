@@ -20,6 +20,7 @@ from maildesk import logs
 from maildesk.app import App
 from maildesk.daemon import Daemon
 from maildesk.store.db import iso
+from tests.integration.conftest import config_storage
 from tests.support import make_config, mail
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)  # 08:00 in Paris
@@ -29,8 +30,8 @@ SEEN = 2 * 60  # every mail is picked up two minutes after it arrives
 
 
 @pytest.fixture
-def app(tmp_path):
-    a = App(make_config(tmp_path, digest={"enabled": True}))
+def app(tmp_path, storage):
+    a = App(make_config(tmp_path, digest={"enabled": True}, storage=config_storage(storage)))
     yield a
     a.close()
 
@@ -154,6 +155,7 @@ def test_mail_trouble_quarantine_suspicious_and_sellers(app, played):
     assert "550 5.1.1 user unknown" in text and "empty From header" in text and "Lumière" in text
 
 
+@pytest.mark.sqlite_only  # drops tables in the file itself
 def test_without_the_sellers_tables_the_section_is_left_out(app, played):
     # a database really without them: the seller registry's tables dropped, children first
     with closing(sqlite3.connect(app.cfg.database_path)) as db:

@@ -5,18 +5,27 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import os
+
 import pytest
 
 from maildesk.store import backups, maintenance, notices, quarantine, webhooks
 from maildesk.store.db import Store, iso
 from maildesk.store.migrations import SCHEMA_VERSION
+from tests.integration.conftest import config_storage
+from tests.support import make_config
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "m.db")
+def store(tmp_path, storage):
+    """maildesk.db, or with MAILDESK_TEST_STORE=postgresql a fresh PostgreSQL database."""
+    if not storage:
+        s = Store(tmp_path / "m.db")
+    else:
+        from maildesk.store.opening import open_store
+        s = open_store(make_config(tmp_path, storage=config_storage(storage)), os.environ)
     yield s
     s.close()
 
@@ -166,6 +175,7 @@ def test_webhook_deliveries_due_pending_and_their_attempts(store):
     assert [d.delivery_id for d in webhooks.pending(store)] == [early]
 
 
+@pytest.mark.sqlite_only  # backups of the SQLite file (PostgreSQL: pg_dump)
 def test_a_backup_records_itself_and_restores_with_the_state_given(store, tmp_path):
     with store.transaction():
         store.insert("processed", {"message_id": "<old@x>", "at": iso(T0), "outcome": "processed"})
