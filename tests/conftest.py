@@ -3,6 +3,7 @@ and a real PostgreSQL cluster per test worker with a fresh database per test."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,42 @@ from maildesk.testing.smtp_sink import SmtpSink
 # A frozen clock is maildesk's, not the PostgreSQL driver's: psycopg's pool times its housekeeping
 # (and its close, which otherwise waits out a 5 s join on every App.close) on the real clock.
 freezegun.configure(extend_ignore_list=["psycopg", "psycopg_pool"])
+
+SCRATCH_FREE = 4 << 30  # RAM-backed scratch only where it leaves this much room
+
+
+def _scratch_base() -> str:
+    """Where the tests' files go: MAILDESK_TEST_TMP, else /dev/shm when it is a roomy tmpfs, else
+    the system's temporary folder. The servers' and databases' files are written thousands of
+    times a run; on this project's 2-core machine a database copy took 0.22 s on disk and 0.02 s
+    in RAM. A small /dev/shm (Docker gives 64 MB) is left alone."""
+    chosen = os.environ.get("MAILDESK_TEST_TMP")
+    if chosen:
+        return chosen
+    try:
+        st = os.statvfs("/dev/shm")
+        if st.f_bavail * st.f_frsize >= SCRATCH_FREE and os.access("/dev/shm", os.W_OK):
+            return "/dev/shm"
+    except OSError:
+        pass
+    return tempfile.gettempdir()
+
+
+def pytest_configure(config) -> None:
+    """One scratch folder per test process (0755: Dovecot and PostgreSQL drop to other users),
+    made every temporary folder's parent here and in the processes the tests start, and removed
+    at the end, so a run leaves nothing behind."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    scratch = tempfile.mkdtemp(prefix=f"md-{worker}-", dir=_scratch_base())
+    os.chmod(scratch, 0o755)
+    tempfile.tempdir = os.environ["TMPDIR"] = scratch
+    config._maildesk_scratch = scratch
+
+
+def pytest_unconfigure(config) -> None:
+    scratch = getattr(config, "_maildesk_scratch", None)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy as email_policy
 from pathlib import Path
@@ -165,12 +167,13 @@ def config_storage(storage: dict) -> dict:
 
 
 @pytest.fixture
-def desk(dovecot, smtp_sink, storage) -> Desk:
+def desk(dovecot, smtp_sink, storage) -> Iterator[Desk]:
     d = Desk(dovecot, smtp_sink, Path(tempfile.mkdtemp(prefix="maildesk-desk-")), pg=storage.get("pg"))
     if storage:
         d.overrides["storage"] = config_storage(storage)
     d.write_config()
-    return d
+    yield d
+    shutil.rmtree(d.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -264,6 +265,7 @@ def killed_once_then_clean(n: int, dovecot: Dovecot, sink: SmtpSink | None) -> t
         return point, summary
     finally:
         dovecot.kill()
+        shutil.rmtree(desk.dir, ignore_errors=True)
 
 
 def every_kill_point(dovecot_factory, sinks: list) -> tuple[list, Counter, Counter]:

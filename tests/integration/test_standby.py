@@ -74,14 +74,14 @@ def daemons(pgdesk):
             d.proc.wait()
 
 
-def wait_until(condition, timeout: float, what: str, every: float = 0.05):
+def wait_until(condition, timeout: float, what: str, every: float = 0.05, log: Daemon | None = None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
         time.sleep(every)
-    raise AssertionError(f"not within {timeout} s: {what}")
+    raise AssertionError(f"not within {timeout} s: {what}" + (f"; its log:\n{log.text()}" if log else ""))
 
 
 def the_active(*ds: Daemon) -> Daemon | None:
@@ -114,7 +114,7 @@ def test_two_daemons_on_one_database_one_is_active_the_other_stands_by(pgdesk, d
     a, b = daemons("a"), daemons("b")
     active = wait_until(lambda: the_active(a, b), 30, "one daemon active")
     standby = b if active is a else a
-    wait_until(lambda: "standby" in standby.events(), 30, "the other standing by")
+    wait_until(lambda: "standby" in standby.events(), 30, "the other standing by", log=standby)
     st = wait_until(lambda: (s := status(pgdesk))["daemon"]["standbys"] and s, 30, "status lists the standby")
     assert st["daemon"]["running"] and st["daemon"]["pid"] == active.pid
     assert [s["pid"] for s in st["daemon"]["standbys"]] == [standby.pid]
@@ -135,7 +135,7 @@ def test_two_daemons_started_at_the_same_moment_one_becomes_active(pgdesk, daemo
     a, b = daemons("a"), daemons("b")
     active = wait_until(lambda: the_active(a, b), 30, "one daemon active")
     standby = b if active is a else a
-    wait_until(lambda: "standby" in standby.events(), 30, "the other standing by")
+    wait_until(lambda: "standby" in standby.events(), 30, "the other standing by", log=standby)
     assert "active" not in standby.events()
     assert pgdesk.rows("SELECT value FROM meta WHERE key = 'leader_epoch'")[0]["value"] == "1"  # one takeover
     assert [r["pid"] for r in pgdesk.rows("SELECT pid FROM daemons WHERE role = 'active'")] == [active.pid]
