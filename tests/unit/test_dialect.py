@@ -26,6 +26,9 @@ from maildesk.store.dialect import to_postgres
     ("SELECT c.id FROM changed CROSS JOIN complaints c ON c.id = changed.id CROSS JOIN q",
      "SELECT c.id FROM changed JOIN complaints c ON c.id = changed.id CROSS JOIN q"),
     ("BEGIN IMMEDIATE", "BEGIN"),
+    ("SELECT julianday(b) - julianday( c.a ), julianday('now') FROM t",
+     "SELECT (extract(epoch FROM b::timestamptz) / 86400.0 + 2440587.5) - "
+     "(extract(epoch FROM c.a::timestamptz) / 86400.0 + 2440587.5), julianday('now') FROM t"),
 ])
 def test_sqlite_spellings_become_postgresql_ones(sqlite, postgres):
     assert to_postgres(sqlite) == postgres
