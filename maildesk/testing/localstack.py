@@ -47,6 +47,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_TCP_STATES = {"01": "established", "02": "syn-sent", "06": "time-wait", "08": "close-wait", "0A": "listen"}
+
+
+def port_users(port: int) -> str:
+    """What holds a loopback port, as /proc/net/tcp says (for a bind that failed): states, counted."""
+    found: dict[str, int] = {}
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return "unknown"
+    for line in lines:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port:
+            state = _TCP_STATES.get(fields[3], fields[3])
+            found[state] = found.get(state, 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in found.items()) or "nothing now"
+
+
 def log_tail(root, names, lines: int = 30) -> str:
     """The last lines of each of a throwaway server's log files that exist, in order (for a
     failing test's message)."""

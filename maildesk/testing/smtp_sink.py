@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -12,7 +14,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from maildesk.testing.dovecot import Dovecot, mailbox_name
-from maildesk.testing.localstack import HOST, free_port
+from maildesk.testing.localstack import HOST, free_port, port_users as _holders
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class SmtpSink:
         self.unknown_users: set[str] = set()  # refused at RCPT TO with 550 5.1.1, the others accepted
         self._connections = 0
         self._controller: Controller | None = None
+        self._started = False  # once started, the port is known to the tests and stays
 
     # -- captured mail ------------------------------------------------------------------------
 
@@ -196,12 +199,27 @@ class SmtpSink:
     def start(self) -> None:
         if self._controller is not None:
             return
-        # A new Controller each time: aiosmtpd closes its event loop on stop.
-        self._controller = Controller(
-            self, hostname=self.host, port=self.port, data_size_limit=50 * 1024 * 1024,
-            enable_SMTPUTF8=self.smtputf8,
-        )
-        self._controller.start()
+        for attempt in range(5):
+            # A new Controller each time: aiosmtpd closes its event loop on stop.
+            controller = Controller(
+                self, hostname=self.host, port=self.port, data_size_limit=50 * 1024 * 1024,
+                enable_SMTPUTF8=self.smtputf8,
+            )
+            try:
+                controller.start()
+            except OSError as e:
+                # The port was free when chosen and taken before aiosmtpd bound it (CI saw it twice in
+                # 60 sinks started two at a time). Before the first start nobody knows the port yet, so
+                # take another; once started, a restart keeps its port, as a real server would.
+                if e.errno != errno.EADDRINUSE or self._started or attempt == 4:
+                    raise
+                print(f"smtp_sink: port {self.port} taken before it was bound "
+                      f"({_holders(self.port)}); trying another", file=sys.stderr)
+                self.port = free_port()
+                continue
+            break
+        self._controller = controller
+        self._started = True
 
     def stop(self) -> None:
         if self._controller is not None:
