@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,6 +63,8 @@ class Dovecot:
         self.special_use = dict(special_use if special_use is not None else {"\\Sent": "Sent", "\\Junk": "Junk"})
         self.host = HOST
         self.port = free_port()
+        self._greeting = f"maildesk-test-{self.root.name}"  # whose server answers (start)
+        self._started = False
         self.binary = find_dovecot()
         self._proc: subprocess.Popen | None = None
 
@@ -131,6 +134,7 @@ state_dir = {r}/state
 log_path = {r}/dovecot.log
 info_log_path = {r}/dovecot.log
 protocols = imap
+login_greeting = {self._greeting}
 listen = {HOST}
 ssl = no
 disable_plaintext_auth = no
@@ -201,22 +205,41 @@ service anvil {{
             if self._proc.poll() is not None:
                 self._proc = None
                 raise RuntimeError(f"dovecot exited during startup:\n{self.log_tail()}")
-            if self._greets():
+            greeting = self._greeting_seen()
+            if greeting is not None and self._greeting.encode() in greeting:
+                self._started = True
                 return
+            if greeting is not None:  # another server answers on our port: it took it before we bound it
+                self.kill()
+                if self._started:  # the tests know this port: say so rather than move
+                    raise RuntimeError(f"another server answers on {self.host}:{self.port}: {greeting[:80]!r}")
+                print(f"dovecot: port {self.port} answered by another server; trying another", file=sys.stderr)
+                self.port = free_port()
+                return self.start()
             time.sleep(0.005)
         self.kill()
         raise RuntimeError(f"dovecot did not greet on {self.host}:{self.port} within 10 s:\n{self.log_tail()}")
 
-    def _greets(self) -> bool:
-        # A bare connect is not enough: the master binds the port before imap-login is up
-        # (and keeps it bound even if imap-login cannot start), so wait for the "* OK" greeting.
+    def _greeting_seen(self) -> bytes | None:
+        """The first line a client gets on our port once some server greets there, else None.
+
+        A bare connect is not enough: the master binds the port before imap-login is up (and keeps
+        it bound even if imap-login cannot start). And a greeting is not enough: it must be this
+        instance's (login_greeting names its folder), or a clash on the port would pass unseen,
+        the tests' mail going to another test's server.
+        """
         try:
             with socket.create_connection((self.host, self.port), timeout=1) as s:
-                ok = s.recv(64).startswith(b"* OK")
+                line = b""
+                while not line.endswith(b"\n") and len(line) < 4096:
+                    chunk = s.recv(1024)
+                    if not chunk:
+                        break
+                    line += chunk
                 s.sendall(b"0 LOGOUT\r\n")  # polite: no "Connection reset" noise in the log
-                return ok
+                return line if line.startswith(b"* OK") else None
         except OSError:
-            return False
+            return None
 
     def _signal_group(self, sig: int) -> None:
         if self._proc is None:
