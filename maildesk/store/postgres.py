@@ -201,12 +201,15 @@ class PgStore(Store):
         self.conn = Connection(open_pool(url, password, readonly=readonly, wait=wait))
         self.db = None
         self._depth = 0
+        # Emptiness first, then the version: another process's first migration commits its tables and
+        # its version together, so read in this order an empty database cannot turn into "schema 0".
+        empty = self._empty()
         self.version = self._version()
-        if self.version == 0 and readonly and self._empty():
+        if self.version == 0 and readonly and empty:
             self.close()
             raise NoSchemaYet(f"no maildesk schema in {self.where} yet: the daemon creates it on its first "
                               f"start (or run `maildesk migrate`)")
-        if migrate or (self.version == 0 and not readonly and self._empty()):
+        if migrate or (self.version == 0 and not readonly and empty):
             self.migrate()
         elif problem := migrations.schema_problem(self.version, self.where):
             self.close()
