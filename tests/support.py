@@ -1,6 +1,7 @@
 """Shared helpers for the tests: configs, raw mails, running the real CLI."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 import subprocess
@@ -116,17 +117,19 @@ def maildesk(config: Path, *args: str, env: dict | None = None, timeout: float =
     changes what Python reads at start-up."""
     full_env = {**os.environ, **(env or {})}
     argv = ["--config", str(config), *args]
-    global _zygote
-    if _zygote is None and os.environ.get("MAILDESK_TEST_EXEC") != "1":
-        from tests.zygote import Zygote
-        _zygote = Zygote()
-    if os.environ.get("MAILDESK_TEST_EXEC") == "1" or not _zygote.can_run(full_env):
-        return subprocess.run([sys.executable, "-m", "maildesk", *argv],
-                              capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT))
-    return _zygote.run(argv, full_env, str(ROOT), timeout)
+    if os.environ.get("MAILDESK_TEST_EXEC") != "1":
+        zygote = _zygote()
+        if zygote.can_run(full_env):
+            return zygote.run(argv, full_env, str(ROOT), timeout)
+    return subprocess.run([sys.executable, "-m", "maildesk", *argv],
+                          capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT))
 
 
-_zygote = None
+@functools.cache
+def _zygote():
+    """This test process's zygote, started at its first CLI call."""
+    from tests.zygote import Zygote
+    return Zygote()
 
 
 def growth(fn, small, large) -> float:
