@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import shlex
 import smtplib
 import subprocess
 import sys
@@ -155,11 +156,12 @@ def run_demo(directory: Path, seconds: float = 0) -> int:
         for name, addr, subject, text in SAMPLES:
             _say(f"<<< {name} <{addr}> writes to support: {subject}")
             send(sink.port, addr, name, subject, text)
+        cmd = _command()
         _say("\nSend your own complaint from another terminal:\n"
-             f"  .venv/bin/maildesk demo-send --dir {directory} --from you@example.com "
+             f"  {cmd} demo-send --dir {directory} --from you@example.com "
              "--subject \"Mon problème\" \"Bonjour, ...\"\n"
-             f"See a complaint's timeline:\n  .venv/bin/maildesk --config {config} list\n"
-             f"  .venv/bin/maildesk --config {config} show IMO-XXXXXX\n"
+             f"See a complaint's timeline:\n  {cmd} --config {config} list\n"
+             f"  {cmd} --config {config} show IMO-XXXXXX\n"
              "Ctrl-C stops the demo.\n")
         deadline = time.monotonic() + seconds if seconds else None
         while daemon.poll() is None and (deadline is None or time.monotonic() < deadline):
@@ -185,3 +187,10 @@ def demo_send(directory: Path, sender: str, subject: str, text: str, name: str =
     send(ports["smtp"], sender, name, subject, text)
     print(f"sent to {SUPPORT}; the demo window shows maildesk's answer.")
     return 0
+
+
+def _command() -> str:
+    """How to call this maildesk from another terminal: the script beside this interpreter (the
+    checkout's .venv or any install), else the interpreter with -m."""
+    script = Path(sys.executable).parent / "maildesk"
+    return shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m maildesk"
